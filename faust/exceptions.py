@@ -1,0 +1,69 @@
+"""Errors raised by Faust.
+
+Every error names what it is about (the setting, topic, partition, offset or key)
+and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FaustError",
+    "ImproperlyConfigured",
+    "DecodeError",
+    "KeyDecodeError",
+    "ValueDecodeError",
+    "EncodeError",
+    "ValidationError",
+    "SecurityError",
+    "NotReady",
+    "PartitionCountMismatch",
+]
+
+
+class FaustError(Exception):
+    """Base class of every error Faust raises."""
+
+
+class ImproperlyConfigured(FaustError):
+    """A setting has a value Faust cannot work with (raised at start-up)."""
+
+
+class DecodeError(FaustError):
+    """A message could not be deserialized."""
+
+
+class KeyDecodeError(DecodeError):
+    """The key of a message could not be deserialized."""
+
+
+class ValueDecodeError(DecodeError):
+    """The value of a message could not be deserialized."""
+
+
+class EncodeError(FaustError):
+    """A key or value could not be serialized."""
+
+
+class ValidationError(FaustError, ValueError):
+    """A model field failed validation.
+
+    ``field`` is the name of the field, ``value`` the rejected value.
+    """
+
+    def __init__(self, reason: str, *, field: str | None = None, value: object = None) -> None:
+        self.reason = reason
+        self.field = field
+        self.value = value
+        super().__init__(reason)
+
+
+class SecurityError(FaustError):
+    """Credentials or certificates are missing or wrong."""
+
+
+class NotReady(FaustError):
+    """The app or a component was used before it was started."""
+
+
+class PartitionCountMismatch(ImproperlyConfigured):
+    """Two topics that must be co-partitioned have different partition counts."""

@@ -1,0 +1,302 @@
+"""Schema: how the keys and values of a topic turn into Python objects and back.
+
+>>> schema = Schema(key_type=str, value_type=Point)
+>>> schema.dumps_value(Point(1, 2))
+b'{"x":1,"y":2,"__faust":{"ns":"example.Point"}}'
+>>> schema.loads_value(b'{"x":1,"y":2}')
+Point(x=1, y=2)
+>>> schema.loads_key(b'p-1')
+'p-1'
+
+The codec of each side is the serializer given to the Schema, else the ``serializer``
+option of the Record type, else the default (the app's ``key_serializer`` and
+``value_serializer`` settings: ``'raw'`` and ``'json'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from faust.exceptions import DecodeError, EncodeError, KeyDecodeError, ValueDecodeError
+from faust.models.fields import show
+from faust.models.record import Record
+from faust.serializers import Codec, CodecArg, get_codec, json, raw
+
+__all__ = ["Schema"]
+
+Loader = Callable[[bytes | None], Any]
+
+
+class Schema:
+    """Key and value types and serializers of a topic or channel.
+
+    ``key_type``/``value_type`` may be a Record class, ``str``, ``bytes``, ``int``,
+    ``float``, or None (the codec's output is used as is). ``allow_empty=True`` makes
+    a missing or empty value (a tombstone) decode as None instead of failing.
+
+    >>> Schema(value_type=int, value_serializer='raw').loads_value(b'42')
+    42
+    """
+
+    def __init__(
+        self,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        allow_empty: bool = False,
+        *,
+        default_key_serializer: CodecArg | None = "raw",
+        default_value_serializer: CodecArg | None = "json",
+    ) -> None:
+        self.key_type = key_type
+        self.value_type = value_type
+        self.key_serializer = key_serializer
+        self.value_serializer = value_serializer
+        self.allow_empty = allow_empty
+        self.default_key_serializer = default_key_serializer or "raw"
+        self.default_value_serializer = default_value_serializer or "json"
+        self.key_codec = _resolve_codec(key_serializer, key_type, self.default_key_serializer)
+        self.value_codec = _resolve_codec(
+            value_serializer, value_type, self.default_value_serializer
+        )
+        # Codec per Record class sent without a Schema serializer (see _encode).
+        self._record_codecs: dict[type, Codec] = {}
+
+    def derive(self, **changes: Any) -> Schema:
+        """A copy with some arguments changed: ``schema.derive(value_serializer='raw')``."""
+        kwargs = {
+            "key_type": self.key_type,
+            "value_type": self.value_type,
+            "key_serializer": self.key_serializer,
+            "value_serializer": self.value_serializer,
+            "allow_empty": self.allow_empty,
+            "default_key_serializer": self.default_key_serializer,
+            "default_value_serializer": self.default_value_serializer,
+        }
+        kwargs.update(changes)
+        return Schema(**kwargs)
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def key_loader(self) -> Loader:
+        """One callable ``bytes | None -> key`` for a loop over many messages.
+
+        None stays None; failures raise :class:`~faust.exceptions.KeyDecodeError`.
+        Get a fresh loader per batch: it binds the model's current ``from_data``.
+        """
+        return _make_loader(self.key_type, self.key_codec, KeyDecodeError, "key", None)
+
+    def value_loader(self) -> Loader:
+        """One callable ``bytes | None -> value`` for a loop over many messages.
+
+        >>> load = schema.value_loader()
+        >>> [load(m.value) for m in messages]
+
+        Failures raise :class:`~faust.exceptions.ValueDecodeError` (the caller adds
+        the topic, partition and offset). For a Record with the json codec this is
+        ``Model.from_data(orjson.loads(data))`` and nothing else.
+        """
+        return _make_loader(
+            self.value_type, self.value_codec, ValueDecodeError, "value", self.allow_empty
+        )
+
+    def loads_key(self, data: bytes | None) -> Any:
+        """Decode a message key (None stays None)."""
+        return self.key_loader()(data)
+
+    def loads_value(self, data: bytes | None) -> Any:
+        """Decode a message value; None or empty only with ``allow_empty=True``."""
+        return self.value_loader()(data)
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def dumps_key(self, key: Any) -> bytes | None:
+        """Encode a key; None stays None and bytes are taken as already encoded."""
+        return self._encode(key, self.key_serializer, self.key_codec, "key")
+
+    def dumps_value(self, value: Any) -> bytes | None:
+        """Encode a value; None stays None and bytes are taken as already encoded."""
+        return self._encode(value, self.value_serializer, self.value_codec, "value")
+
+    def _encode(self, obj: Any, explicit: CodecArg | None, codec: Codec, side: str) -> Any:
+        if obj is None or isinstance(obj, bytes):
+            return obj
+        if isinstance(obj, Record):
+            if explicit is None:
+                codec = self._codec_for_record(type(obj), codec)
+            obj = obj.to_representation()
+        try:
+            return codec.dumps(obj)
+        except EncodeError as exc:
+            raise EncodeError(f"cannot encode {side} {show(obj)}: {exc}") from exc
+
+    def _codec_for_record(self, model: type[Record], default: Codec) -> Codec:
+        # A Record sent without a Schema serializer uses its class's own serializer.
+        try:
+            return self._record_codecs[model]
+        except KeyError:
+            codec = _resolve_codec(None, model, default)
+            self._record_codecs[model] = codec
+            return codec
+
+    def __repr__(self) -> str:
+        return (
+            f"<Schema: key_type={_type_name(self.key_type)} key_serializer={self.key_codec.name} "
+            f"value_type={_type_name(self.value_type)} "
+            f"value_serializer={self.value_codec.name}>"
+        )
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def _is_record(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Record)
+
+
+def _resolve_codec(explicit: CodecArg | None, tp: Any, default: CodecArg) -> Codec:
+    if explicit:
+        return get_codec(explicit)
+    if _is_record(tp):
+        if tp._options.serializer:
+            return get_codec(tp._options.serializer)
+        codec = get_codec(default)
+        # raw cannot carry a Record (the default for keys): use json instead.
+        return get_codec("json") if isinstance(codec, raw) else codec
+    return get_codec(default)
+
+
+def _make_loader(
+    tp: Any, codec: Codec, error: type[DecodeError], side: str, allow_empty: bool | None
+) -> Loader:
+    """The decode function for one side; ``allow_empty`` None means "this is a key"."""
+    is_key = allow_empty is None
+    target = f"{_type_name(tp) if tp is not None else 'untyped data'} ({codec.name} codec)"
+
+    def fail(data: bytes | None, exc: BaseException | None) -> Any:
+        if data is None:
+            if is_key or allow_empty:
+                return None
+            raise error(
+                f"the message has no {side} (a tombstone?) but {target} needs one; "
+                f"use allow_empty=True to receive None"
+            ) from exc
+        if allow_empty and not data:
+            return None
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "empty"
+        raise error(f"cannot decode {side} {show(data)} as {target}: {reason}") from exc
+
+    if _is_record(tp) and type(codec) is json:
+        # The hot path: no codec object, no type checks, one try block (free when
+        # nothing raises). None and b'' fail in orjson and are sorted out in fail().
+        from_data = tp.from_data
+        orjson_loads = orjson.loads
+
+        def load_record_json(data: bytes | None) -> Any:
+            try:
+                return from_data(orjson_loads(data))  # type: ignore[arg-type]
+            except Exception as exc:
+                return fail(data, exc)
+
+        return load_record_json
+
+    codec_loads = codec.loads
+    convert = _converter(tp)
+    if type(codec) is raw:
+        # raw decoding is the identity: skip the codec (str keys are the common case).
+        if convert is None:
+
+            def load_raw(data: bytes | None) -> Any:
+                if data is None or (allow_empty and not data):
+                    return fail(data, None)
+                return data
+
+            return load_raw
+        raw_convert = convert
+
+        def load_raw_typed(data: bytes | None) -> Any:
+            if data is None or (allow_empty and not data):
+                return fail(data, None)
+            try:
+                return raw_convert(data)
+            except Exception as exc:
+                return fail(data, exc)
+
+        return load_raw_typed
+
+    def load(data: bytes | None) -> Any:
+        if data is None or (not data and allow_empty):
+            return fail(data, None)
+        try:
+            obj = codec_loads(data)
+            return obj if convert is None else convert(obj)
+        except Exception as exc:
+            return fail(data, exc)
+
+    return load
+
+
+def _converter(tp: Any) -> Callable[[Any], Any] | None:
+    """Brings a codec's output to ``tp`` (raw gives bytes where ``int`` is wanted)."""
+    if tp is None:
+        return None
+    if _is_record(tp):
+        model: type[Record] = tp
+
+        def to_record(obj: Any) -> Any:
+            return obj if isinstance(obj, model) else model.from_data(obj)
+
+        return to_record
+    return _SCALARS.get(tp)
+
+
+def _to_str(obj: Any) -> str:
+    if type(obj) is bytes:  # raw keys: checked first, this runs once per message
+        return obj.decode()
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj).decode()
+    return str(obj)
+
+
+def _to_bytes(obj: Any) -> bytes:
+    if isinstance(obj, bytes):
+        return obj
+    if isinstance(obj, str):
+        return obj.encode()
+    if isinstance(obj, bytearray | memoryview):
+        return bytes(obj)
+    raise TypeError(f"expected bytes, got {type(obj).__name__}")
+
+
+def _to_int(obj: Any) -> int:
+    if type(obj) is int:
+        return obj
+    if isinstance(obj, bool) or not isinstance(obj, int | str | bytes | float | Decimal):
+        raise TypeError(f"expected an int, got {type(obj).__name__}")
+    if isinstance(obj, float | Decimal) and obj != int(obj):
+        raise ValueError(f"{obj} is not a whole number")
+    return int(obj)
+
+
+def _to_float(obj: Any) -> float:
+    if type(obj) is float:
+        return obj
+    if isinstance(obj, bool) or not isinstance(obj, int | str | bytes | Decimal):
+        raise TypeError(f"expected a float, got {type(obj).__name__}")
+    return float(obj)
+
+
+_SCALARS: dict[Any, Callable[[Any], Any]] = {
+    str: _to_str,
+    bytes: _to_bytes,
+    int: _to_int,
+    float: _to_float,
+}

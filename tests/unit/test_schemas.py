@@ -1,0 +1,227 @@
+"""Schema: decoding and encoding keys and values of a topic (faust/schemas.py)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from faust.exceptions import (
+    DecodeError,
+    EncodeError,
+    ImproperlyConfigured,
+    KeyDecodeError,
+    ValidationError,
+    ValueDecodeError,
+)
+from faust.models import IntegerField, Record
+from faust.schemas import Schema
+from faust.serializers import binary, json, pickle, raw
+
+
+class Reading(Record, namespace="tests.schemas.Reading"):
+    sensor: str
+    value: float = 0.0
+
+
+class PreciseReading(Reading, namespace="tests.schemas.PreciseReading"):
+    error: float = 0.0
+
+
+class Packed(Record, serializer="json|binary", namespace="tests.schemas.Packed"):
+    n: int
+
+
+class Bounded(Record, validation=True, namespace="tests.schemas.Bounded"):
+    n: int = IntegerField(max_value=10)
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def test_record_value_round_trip_with_json() -> None:
+    schema = Schema(value_type=Reading)
+    data = schema.dumps_value(Reading("s1", 1.5))
+    assert data == b'{"sensor":"s1","value":1.5,"__faust":{"ns":"tests.schemas.Reading"}}'
+    assert schema.loads_value(data) == Reading("s1", 1.5)
+
+
+def test_value_loader_is_one_callable_for_many_messages() -> None:
+    load = Schema(value_type=Reading).value_loader()
+    payloads = [Reading(f"s{i}", i).dumps() for i in range(3)]
+    assert [load(p) for p in payloads] == [Reading(f"s{i}", i) for i in range(3)]
+
+
+def test_value_loader_decodes_subclasses_by_namespace() -> None:
+    load = Schema(value_type=Reading).value_loader()
+    decoded = load(PreciseReading("s", 1.0, 0.1).dumps())
+    assert type(decoded) is PreciseReading
+
+
+def test_value_without_type_is_the_codec_output() -> None:
+    schema = Schema()
+    assert schema.loads_value(b'{"a":[1,2]}') == {"a": [1, 2]}
+    assert schema.dumps_value({"a": [1, 2]}) == b'{"a":[1,2]}'
+
+
+def test_scalar_value_types() -> None:
+    assert Schema(value_type=int).loads_value(b"42") == 42
+    assert Schema(value_type=int, value_serializer="raw").loads_value(b"42") == 42
+    assert Schema(value_type=float, value_serializer="raw").loads_value(b"2.5") == 2.5
+    assert Schema(value_type=str, value_serializer="raw").loads_value("hé".encode()) == "hé"
+    assert Schema(value_type=str).loads_value(b'"text"') == "text"
+    assert Schema(value_type=bytes, value_serializer="raw").loads_value(b"\x00") == b"\x00"
+    assert Schema(value_type=int).dumps_value(42) == b"42"
+    assert Schema(value_type=str).dumps_value("text") == b'"text"'
+
+
+def test_bytes_are_sent_as_already_encoded() -> None:
+    assert Schema(value_type=Reading).dumps_value(b"raw bytes") == b"raw bytes"
+
+
+def test_none_value_is_a_tombstone() -> None:
+    schema = Schema(value_type=Reading)
+    assert schema.dumps_value(None) is None
+    with pytest.raises(
+        ValueDecodeError,
+        match="has no value \\(a tombstone\\?\\) but Reading \\(json codec\\) needs one",
+    ):
+        schema.loads_value(None)
+
+
+def test_allow_empty_decodes_missing_and_empty_values_as_none() -> None:
+    for value_type in (Reading, None, int):
+        schema = Schema(value_type=value_type, allow_empty=True)
+        assert schema.loads_value(None) is None
+        assert schema.loads_value(b"") is None
+        assert schema.value_loader()(None) is None
+    raw_schema = Schema(value_serializer="raw", allow_empty=True)
+    assert raw_schema.loads_value(b"") is None
+    assert raw_schema.loads_value(b"x") == b"x"
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def test_untyped_keys_are_raw_by_default() -> None:
+    schema = Schema()
+    assert schema.key_codec == raw()
+    assert schema.dumps_key("user-1") == b"user-1"
+    assert schema.loads_key(b"user-1") == b"user-1"
+
+
+def test_none_key_stays_none() -> None:
+    schema = Schema(key_type=str)
+    assert schema.loads_key(None) is None
+    assert schema.dumps_key(None) is None
+    assert schema.key_loader()(None) is None
+
+
+def test_typed_keys() -> None:
+    assert Schema(key_type=str).loads_key(b"abc") == "abc"
+    assert Schema(key_type=int).loads_key(b"7") == 7
+    assert Schema(key_type=int).dumps_key(7) == b"7"
+    assert Schema(key_type=bytes).loads_key(b"\xff") == b"\xff"
+
+
+def test_record_key_uses_json_although_keys_default_to_raw() -> None:
+    schema = Schema(key_type=Reading)
+    assert schema.key_codec == json()
+    key = Reading("k")
+    assert schema.loads_key(schema.dumps_key(key)) == key
+
+
+# -- serializer resolution ---------------------------------------------------------------
+
+
+def test_explicit_serializer_beats_record_option() -> None:
+    schema = Schema(value_type=Packed, value_serializer="pickle")
+    assert schema.value_codec == pickle()
+    assert schema.loads_value(schema.dumps_value(Packed(1))) == Packed(1)
+
+
+def test_record_option_beats_default() -> None:
+    schema = Schema(value_type=Packed, default_value_serializer="pickle")
+    assert schema.value_codec == json() | binary()
+    encoded = schema.dumps_value(Packed(3))
+    assert base64.b64decode(encoded).startswith(b'{"n":3')
+    assert schema.loads_value(encoded) == Packed(3)
+
+
+def test_defaults_come_from_the_app_settings() -> None:
+    schema = Schema(default_key_serializer="json", default_value_serializer="pickle")
+    assert schema.key_codec == json()
+    assert schema.value_codec == pickle()
+    assert schema.loads_value(schema.dumps_value({1, 2})) == {1, 2}
+
+
+def test_record_sent_on_an_untyped_schema_uses_its_own_serializer() -> None:
+    schema = Schema()
+    assert schema.dumps_value(Packed(1)) == Packed(1).dumps()
+
+
+def test_unknown_serializer_fails_when_the_schema_is_made() -> None:
+    with pytest.raises(ImproperlyConfigured, match="unknown serializer 'yaml'"):
+        Schema(value_serializer="yaml")
+
+
+def test_derive_changes_one_argument() -> None:
+    schema = Schema(key_type=str, value_type=Reading, allow_empty=True)
+    derived = schema.derive(value_serializer="pickle")
+    assert derived.value_codec == pickle()
+    assert derived.key_type is str
+    assert derived.value_type is Reading
+    assert derived.allow_empty
+    assert schema.value_codec == json()
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_invalid_json_value_raises_value_decode_error_with_reason() -> None:
+    load = Schema(value_type=Reading).value_loader()
+    with pytest.raises(ValueDecodeError) as info:
+        load(b"{broken")
+    message = str(info.value)
+    assert message.startswith("cannot decode value b'{broken' as Reading (json codec): ")
+    assert "JSONDecodeError" in message
+    assert info.value.__cause__ is not None
+
+
+def test_missing_field_raises_value_decode_error_naming_it() -> None:
+    with pytest.raises(ValueDecodeError, match="missing required field\\(s\\) 'sensor'") as info:
+        Schema(value_type=Reading).loads_value(b'{"value": 1}')
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_validation_failure_is_a_value_decode_error() -> None:
+    with pytest.raises(
+        ValueDecodeError, match="Bounded.n: 11 is greater than max_value 10"
+    ) as info:
+        Schema(value_type=Bounded).loads_value(b'{"n": 11}')
+    assert isinstance(info.value.__cause__, ValidationError)
+
+
+def test_key_decode_error() -> None:
+    with pytest.raises(
+        KeyDecodeError, match="cannot decode key b'abc' as int \\(raw codec\\): ValueError"
+    ):
+        Schema(key_type=int).loads_key(b"abc")
+    with pytest.raises(KeyDecodeError):
+        Schema(key_type=Reading).key_loader()(b"[1]")
+
+
+def test_decode_errors_are_decode_errors() -> None:
+    with pytest.raises(DecodeError):
+        Schema(value_serializer="binary").loads_value(b"***")
+
+
+def test_encode_error_names_the_side() -> None:
+    with pytest.raises(EncodeError, match="cannot encode key \\{'a': 1\\}: raw codec takes"):
+        Schema().dumps_key({"a": 1})
+
+
+def test_repr_shows_types_and_codecs() -> None:
+    assert repr(Schema(key_type=str, value_type=Reading)) == (
+        "<Schema: key_type=str key_serializer=raw value_type=Reading value_serializer=json>"
+    )
