@@ -1,0 +1,72 @@
+"""Faust: stream processing for Python.
+
+A stream is an async iterator, an agent is an ``async def`` over a stream, and a table
+is a dict that survives crashes::
+
+    import faust
+
+    app = faust.App('hello-app')
+    greetings = app.topic('greetings', value_type=str)
+
+    @app.agent(greetings)
+    async def greet(stream):
+        async for name in stream:
+            print(f'Hello {name}')
+"""
+
+from .agents import Agent
+from .app import App
+from .channels import Channel
+from .events import Event, current_event
+from .exceptions import (
+    DecodeError,
+    FaustError,
+    ImproperlyConfigured,
+    KeyDecodeError,
+    ValidationError,
+    ValueDecodeError,
+)
+from .models import Record
+from .models.fields import (
+    BooleanField,
+    DatetimeField,
+    DecimalField,
+    FieldDescriptor,
+    FloatField,
+    IntegerField,
+    StringField,
+)
+from .schemas import Schema
+from .services import Service
+from .streams import Stream
+from .topics import Topic
+from .worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "App",
+    "BooleanField",
+    "Channel",
+    "DatetimeField",
+    "DecimalField",
+    "DecodeError",
+    "Event",
+    "FaustError",
+    "FieldDescriptor",
+    "FloatField",
+    "ImproperlyConfigured",
+    "IntegerField",
+    "KeyDecodeError",
+    "Record",
+    "Schema",
+    "Service",
+    "Stream",
+    "StringField",
+    "Topic",
+    "ValidationError",
+    "ValueDecodeError",
+    "Worker",
+    "current_event",
+]

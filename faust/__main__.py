@@ -1,0 +1,6 @@
+"""``python -m faust`` is the ``faust`` command."""
+
+from .cli.main import main
+
+if __name__ == "__main__":
+    main()

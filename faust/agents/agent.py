@@ -1,0 +1,462 @@
+"""Agents: an ``async def`` over a stream, run by a supervisor.
+
+The supervisor runs ``concurrency`` actors over one queue (each event goes to one of
+them), or one actor per partition with ``isolated_partitions=True``. An actor that
+raises is logged with its traceback and the event it was on, and restarted after a
+back-off; the event it crashed on is acked so one bad event cannot stop the partition.
+Values an async-generator agent yields go to its sinks and, for ``ask()``, back to the
+caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..channels import Channel, EventQueue
+from ..events import Event, _current_event
+from ..streams import Stream
+from .replies import CORRELATION_ID, REPLY_TO, encode_reply
+
+if TYPE_CHECKING:
+    from ..transport.base import TP, RecordMetadata
+
+__all__ = ["Agent"]
+
+logger = logging.getLogger(__name__)
+
+AgentFun = Callable[[Stream], Any]
+
+# Restart back-off never grows past this (seconds).
+MAX_RESTART_BACKOFF = 30.0
+
+
+class Agent:
+    """A stream processor declared with ``@app.agent(topic)``.
+
+    Example::
+
+        @app.agent(orders_topic)
+        async def process(orders):
+            async for order in orders:
+                yield order.amount * 2
+
+        await process.send(value=Order(amount=3))
+        doubled = await process.ask(value=Order(amount=3))   # 6
+    """
+
+    def __init__(
+        self,
+        fun: AgentFun,
+        *,
+        app: Any,
+        name: str | None = None,
+        channel: str | Channel | None = None,
+        concurrency: int = 1,
+        sink: Iterable[Any] | None = None,
+        isolated_partitions: bool = False,
+        help: str | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"Agent {name or fun.__qualname__}: concurrency must be >= 1")
+        if isolated_partitions and concurrency != 1:
+            raise ValueError(
+                f"Agent {name or fun.__qualname__}: isolated_partitions runs one actor per "
+                "partition and cannot be combined with concurrency > 1."
+            )
+        self.fun = fun
+        self.app = app
+        self.name = name or f"{fun.__module__}.{fun.__qualname__}"
+        self.concurrency = concurrency
+        self.isolated_partitions = isolated_partitions
+        self.help = help or (inspect.getdoc(fun) or "").split("\n")[0]
+        self._sinks: list[Any] = list(sink or ())
+        if channel is None or isinstance(channel, str):
+            channel = app.topic(channel or self.name, key_type=key_type, value_type=value_type)
+        assert isinstance(channel, Channel)
+        self.channel: Channel = channel
+        self._actors: list[asyncio.Task[None]] = []
+        self._queues: list[EventQueue] = []
+        self._streams: set[Stream] = set()
+        self._partition_actors: dict[int, tuple[EventQueue, asyncio.Task[None]]] = {}
+        self._stopping = False
+        self._results: dict[int, Any] | None = None
+        self.__doc__ = fun.__doc__
+        self.__name__ = getattr(fun, "__name__", self.name)
+        self.__wrapped__ = fun
+
+    def __call__(self, stream: Any) -> Any:
+        """Call the agent function directly (useful in tests)."""
+        return self.fun(stream)
+
+    def add_sink(self, sink: Any) -> None:
+        if sink not in self._sinks:
+            self._sinks.append(sink)
+
+    # -- lifecycle
+    async def declare_channel(self) -> None:
+        """Create the agent's topic on the broker (in-process channels need nothing)."""
+        declare = getattr(self.channel, "declare", None)
+        if declare is not None:
+            await declare()
+
+    async def start(self) -> None:
+        self._stopping = False
+        if self.isolated_partitions:
+            self._start_isolated()
+            return
+        queue = self.channel.subscribe()
+        self._queues.append(queue)
+        loop = asyncio.get_running_loop()
+        for index in range(self.concurrency):
+            self._actors.append(
+                loop.create_task(self._supervise(queue), name=f"agent:{self.name}#{index}")
+            )
+
+    def _start_isolated(self) -> None:
+        router = _PartitionRouter(self)
+        self.app.conductor.subscribe(self.channel, router)
+        self._queues.append(router)  # type: ignore[arg-type]
+
+    def _actor_for_partition(self, partition: int) -> EventQueue:
+        entry = self._partition_actors.get(partition)
+        if entry is None:
+            queue = EventQueue(self.channel.maxsize)
+            task = asyncio.get_running_loop().create_task(
+                self._supervise(queue), name=f"agent:{self.name}[{partition}]"
+            )
+            entry = self._partition_actors[partition] = (queue, task)
+            self._actors.append(task)
+        return entry[0]
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Stop the actors of revoked partitions (``isolated_partitions`` agents)."""
+        topics = set(getattr(self.channel, "topics", ()))
+        for tp in revoked:
+            if tp.topic in topics and tp.partition in self._partition_actors:
+                queue, task = self._partition_actors.pop(tp.partition)
+                queue.close()
+                await _wait_or_cancel([task], self.app.conf.worker_shutdown_timeout)
+
+    async def stop(self) -> None:
+        """Let each actor finish the event in hand, then stop it."""
+        self._stopping = True
+        for queue in self._queues:
+            queue.close()
+        for queue, _ in self._partition_actors.values():
+            queue.close()
+        for stream in list(self._streams):
+            stream.close()
+        await _wait_or_cancel(self._actors, self.app.conf.worker_shutdown_timeout)
+        for queue in self._queues:
+            unsubscribe = getattr(self.channel, "unsubscribe", None)
+            if unsubscribe is not None:
+                unsubscribe(queue)
+        self._actors.clear()
+        self._queues.clear()
+        self._partition_actors.clear()
+
+    async def _supervise(self, queue: EventQueue) -> None:
+        backoff = self.app.conf.agent_restart_backoff
+        while not self._stopping and not queue.closed:
+            stream = Stream(self.app, queue, channel=self.channel)
+            self._streams.add(stream)
+            try:
+                await self._run(stream)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._on_crash(stream, exc, backoff)
+            finally:
+                self._streams.discard(stream)
+                for child in stream._children:
+                    child.close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_RESTART_BACKOFF)
+
+    def _on_crash(self, stream: Stream, exc: Exception, backoff: float) -> None:
+        event = _current_event.get() or stream._prev
+        where = "" if event is None else f" on {_describe(event)}"
+        logger.error(
+            "Agent %s crashed%s: %r. Restarting it in %.1f s.",
+            self.name,
+            where,
+            exc,
+            backoff,
+            exc_info=exc,
+        )
+        self.app.on_agent_error(self, exc)
+        if stream._prev is not None:
+            # The event that crashed the agent is skipped (logged above), so one bad
+            # event cannot stop its partition forever.
+            stream._prev.ack()
+            stream._prev = None
+
+    async def _run(self, stream: Stream) -> None:
+        result = self.fun(stream)
+        if inspect.isasyncgen(result):
+            async for value in result:
+                await self._on_yield(value)
+        elif inspect.isawaitable(result):
+            await result
+        else:
+            raise TypeError(
+                f"Agent {self.name} must be an 'async def' function (optionally with "
+                f"'yield'), but calling it returned {result!r}."
+            )
+
+    async def _on_yield(self, value: Any) -> None:
+        for sink in self._sinks:
+            if isinstance(sink, Agent | Channel):
+                await sink.send(value=value)
+            else:
+                result = sink(value)
+                if inspect.isawaitable(result):
+                    await result
+        event = _current_event.get()
+        if event is None:
+            return
+        if self._results is not None:
+            self._results[event.message.offset] = value
+        reply_to = event.message.header(REPLY_TO)
+        if reply_to is not None:
+            correlation_id = event.message.header(CORRELATION_ID) or b""
+            await self.app.topic(reply_to.decode()).send(
+                key=correlation_id,
+                value=encode_reply(value),
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+
+    # -- sending to the agent
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        **kwargs: Any,
+    ) -> RecordMetadata:
+        """Send a value to the agent's topic (or channel)."""
+        if reply_to is not None:
+            headers = {
+                **(headers or {}),
+                REPLY_TO: reply_to.encode(),
+                CORRELATION_ID: (correlation_id or uuid.uuid4().hex).encode(),
+            }
+        return await self.channel.send(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+
+    async def cast(
+        self, value: Any = None, *, key: Any = None, partition: int | None = None, **kwargs: Any
+    ) -> None:
+        """Send a value to the agent without waiting for a reply."""
+        await self.send(key=key, value=value, partition=partition, **kwargs)
+
+    async def ask(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send a value and wait for the value the agent yields for it.
+
+        Example::
+
+            total = await adder.ask(value=Add(a=1, b=2))
+        """
+        replies = await self.app.maybe_start_replies()
+        correlation_id = uuid.uuid4().hex
+        fut = replies.expect(correlation_id)
+        try:
+            await self.send(
+                key=key,
+                value=value,
+                partition=partition,
+                reply_to=self.app.conf.reply_to,
+                correlation_id=correlation_id,
+                **kwargs,
+            )
+            return await asyncio.wait_for(fut, timeout) if timeout else await fut
+        finally:
+            replies.pending.pop(correlation_id, None)
+
+    async def map(
+        self, values: Iterable[Any] | AsyncIterator[Any], key: Any = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Ask for each value, yielding the replies in order (requests go out at once)."""
+        pending = await self._ask_many([(key, v) async for v in _aiter(values)], **kwargs)
+        for fut in pending:
+            yield await fut
+
+    async def kvmap(
+        self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]], **kwargs: Any
+    ) -> dict[Any, Any]:
+        """Ask for each ``(key, value)``; return ``{key: reply}``."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        pending = await self._ask_many(pairs, **kwargs)
+        return {key: await fut for (key, _), fut in zip(pairs, pending, strict=True)}
+
+    async def join(self, values: Iterable[Any], key: Any = None, **kwargs: Any) -> list[Any]:
+        """Ask for each value; return the replies as a list, in order."""
+        pending = await self._ask_many([(key, v) for v in values], **kwargs)
+        return [await fut for fut in pending]
+
+    async def _ask_many(
+        self, pairs: list[tuple[Any, Any]], **kwargs: Any
+    ) -> list[asyncio.Future[Any]]:
+        replies = await self.app.maybe_start_replies()
+        futures = []
+        for key, value in pairs:
+            correlation_id = uuid.uuid4().hex
+            futures.append(replies.expect(correlation_id))
+            await self.send(
+                key=key,
+                value=value,
+                reply_to=self.app.conf.reply_to,
+                correlation_id=correlation_id,
+                **kwargs,
+            )
+        return futures
+
+    # -- testing
+    def test_context(self) -> AgentTestWrapper:
+        """Run this agent without a broker in a test.
+
+        Example::
+
+            async with my_agent.test_context() as agent:
+                event = await agent.put(Order(amount=3))
+                assert agent.results[event.message.offset] == 6
+        """
+        return AgentTestWrapper(self)
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.name}>"
+
+
+class _PartitionRouter:
+    """Routes each partition's events to that partition's own actor."""
+
+    closed = False
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def put_many(self, events: list[Event]) -> None:
+        if not events:
+            return
+        queue = self.agent._actor_for_partition(events[0].message.partition)
+        await queue.put_many(events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AgentTestWrapper:
+    """What ``agent.test_context()`` yields: put values in, read what the agent yielded."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.results: dict[int, Any] = {}
+        self.processed_offset = -1
+        self._queue = EventQueue(agent.channel.maxsize)
+        self._offset = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> AgentTestWrapper:
+        self.agent._results = self.results
+        self.agent._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self.agent._supervise(self._queue))
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._queue.close()
+        for stream in list(self.agent._streams):
+            stream.close()
+        if self._task is not None:
+            await _wait_or_cancel([self._task], 5.0)
+        self.agent._results = None
+
+    async def put(
+        self,
+        value: Any = None,
+        key: Any = None,
+        *,
+        partition: int = 0,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        wait: bool = True,
+    ) -> Event:
+        """Deliver one event to the agent; with ``wait``, return once it is processed."""
+        from ..transport.base import Message
+
+        loop = asyncio.get_running_loop()
+        processed: asyncio.Future[None] = loop.create_future()
+        topic = getattr(self.agent.channel, "name", self.agent.name)
+        message = Message(
+            topic,
+            partition,
+            self._offset,
+            loop.time() if timestamp is None else timestamp,
+            None,
+            None,
+            list((headers or {}).items()),
+            on_done=lambda _: _resolve(processed),
+        )
+        self._offset += 1
+        message.refcount = 1
+        event = Event(self.agent.app, key, value, message)
+        await self._queue.put_many([event])
+        if wait:
+            # The stream acks an event when the agent asks for the next one, which it
+            # does as soon as it is done with this one (or crashed on it).
+            assert self._task is not None, "use put() inside 'async with agent.test_context()'"
+            await asyncio.wait([processed, self._task], return_when=asyncio.FIRST_COMPLETED)
+            self.processed_offset = message.offset
+        return event
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[Any]:
+    if isinstance(values, AsyncIterator):
+        async for value in values:
+            yield value
+    else:
+        for value in values:
+            yield value
+
+
+async def _wait_or_cancel(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    pending = [t for t in tasks if not t.done()]
+    if not pending:
+        return
+    _, still_running = await asyncio.wait(pending, timeout=timeout)
+    for task in still_running:
+        task.cancel()
+    if still_running:
+        await asyncio.wait(still_running)
+
+
+def _describe(event: Event) -> str:
+    m = event.message
+    return f"topic={m.topic} partition={m.partition} offset={m.offset}"

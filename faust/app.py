@@ -1,0 +1,461 @@
+"""The App: what the user declares (agents, topics, tables, timers) and its lifecycle.
+
+An App collects declarations; ``app.start()`` runs them (the worker calls it). Sending
+works without starting: the producer starts on first use, so a web process can send to
+topics and agents (``producer_only=True`` to say so explicitly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import pkgutil
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from .agents import Agent
+from .agents.replies import ReplyConsumer
+from .channels import Channel
+from .conductor import Conductor
+from .exceptions import ImproperlyConfigured
+from .schemas import Schema
+from .services import Service, cancel_tasks
+from .settings import Settings
+from .signals import Signal
+from .timers import Crontab, Timer, call_with_app
+from .topics import Topic
+from .transport.base import Transport
+from .transport.consumer import Consumer
+from .transport.producer import Producer
+
+__all__ = ["App"]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TRANSPORTS = {
+    "memory": "faust.transport.memory:MemoryTransport",
+    "kafka": "faust.transport.kafka:KafkaTransport",
+    "aiokafka": "faust.transport.kafka:KafkaTransport",
+}
+
+
+class App:
+    """A Faust application.
+
+    Example::
+
+        app = faust.App('hello-app')                      # embedded broker
+        app = faust.App('orders', broker='kafka://localhost:9092', store='rocksdb://')
+    """
+
+    def __init__(self, id: str, **options: Any) -> None:
+        self.conf = Settings.from_sources(id, options)
+        self.agents: dict[str, Agent] = {}
+        self.timers: list[Timer | Crontab] = []
+        self.services: list[type[Service] | Service] = []
+        self.commands: dict[str, Any] = {}
+        self._startup_tasks: list[tuple[Callable[..., Any], bool]] = []
+        self._topics: dict[tuple[str, ...], Topic] = {}
+        self.conductor = Conductor(self, on_topics_changed=self._on_topics_changed)
+        self._transport: Transport | None = None
+        self._producer: Producer | None = None
+        self._producer_lock: asyncio.Lock | None = None
+        self.consumer: Consumer | None = None
+        self.replies: ReplyConsumer | None = None
+        self._running_services: list[Service] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._discovered = False
+        self._declared: set[tuple[str, ...]] = set()
+        self.started = False
+        self.agent_errors = 0
+
+        self.on_configured = Signal("on_configured", self)
+        self.on_worker_init = Signal("on_worker_init", self)
+        self.on_startup_finished = Signal("on_startup_finished", self)
+        self.on_partitions_assigned = Signal("on_partitions_assigned", self)
+        self.on_partitions_revoked = Signal("on_partitions_revoked", self)
+        self.on_before_shutdown = Signal("on_before_shutdown", self)
+        self.on_shutdown = Signal("on_shutdown", self)
+
+    # -- settings
+    @property
+    def producer_only(self) -> bool:
+        return self.conf.producer_only
+
+    @producer_only.setter
+    def producer_only(self, value: bool) -> None:
+        self.conf.producer_only = bool(value)
+
+    @property
+    def client_only(self) -> bool:
+        return self.conf.client_only
+
+    @client_only.setter
+    def client_only(self, value: bool) -> None:
+        self.conf.client_only = bool(value)
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = self._create_transport()
+        return self._transport
+
+    def _create_transport(self) -> Transport:
+        urls = self.conf.broker
+        schemes = {url.partition("://")[0] for url in urls}
+        if len(schemes) > 1:
+            raise ImproperlyConfigured(
+                f"Setting broker: all URLs must use one scheme, got {sorted(schemes)}."
+            )
+        scheme = schemes.pop()
+        target = TRANSPORTS.get(scheme)
+        if target is None:
+            raise ImproperlyConfigured(
+                f"Setting broker: unknown scheme {scheme + '://'!r} in {urls[0]!r}. "
+                "Use 'memory://' (embedded) or 'kafka://host:9092'."
+            )
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"Setting broker: {urls[0]!r} needs an extra package ({exc.name}): "
+                "pip install 'faust[kafka]'."
+            ) from None
+        transport_cls: type[Transport] = getattr(module, attr)
+        return transport_cls(urls, self)
+
+    def schema(self, **kwargs: Any) -> Schema:
+        """A :class:`~faust.Schema` with this app's default serializers."""
+        kwargs.setdefault("default_key_serializer", self.conf.key_serializer)
+        kwargs.setdefault("default_value_serializer", self.conf.value_serializer)
+        return Schema(**kwargs)
+
+    # -- declarations
+    def topic(self, *topics: str, **kwargs: Any) -> Topic:
+        """Declare a topic (or several read as one stream).
+
+        Example::
+
+            orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
+        """
+        topic = Topic(self, topics=topics, **kwargs)
+        self._topics.setdefault(topic.topics, topic)
+        return topic
+
+    def channel(self, *, key_type: Any = None, value_type: Any = None, **kwargs: Any) -> Channel:
+        """An in-process channel (no broker): ``await channel.send(value=...)``."""
+        return Channel(self, key_type=key_type, value_type=value_type, **kwargs)
+
+    def agent(
+        self,
+        channel: Any = None,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Iterable[Any] | None = None,
+        isolated_partitions: bool = False,
+        **kwargs: Any,
+    ) -> Callable[[Callable[..., Any]], Agent]:
+        """Declare an agent: an ``async def`` over a stream of the channel's values.
+
+        Example::
+
+            @app.agent(orders)
+            async def process(stream):
+                async for order in stream:
+                    print(order)
+        """
+
+        def _decorate(fun: Callable[..., Any]) -> Agent:
+            agent = Agent(
+                fun,
+                app=self,
+                name=name,
+                channel=channel,
+                concurrency=concurrency,
+                sink=sink,
+                isolated_partitions=isolated_partitions,
+                **kwargs,
+            )
+            self.agents[agent.name] = agent
+            return agent
+
+        return _decorate
+
+    #: The 1.0 pre-release name of :meth:`agent`.
+    actor = agent
+
+    def task(self, fun: F | None = None, *, on_leader: bool = False) -> Any:
+        """Run a function once when the worker starts; it may take the app as argument."""
+
+        def _decorate(f: F) -> F:
+            self._startup_tasks.append((f, on_leader))
+            return f
+
+        return _decorate(fun) if fun is not None else _decorate
+
+    def timer(
+        self, interval: float, *, on_leader: bool = False, name: str | None = None
+    ) -> Callable[[F], F]:
+        """Run a function every ``interval`` seconds; it may take the app as argument.
+
+        Example::
+
+            @app.timer(interval=1.0)
+            async def tick(app):
+                await topic.send(value='tick')
+        """
+
+        def _decorate(fun: F) -> F:
+            label = name or f"{fun.__module__}.{fun.__qualname__}"
+            self.timers.append(Timer(self, fun, interval, label, on_leader))
+            return fun
+
+        return _decorate
+
+    def crontab(
+        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
+    ) -> Callable[[F], F]:
+        """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``."""
+        from .settings import _timezone
+
+        tz = _timezone(timezone) if timezone is not None else None
+
+        def _decorate(fun: F) -> F:
+            label = f"{fun.__module__}.{fun.__qualname__}"
+            self.timers.append(Crontab(self, fun, cron_format, label, on_leader, tz))
+            return fun
+
+        return _decorate
+
+    def service(self, cls: Any) -> Any:
+        """Start a :class:`~faust.Service` (class or instance) with the app."""
+        self.services.append(cls)
+        return cls
+
+    def command(self, *options: Any, name: str | None = None, **kwargs: Any) -> Any:
+        """Add a command to the app's CLI (``faust -A app NAME`` / ``python app.py NAME``).
+
+        Example::
+
+            @app.command(faust.cli.option('--count', type=int, default=1))
+            async def produce(self, count):
+                for i in range(count):
+                    await topic.send(value=i)
+        """
+        from .cli.base import app_command
+
+        def _decorate(fun: Callable[..., Any]) -> Any:
+            cmd = app_command(self, fun, options, name=name, **kwargs)
+            self.commands[cmd.name or fun.__name__] = cmd
+            return cmd
+
+        return _decorate
+
+    def is_leader(self) -> bool:
+        """True on the worker that runs ``on_leader`` timers (always, on one worker)."""
+        leader = getattr(self.transport, "is_leader", None)
+        return True if leader is None else bool(leader())
+
+    # -- running
+    def main(self, argv: list[str] | None = None) -> None:
+        """The app's command line: ``python app.py worker -l info``."""
+        from .cli.main import run_app_cli
+
+        run_app_cli(self, argv)
+
+    def start_worker(self, loglevel: str = "info") -> None:
+        """Run a worker for this app until Ctrl-C (the 1.0 pre-release API)."""
+        import sys
+
+        from .worker import Worker
+
+        code = Worker(self, loglevel=loglevel).execute_from_commandline()
+        if code:
+            sys.exit(code)
+
+    def discover(self) -> None:
+        """Import the modules named by ``autodiscover`` so their agents register."""
+        if self._discovered:
+            return
+        self._discovered = True
+        setting = self.conf.autodiscover
+        if not setting:
+            return
+        if setting is True:
+            if not self.conf.origin:
+                raise ImproperlyConfigured(
+                    "Setting autodiscover=True needs origin='your.package' to know what to scan."
+                )
+            modules = [self.conf.origin]
+        else:
+            modules = list(setting)
+        for module_name in modules:
+            module = importlib.import_module(module_name)
+            path = getattr(module, "__path__", None)
+            if path is None:
+                continue
+            for info in pkgutil.walk_packages(path, prefix=module_name + "."):
+                importlib.import_module(info.name)
+
+    async def maybe_start_producer(self) -> Producer:
+        """The producer, started on first use."""
+        producer = self._producer
+        if producer is not None and producer.started:
+            return producer
+        if self._producer_lock is None:
+            self._producer_lock = asyncio.Lock()
+        async with self._producer_lock:
+            if self._producer is None:
+                self._producer = Producer(self.transport.create_producer())
+            await self._producer.start()
+        return self._producer
+
+    def producer_for_send_soon(self) -> Producer:
+        """The producer for a synchronous ``send_soon``; started by the app or lazily."""
+        if self._producer is None:
+            self._producer = Producer(self.transport.create_producer())
+        producer = self._producer
+        if not producer.started:
+            # The embedded broker needs no start; others start before the first record.
+            self._spawn(producer.start())
+        return producer
+
+    async def maybe_start_replies(self) -> ReplyConsumer:
+        """Start reading this app's reply topic (for ``agent.ask``)."""
+        if self.replies is None:
+            self.replies = ReplyConsumer(self)
+        await self.replies.start()
+        if self.consumer is None:
+            await self._start_consumer()
+        return self.replies
+
+    async def _start_consumer(self) -> None:
+        if self.consumer is None:
+            await self._declare_subscribed()
+            self.consumer = Consumer(self, self.conductor)
+            await self.consumer.start()
+
+    async def _declare_subscribed(self) -> None:
+        for topic in self.conductor.subscribed_topics():
+            if topic.topics not in self._declared:
+                await topic.declare()
+                self._declared.add(topic.topics)
+
+    def _on_topics_changed(self) -> None:
+        # A stream started reading a new topic (group_by, through): declare it with its
+        # own partition count first, then widen the subscription.
+        if self.consumer is not None:
+            self._spawn(self._resubscribe(), name="resubscribe")
+
+    async def _resubscribe(self) -> None:
+        await self._declare_subscribed()
+        if self.consumer is not None:
+            self.consumer.update_subscription()
+
+    async def start(self) -> None:
+        """Start everything declared: producer, agents, consumer, services, timers."""
+        if self.started:
+            return
+        self.discover()
+        await self.on_configured.send()
+        await self.maybe_start_producer()
+        if not self.conf.producer_only:
+            await self.maybe_start_replies()
+            if not self.conf.client_only:
+                for agent in self.agents.values():
+                    await agent.declare_channel()
+                    await agent.start()
+                await self.on_before_consume()
+        for service in self.services:
+            instance = service if isinstance(service, Service) else _instantiate(service, self)
+            await instance.start()
+            self._running_services.append(instance)
+        if not self.conf.producer_only and not self.conf.client_only:
+            for fun, on_leader in self._startup_tasks:
+                self._spawn(self._run_startup_task(fun, on_leader))
+            for timer in self.timers:
+                self._spawn(timer.run(), name=f"timer:{timer.name}")
+        self.started = True
+        await self.on_startup_finished.send()
+
+    async def on_before_consume(self) -> None:
+        """Hook for components (tables) that must be ready before events flow."""
+
+    async def start_client(self) -> None:
+        """Start only the producer and the reply consumer (for a web process)."""
+        self.conf.client_only = True
+        await self.start()
+
+    async def _run_startup_task(self, fun: Callable[..., Any], on_leader: bool) -> None:
+        if on_leader and not self.is_leader():
+            return
+        result = call_with_app(fun, self)
+        if inspect.isawaitable(result):
+            await result
+
+    async def stop(self) -> None:
+        """Stop gracefully: agents finish the event in hand, sends are flushed, and the
+        processed offsets are committed."""
+        await self.on_before_shutdown.send()
+        await cancel_tasks(self._tasks)
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for agent in self.agents.values():
+            await agent.stop()
+        if self._producer is not None:
+            await self._producer.flush()
+        if self.consumer is not None:
+            await self.consumer.close()
+            self.consumer = None
+        if self.replies is not None:
+            await self.replies.stop()
+            self.replies = None
+        for service in reversed(self._running_services):
+            await service.stop()
+        self._running_services.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._transport is not None:
+            await self._transport.close()
+        self.started = False
+        await self.on_shutdown.send()
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._on_task_done)
+        return task
+
+    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Task %s crashed", task.get_name(), exc_info=task.exception())
+
+    def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
+        """Called when an agent crashes (it is restarted by its supervisor)."""
+        self.agent_errors += 1
+
+    def __repr__(self) -> str:
+        return f"<App {self.conf.id}: {len(self.agents)} agents>"
+
+
+def _instantiate(cls: type[Service], app: App) -> Service:
+    try:
+        return cls(app)
+    except TypeError:
+        instance = cls()
+        instance.app = app
+        return instance

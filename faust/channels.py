@@ -1,0 +1,212 @@
+"""Channels: where events wait for the streams that read them.
+
+An :class:`EventQueue` is one subscriber's buffer; a stream pops events from it without a
+trip through the event loop while it holds any. A :class:`Channel` is the in-process
+kind (``app.channel()``): values sent to it go straight to its subscribers' queues.
+Topics (``faust.topics``) are channels backed by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .events import Event
+from .transport.base import Message, RecordMetadata
+
+if TYPE_CHECKING:
+    from .schemas import Schema
+    from .streams import Stream
+
+__all__ = ["EventQueue", "Channel"]
+
+
+class EventQueue:
+    """A bounded buffer of events between the broker side and one stream.
+
+    ``put_many`` waits while the buffer is full (backpressure reaches the consumer, which
+    stops fetching); ``close`` makes readers stop at their next ``get``.
+    """
+
+    __slots__ = ("buffer", "maxsize", "_low_water", "_getter", "_putter", "closed", "__weakref__")
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self.buffer: deque[Event] = deque()
+        self.maxsize = maxsize
+        # Resume a blocked producer side once half the buffer is free, so it refills in
+        # large batches rather than one event per wake-up.
+        self._low_water = maxsize // 2
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def put_nowait(self, event: Event) -> None:
+        self.buffer.append(event)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    async def put_many(self, events: list[Event]) -> None:
+        """Append events, waiting whenever the buffer is full (so it never holds more
+        than ``maxsize``)."""
+        buffer = self.buffer
+        start = 0
+        total = len(events)
+        while start < total:
+            space = self.maxsize - len(buffer)
+            if space > 0 or self.closed:
+                end = total if self.closed else min(total, start + space)
+                buffer.extend(events[start:end] if start or end < total else events)
+                start = end
+                getter = self._getter
+                if getter is not None:
+                    self._getter = None
+                    if not getter.done():
+                        getter.set_result(None)
+            if start < total:
+                self._putter = asyncio.get_running_loop().create_future()
+                await self._putter
+
+    def pop(self) -> Event | None:
+        """Take the next event if one is buffered (no await)."""
+        buffer = self.buffer
+        if not buffer:
+            return None
+        event = buffer.popleft()
+        putter = self._putter
+        if putter is not None and len(buffer) <= self._low_water:
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
+        return event
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until an event is buffered or the queue closes; False on timeout."""
+        if self.buffer or self.closed:
+            return True
+        getter = self._getter
+        if getter is None or getter.done():
+            getter = self._getter = asyncio.get_running_loop().create_future()
+        if timeout is None:
+            await asyncio.shield(getter)
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(getter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        for fut in (self._getter, self._putter):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self._getter = self._putter = None
+
+    def drain(self) -> list[Event]:
+        """Remove and return every buffered event (used on revoke and shutdown)."""
+        events = list(self.buffer)
+        self.buffer.clear()
+        return events
+
+
+class Channel:
+    """An in-process channel: values sent go to every stream reading it.
+
+    Example::
+
+        channel = app.channel()
+
+        @app.agent(channel)
+        async def printer(stream):
+            async for value in stream:
+                print(value)
+
+        await channel.send(value='hello')
+    """
+
+    _offsets = itertools.count()
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        schema: Schema | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        maxsize: int | None = None,
+    ) -> None:
+        self.app = app
+        if schema is None:
+            schema = app.schema(key_type=key_type, value_type=value_type)
+        self.schema = schema
+        self.maxsize = maxsize or app.conf.stream_buffer_maxsize
+        self._queues: list[EventQueue] = []
+        self.name = f"channel-{id(self):x}"
+
+    @property
+    def key_type(self) -> Any:
+        return self.schema.key_type
+
+    @property
+    def value_type(self) -> Any:
+        return self.schema.value_type
+
+    def subscribe(self) -> EventQueue:
+        """A new queue that receives every event sent from now on."""
+        queue = EventQueue(self.maxsize)
+        self._queues.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: EventQueue) -> None:
+        if queue in self._queues:
+            self._queues.remove(queue)
+
+    def stream(self, **kwargs: Any) -> Stream:
+        """A stream over this channel (each stream gets every value)."""
+        from .streams import Stream
+
+        return Stream(self.app, self.subscribe(), channel=self, **kwargs)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.stream().__aiter__()
+
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        **kwargs: Any,
+    ) -> RecordMetadata:
+        """Deliver a value to every stream reading this channel (no serialization)."""
+        offset = next(self._offsets)
+        ts = time.time() if timestamp is None else timestamp
+        message = Message(
+            self.name, partition or 0, offset, ts, None, None, list((headers or {}).items())
+        )
+        self.deliver(message, key, value)
+        return RecordMetadata(self.name, partition or 0, offset, ts)
+
+    def deliver(self, message: Message, key: Any, value: Any) -> None:
+        queues = self._queues
+        message.refcount = len(queues)
+        for queue in queues:
+            queue.put_nowait(Event(self.app, key, value, message))
+
+    def send_soon(self, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
+        return asyncio.ensure_future(self.send(**kwargs))
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name}>"

@@ -1,0 +1,117 @@
+"""Shared pieces of the CLI: finding the app, output as text or JSON, app commands."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+__all__ = ["find_app", "print_table", "app_command", "CommandContext"]
+
+
+def find_app(spec: str) -> Any:
+    """Import ``module`` or ``module:attribute`` and return the App it holds."""
+    from ..app import App
+    from ..exceptions import ImproperlyConfigured
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    except ImportError as exc:
+        if exc.name is not None and exc.name != module_name.partition(".")[0]:
+            raise  # the module exists but itself imports something missing
+        raise click.UsageError(
+            f"-A {spec}: cannot import {module_name!r} ({exc}). Run from the directory "
+            "that holds it, or give a dotted module path."
+        ) from None
+    if attr:
+        app = getattr(module, attr, None)
+        if not isinstance(app, App):
+            raise click.UsageError(f"-A {spec}: {attr!r} in {module_name!r} is not a faust.App")
+        return app
+    app = getattr(module, "app", None)
+    if isinstance(app, App):
+        return app
+    apps = [value for value in vars(module).values() if isinstance(value, App)]
+    if len(apps) == 1:
+        return apps[0]
+    raise click.UsageError(
+        f"-A {spec}: found {len(apps)} faust.App objects in {module_name!r}; "
+        "name one as -A module:attribute."
+    )
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    """Print rows as aligned text columns, or as a JSON list with ``--json``."""
+    if as_json:
+        click.echo(json.dumps(list(rows), indent=2, default=str))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+    click.echo("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+class CommandContext:
+    """The ``self`` of an ``@app.command`` function."""
+
+    def __init__(self, app: Any, as_json: bool = False) -> None:
+        self.app = app
+        self.json = as_json
+
+    def say(self, message: Any) -> None:
+        click.echo(message)
+
+
+def app_command(
+    app: Any,
+    fun: Callable[..., Any],
+    options: Sequence[Callable[[Any], Any]],
+    *,
+    name: str | None = None,
+    **kwargs: Any,
+) -> click.Command:
+    """Turn ``fun(self, **options)`` (sync or async) into a click command for ``app``."""
+
+    @click.pass_context
+    def callback(ctx: click.Context, **params: Any) -> Any:
+        obj = ctx.find_root().obj or {}
+        self = CommandContext(app, as_json=bool(obj.get("json")))
+        result = fun(self, **params)
+        if inspect.isawaitable(result):
+            return asyncio.run(_run_async(app, result))
+        return result
+
+    command = click.Command(
+        name or fun.__name__.replace("_", "-"),
+        callback=callback,
+        help=kwargs.pop("help", None) or inspect.getdoc(fun),
+        **kwargs,
+    )
+    for decorator in reversed(options):
+        decorator(command)
+    command.__wrapped__ = fun  # type: ignore[attr-defined]
+    return command
+
+
+async def _run_async(app: Any, coro: Any) -> Any:
+    try:
+        return await coro
+    finally:
+        if app._producer is not None:
+            await app._producer.stop()

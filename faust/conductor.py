@@ -1,0 +1,133 @@
+"""The conductor: routes fetched messages to the queues of the streams reading them.
+
+Messages of one partition arrive as a batch; each batch is decoded once per schema and
+the resulting events go to every subscribed queue. A message that cannot be decoded is
+logged with its topic, partition and offset, counted, and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .events import Event
+from .exceptions import DecodeError
+from .transport.base import TP, Message
+
+if TYPE_CHECKING:
+    from .channels import EventQueue
+    from .topics import Topic
+
+__all__ = ["Conductor"]
+
+logger = logging.getLogger(__name__)
+
+
+class Conductor:
+    def __init__(self, app: Any, on_topics_changed: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self._subscriptions: dict[str, list[tuple[Topic, EventQueue]]] = {}
+        self.on_topics_changed = on_topics_changed
+        self.decode_errors = 0
+
+    def subscribe(self, topic: Topic, queue: EventQueue) -> None:
+        changed = False
+        for name in topic.topics:
+            subs = self._subscriptions.setdefault(name, [])
+            changed = changed or not subs
+            subs.append((topic, queue))
+        if changed and self.on_topics_changed is not None:
+            self.on_topics_changed()
+
+    def unsubscribe(self, topic: Topic, queue: EventQueue) -> None:
+        for name in topic.topics:
+            subs = self._subscriptions.get(name)
+            if subs is None:
+                continue
+            subs[:] = [(t, q) for t, q in subs if q is not queue]
+            # The topic stays subscribed on the broker side even with no reader left:
+            # re-subscribing costs a rebalance, and an agent restart re-reads it at once.
+
+    def subscribed_topics(self) -> list[Topic]:
+        """One Topic object per subscribed name group (for declaring them)."""
+        seen: dict[tuple[str, ...], Topic] = {}
+        for subs in self._subscriptions.values():
+            for topic, _ in subs:
+                seen.setdefault(topic.topics, topic)
+        return list(seen.values())
+
+    def topic_names(self) -> set[str]:
+        return set(self._subscriptions)
+
+    def queues_for(self, topic: str) -> list[EventQueue]:
+        return [queue for _, queue in self._subscriptions.get(topic, ())]
+
+    async def deliver(self, tp: TP, messages: list[Message]) -> None:
+        subs = self._subscriptions.get(tp.topic)
+        if not subs:
+            # Nobody reads this topic now: the messages count as processed.
+            for message in messages:
+                message.refcount = 1
+                message.decref()
+            return
+        count = len(subs)
+        for message in messages:
+            message.refcount = count
+        if count == 1:
+            topic, queue = subs[0]
+            await queue.put_many(self._decode(topic, messages, 1))
+            return
+        # Decode once per schema, then give each queue its own events (acks are per queue).
+        by_schema: dict[int, list[tuple[Topic, EventQueue]]] = {}
+        for topic, queue in subs:
+            by_schema.setdefault(id(topic.schema), []).append((topic, queue))
+        app = self.app
+        for group in by_schema.values():
+            events = self._decode(group[0][0], messages, len(group))
+            for index, (_, queue) in enumerate(group):
+                if index:
+                    events = [Event(app, e.key, e.value, e.message) for e in events]
+                await queue.put_many(events)
+
+    def _decode(self, topic: Topic, messages: list[Message], readers: int) -> list[Event]:
+        app = self.app
+        load_key = topic.schema.key_loader()
+        load_value = topic.schema.value_loader()
+        try:
+            return [Event(app, load_key(m.key), load_value(m.value), m) for m in messages]
+        except Exception:  # noqa: BLE001 - the slow path below finds and reports the bad ones
+            pass
+        events = []
+        for message in messages:
+            try:
+                key = load_key(message.key)
+            except Exception as exc:
+                self._on_decode_error(topic, message, "key", exc, readers)
+                continue
+            try:
+                value = load_value(message.value)
+            except Exception as exc:
+                self._on_decode_error(topic, message, "value", exc, readers)
+                continue
+            events.append(Event(app, key, value, message))
+        return events
+
+    def _on_decode_error(
+        self, topic: Topic, message: Message, part: str, exc: Exception, readers: int
+    ) -> None:
+        self.decode_errors += 1
+        reason = exc.args[0] if isinstance(exc, DecodeError) and exc.args else repr(exc)
+        logger.error(
+            "Skipping message that cannot be decoded: topic=%s partition=%s offset=%s "
+            "(%s): %s. Check the producer's serializer against %r.",
+            message.topic,
+            message.partition,
+            message.offset,
+            part,
+            reason,
+            topic,
+        )
+        # The message reaches none of the queues reading with this schema.
+        for _ in range(readers):
+            message.decref()

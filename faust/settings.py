@@ -1,0 +1,255 @@
+"""App settings: typed, with defaults, overridable from the environment, validated.
+
+Every setting can be given to ``faust.App(...)`` as a keyword argument or set in the
+environment as ``FAUST_<NAME>`` (``FAUST_BROKER=kafka://k1:9092``); an explicit argument
+wins over the environment. A wrong value fails at start-up with one line naming the
+setting and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import difflib
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .exceptions import ImproperlyConfigured
+
+__all__ = ["Settings", "ENV_PREFIX"]
+
+ENV_PREFIX = "FAUST_"
+
+# Settings accepted under an earlier name (the 1.0 pre-release API).
+ALIASES = {"url": "broker"}
+
+
+@dataclass
+class Settings:
+    """Everything an app can be configured with; see each field's comment."""
+
+    id: str
+    #: Broker URLs: ``memory://`` (embedded, the default) or ``kafka://host:port``;
+    #: several as a list or separated by ``;``.
+    broker: list[str] = field(default_factory=lambda: ["memory://"])
+    #: Default table store: ``memory://`` or ``rocksdb://``.
+    store: str = "memory://"
+    #: Bumping the version gives the app new internal topics and a new consumer group.
+    version: int = 1
+    #: Partitions of topics the app creates when not given per topic.
+    topic_partitions: int = 8
+    topic_replication_factor: int = 1
+    #: Import these modules (or the app's package when True) to find agents and tables.
+    autodiscover: bool | list[str] = False
+    #: The app's package (for autodiscovery and the CLI).
+    origin: str | None = None
+    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id.
+    datadir: str = "{appid}-data"
+    key_serializer: str = "raw"
+    value_serializer: str = "json"
+    #: Commit processed offsets at least this often (seconds)...
+    broker_commit_interval: float = 2.8
+    #: ...and after this many processed events.
+    broker_commit_every: int = 10_000
+    broker_client_id: str = "faust"
+    #: Consumer group; defaults to the app id.
+    group_id: str = ""
+    #: Where a new consumer group starts: ``earliest`` or ``latest``.
+    consumer_auto_offset_reset: str = "earliest"
+    #: Events buffered per stream before the consumer stops fetching for it.
+    stream_buffer_maxsize: int = 4096
+    #: Time zone of crontab timers.
+    timezone: datetime.tzinfo = datetime.UTC
+    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance.
+    reply_to: str = ""
+    reply_expires: float = 86400.0
+    #: Only send (a web process): no consumer, no agents.
+    producer_only: bool = False
+    #: Send and receive replies, but run no agents.
+    client_only: bool = False
+    #: On shutdown, how long agents get to finish the event in hand.
+    worker_shutdown_timeout: float = 10.0
+    #: First wait after an agent crash before its restart; doubles up to 30 s.
+    agent_restart_backoff: float = 0.5
+
+    @classmethod
+    def from_sources(
+        cls,
+        id: str,
+        options: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in options.items():
+            name = ALIASES.get(key, key)
+            if name not in names:
+                hint = difflib.get_close_matches(name, sorted(names), n=1)
+                suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+                raise ImproperlyConfigured(f"Unknown setting {key!r}.{suggestion}")
+            if value is not None:
+                values[name] = value
+        sources: dict[str, str] = {}
+        for f in dataclasses.fields(cls):
+            env_name = ENV_PREFIX + f.name.upper()
+            if f.name not in values and f.name != "id" and env_name in environ:
+                values[f.name] = environ[env_name]
+                sources[f.name] = env_name
+        if not isinstance(id, str) or not id.strip():
+            raise ImproperlyConfigured(
+                f"App id must be a non-empty string, not {id!r}: faust.App('my-app')."
+            )
+        settings = cls(id=id)
+        for name, value in values.items():
+            source = f" (from environment variable {sources[name]})" if name in sources else ""
+            try:
+                setattr(settings, name, _coerce(name, value))
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyConfigured(f"Setting {name}{source}: {exc}") from None
+        settings._finish()
+        return settings
+
+    def _finish(self) -> None:
+        if self.version > 1:
+            self.id = f"{self.id}-v{self.version}"
+        if not self.group_id:
+            self.group_id = self.id
+        if not self.reply_to:
+            self.reply_to = f"{self.id}-reply-{uuid.uuid4().hex[:12]}"
+        self.datadir = self.datadir.replace("{appid}", self.id)
+
+    @property
+    def appdir(self) -> str:
+        return self.datadir
+
+
+def _coerce(name: str, value: Any) -> Any:
+    coerce = _COERCERS.get(name)
+    return coerce(value) if coerce is not None else value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"expected an int >= 1, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected an int >= 1, got {value!r}") from None
+    if number < 1 or (isinstance(value, float) and value != number):
+        raise ValueError(f"expected an int >= 1, got {value!r}")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a number of seconds > 0, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"expected a number of seconds > 0, got {value!r}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _urls(value: Any) -> list[str]:
+    if isinstance(value, str):
+        urls = [u.strip() for u in value.split(";") if u.strip()]
+    elif isinstance(value, list | tuple):
+        urls = [str(u).strip() for u in value]
+    else:
+        raise TypeError(f"expected a URL like 'kafka://localhost:9092', got {value!r}")
+    if not urls:
+        raise ValueError("expected at least one URL, like 'memory://' or 'kafka://localhost:9092'")
+    for url in urls:
+        if "://" not in url:
+            raise ValueError(f"{url!r} has no scheme: use 'memory://' or 'kafka://{url}'")
+    return urls
+
+
+def _store(value: Any) -> str:
+    url = str(value)
+    scheme = url.partition("://")[0]
+    if scheme not in ("memory", "rocksdb"):
+        raise ValueError(f"unknown store {url!r}: use 'memory://' or 'rocksdb://'")
+    return url
+
+
+def _choice(*choices: str) -> Any:
+    def coerce(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return coerce
+
+
+def _timezone(value: Any) -> datetime.tzinfo:
+    if isinstance(value, datetime.tzinfo):
+        return value
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name like 'Europe/Oslo' or 'UTC'"
+        ) from None
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _autodiscover(value: Any) -> bool | list[str]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return (
+            _bool(value)
+            if value.lower() in ("0", "1", "true", "false", "yes", "no")
+            else [m.strip() for m in value.split(",") if m.strip()]
+        )
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    raise TypeError(f"expected True, False or a list of module names, got {value!r}")
+
+
+_COERCERS: dict[str, Any] = {
+    "broker": _urls,
+    "store": _store,
+    "version": _positive_int,
+    "topic_partitions": _positive_int,
+    "topic_replication_factor": _positive_int,
+    "autodiscover": _autodiscover,
+    "origin": _string,
+    "datadir": _string,
+    "key_serializer": _string,
+    "value_serializer": _string,
+    "broker_commit_interval": _positive_float,
+    "broker_commit_every": _positive_int,
+    "broker_client_id": _string,
+    "group_id": _string,
+    "consumer_auto_offset_reset": _choice("earliest", "latest"),
+    "stream_buffer_maxsize": _positive_int,
+    "timezone": _timezone,
+    "reply_to": _string,
+    "reply_expires": _positive_float,
+    "producer_only": _bool,
+    "client_only": _bool,
+    "worker_shutdown_timeout": _positive_float,
+    "agent_restart_backoff": _positive_float,
+}

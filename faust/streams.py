@@ -1,0 +1,342 @@
+"""Streams: the user's ``async for`` over a channel, and its operators.
+
+A stream pops events from its queue without awaiting while any are buffered, so the cost
+of one event is a few attribute lookups, not a trip through the event loop. The previous
+event is acked when the agent asks for the next one: the agent "has moved past it".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .channels import EventQueue
+from .events import Event, _current_event
+
+if TYPE_CHECKING:
+    from .channels import Channel
+    from .topics import Topic
+
+__all__ = ["Stream"]
+
+logger = logging.getLogger(__name__)
+
+# Returned by a processor to drop the event (used by filter).
+_SKIP = object()
+
+Processor = Callable[[Any], Any]
+
+
+class Stream:
+    """An infinite async iterator of values from a channel or topic.
+
+    Example::
+
+        @app.agent(orders_topic)
+        async def process(orders):
+            async for order in orders.filter(lambda o: o.amount > 100):
+                print(order)
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        queue: EventQueue,
+        *,
+        channel: Channel | None = None,
+        processors: list[Processor] | None = None,
+        autoack: bool = True,
+        parent: Stream | None = None,
+    ) -> None:
+        self.app = app
+        self.queue = queue
+        self.channel = channel
+        self.autoack = autoack
+        self._processors: list[Processor] = list(processors or ())
+        self._parent = parent
+        self._children: list[Stream] = []
+        self._prev: Event | None = None
+        self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._feeder_task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        if parent is not None:
+            parent._children.append(self)
+
+    # -- iteration
+    def __aiter__(self) -> Stream:
+        self._start_feeder()
+        return self
+
+    async def __anext__(self) -> Any:
+        prev = self._prev
+        if prev is not None:
+            self._prev = None
+            if self.autoack:
+                prev.ack()
+        queue = self.queue
+        # Fast path: an event is buffered and no operator needs to see it first.
+        if not self._processors and not queue.closed:
+            event = queue.pop()
+            if event is not None:
+                _current_event.set(event)
+                self._prev = event
+                return event.value
+        event = await self._take_event(None)
+        self._prev = event
+        return event.value
+
+    async def _take_event(self, timeout: float | None) -> Event:
+        """Pop the next event that passes the processors (not acked); None never returned.
+
+        Raises StopAsyncIteration when the queue closes, TimeoutError after ``timeout``.
+        """
+        queue = self.queue
+        processors = self._processors
+        while True:
+            if queue.closed:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            event = queue.pop()
+            if event is None:
+                if not await queue.wait(timeout):
+                    raise TimeoutError
+                continue
+            if processors:
+                _current_event.set(event)
+                value = event.value
+                for processor in processors:
+                    value = processor(value)
+                    if inspect.isawaitable(value):
+                        value = await value
+                    if value is _SKIP:
+                        break
+                if value is _SKIP:
+                    event.ack()
+                    continue
+                event.value = value
+            _current_event.set(event)
+            return event
+
+    def current_event(self) -> Event | None:
+        return self._prev
+
+    # -- views of the same events
+    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        """Iterate over ``(key, value)`` pairs."""
+        async for value in self:
+            event = self._prev
+            yield (event.key if event is not None else None), value
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Iterate over :class:`~faust.Event` objects (key, value, headers, message)."""
+        async for _ in self:
+            event = self._prev
+            assert event is not None
+            yield event
+
+    async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
+        """Iterate over ``(index, value)`` pairs."""
+        index = start
+        async for value in self:
+            yield index, value
+            index += 1
+
+    async def take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
+        """Yield lists of up to ``max_`` values; with ``within``, a shorter list after that
+        many seconds. The events of a list are acked when the next list is asked for.
+
+        Example::
+
+            async for batch in stream.take(100, within=5.0):
+                await bulk_insert(batch)
+        """
+        if max_ < 1:
+            raise ValueError(f"take(max_={max_}): max_ must be at least 1")
+        self._start_feeder()
+        loop = asyncio.get_running_loop()
+        while True:
+            events: list[Event] = []
+            deadline = None if within is None else loop.time() + within
+            try:
+                while len(events) < max_:
+                    timeout = None if deadline is None else max(deadline - loop.time(), 0.0)
+                    try:
+                        events.append(await self._take_event(timeout))
+                    except TimeoutError:
+                        if events:
+                            break
+                        deadline = None if within is None else loop.time() + within
+            except StopAsyncIteration:
+                if events:
+                    yield [event.value for event in events]
+                    self._ack_all(events)
+                return
+            yield [event.value for event in events]
+            self._ack_all(events)
+
+    def _ack_all(self, events: list[Event]) -> None:
+        if self.autoack:
+            for event in events:
+                event.ack()
+
+    # -- operators that return a new stream over the same queue
+    def _clone(self, **changes: Any) -> Stream:
+        kwargs: dict[str, Any] = {
+            "channel": self.channel,
+            "processors": self._processors,
+            "autoack": self.autoack,
+        }
+        kwargs.update(changes)
+        clone = Stream(self.app, self.queue, parent=self, **kwargs)
+        clone._feeder = self._feeder
+        self._feeder = None
+        return clone
+
+    def filter(self, predicate: Callable[[Any], Any]) -> Stream:
+        """Only values for which ``predicate(value)`` is true (it may be async)."""
+
+        def _filter(value: Any) -> Any:
+            result = predicate(value)
+            if inspect.isawaitable(result):
+                return _await_filter(result, value)
+            return value if result else _SKIP
+
+        return self._clone(processors=[*self._processors, _filter])
+
+    def add_processor(self, processor: Processor) -> None:
+        """Run ``processor(value)`` on each value; what it returns replaces the value."""
+        self._processors.append(processor)
+
+    def noack(self) -> Stream:
+        """A stream whose events are not acked automatically: call ``event.ack()``."""
+        return self._clone(autoack=False)
+
+    async def ack(self, event: Event) -> bool:
+        """Ack an event of a ``noack()`` stream."""
+        return event.ack()
+
+    def echo(self, *channels: str | Channel) -> Stream:
+        """Also send every value to ``channels`` (names or topics)."""
+        targets = [self.app.topic(c) if isinstance(c, str) else c for c in channels]
+
+        def _echo(value: Any) -> Any:
+            event = _current_event.get()
+            key = event.key if event is not None else None
+            for target in targets:
+                target.send_soon(key=key, value=value)
+            return value
+
+        return self._clone(processors=[*self._processors, _echo])
+
+    # -- operators that move events through another topic
+    def through(self, channel: str | Channel) -> Stream:
+        """Forward every event to ``channel`` and return a stream reading from it."""
+        target = self.app.topic(channel) if isinstance(channel, str) else channel
+
+        async def forward() -> None:
+            async for event in self.events():
+                target.send_soon(key=event.key, value=event.value)
+
+        return self._derive(target, forward)
+
+    def group_by(
+        self,
+        key: Any,
+        *,
+        name: str | None = None,
+        topic: Topic | None = None,
+        partitions: int | None = None,
+    ) -> Stream:
+        """Repartition by a new key through ``{app}-{name}-repartition``.
+
+        ``key`` is a model field (``Order.account_id``, named after the field) or a
+        callable taking the value (give it ``name=``).
+
+        Example::
+
+            async for order in orders.group_by(Order.account_id):
+                totals[order.account_id] += order.amount
+        """
+        getter: Callable[[Any], Any]
+        field_name = getattr(key, "field", None)
+        if field_name is not None and hasattr(key, "getattr"):
+            getter = key.getattr
+            name = name or field_name
+        elif callable(key):
+            getter = key
+            if name is None and topic is None:
+                raise ValueError(
+                    "group_by() with a callable key needs name=...: it names the "
+                    "repartition topic {app}-{name}-repartition."
+                )
+        else:
+            raise TypeError(f"group_by() key must be a model field or a callable, not {key!r}")
+        if topic is None:
+            schema = self.channel.schema if self.channel is not None else None
+            topic = self.app.topic(
+                f"{self.app.conf.id}-{name}-repartition",
+                value_type=schema.value_type if schema is not None else None,
+                value_serializer=schema.value_serializer if schema is not None else None,
+                key_serializer="json",
+                partitions=partitions or _partitions_of(self.channel),
+                internal=True,
+            )
+        target = topic
+
+        async def forward() -> None:
+            async for event in self.events():
+                target.send_soon(key=getter(event.value), value=event.value)
+
+        return self._derive(target, forward)
+
+    def _derive(self, target: Channel, feeder: Callable[[], Coroutine[Any, Any, None]]) -> Stream:
+        derived = target.stream()
+        derived._parent = self
+        self._children.append(derived)
+        derived._feeder = feeder
+        return derived
+
+    def _start_feeder(self) -> None:
+        feeder = self._feeder
+        if feeder is None or self._feeder_task is not None:
+            return
+        task = asyncio.get_running_loop().create_task(feeder(), name=f"feeder:{self!r}")
+        task.add_done_callback(self._on_feeder_done)
+        self._feeder_task = task
+
+    def _on_feeder_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # Surface the failure in the agent reading this stream, so its supervisor
+            # logs it and restarts the agent instead of the stream hanging forever.
+            self._error = exc
+            self.queue.close()
+
+    # -- lifecycle
+    def close(self) -> None:
+        """Stop iteration at the next event; closes derived streams and their feeders."""
+        for child in self._children:
+            child.close()
+        if self._feeder_task is not None:
+            self._feeder_task.cancel()
+        self.queue.close()
+        unsubscribe = getattr(self.channel, "unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe(self.queue)
+
+    def __repr__(self) -> str:
+        return f"<Stream: {self.channel!r}>"
+
+
+async def _await_filter(result: Awaitable[Any], value: Any) -> Any:
+    return value if await result else _SKIP
+
+
+def _partitions_of(channel: Any) -> int | None:
+    return getattr(channel, "partitions", None)

@@ -1,0 +1,240 @@
+"""Topics: channels backed by the broker.
+
+Sending serializes the key and value with the topic's schema and hands the bytes to the
+producer; reading subscribes a queue with the conductor, which the consumer feeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .channels import Channel, EventQueue
+from .events import _current_event
+from .transport.base import RecordMetadata, TopicSpec
+
+if TYPE_CHECKING:
+    from .schemas import Schema
+
+__all__ = ["Topic"]
+
+logger = logging.getLogger(__name__)
+
+Headers = Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None
+
+
+def _encode_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+
+
+class Topic(Channel):
+    """A named topic on the app's broker.
+
+    Example::
+
+        orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
+        await orders.send(key='acct-1', value=Order(amount=10))
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        topics: Sequence[str],
+        schema: Schema | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        partitions: int | None = None,
+        retention: float | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        replicas: int | None = None,
+        internal: bool = False,
+        config: Mapping[str, Any] | None = None,
+        maxsize: int | None = None,
+        allow_empty: bool = False,
+    ) -> None:
+        if not topics:
+            raise ValueError("app.topic() needs at least one topic name")
+        for name in topics:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"Topic names must be non-empty strings, not {name!r}")
+        if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
+            raise ValueError(
+                f"Topic {topics[0]!r}: partitions must be an int >= 1, not {partitions!r}"
+            )
+        if schema is None:
+            schema = app.schema(
+                key_type=key_type,
+                value_type=value_type,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+                allow_empty=allow_empty,
+            )
+        super().__init__(app, schema=schema, maxsize=maxsize)
+        self.topics = tuple(topics)
+        self.name = self.topics[0]
+        self.partitions = partitions
+        self.retention = retention
+        self.compacting = compacting
+        self.deleting = deleting
+        self.replicas = replicas
+        self.internal = internal
+        self.config = dict(config or {})
+        self._key_dumps = schema.dumps_key
+        self._value_dumps = schema.dumps_value
+
+    def get_topic_name(self) -> str:
+        if len(self.topics) > 1:
+            raise ValueError(
+                f"Topic {self.topics!r} names several topics; send to one of them instead."
+            )
+        return self.name
+
+    # -- reading
+    def subscribe(self) -> EventQueue:
+        queue = EventQueue(self.maxsize)
+        self._queues.append(queue)
+        self.app.conductor.subscribe(self, queue)
+        return queue
+
+    def unsubscribe(self, queue: EventQueue) -> None:
+        super().unsubscribe(queue)
+        self.app.conductor.unsubscribe(self, queue)
+
+    # -- sending
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        **kwargs: Any,
+    ) -> RecordMetadata:
+        """Send a record and wait until the broker has it; returns where it was stored."""
+        producer = await self.app.maybe_start_producer()
+        fut = await producer.send(
+            self.get_topic_name(),
+            self._dumps_key(key, key_serializer),
+            self._dumps_value(value, value_serializer),
+            partition=partition,
+            timestamp=timestamp,
+            headers=_encode_headers(headers),
+        )
+        _attach_to_current_event(fut)
+        return await fut
+
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        **kwargs: Any,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer a record for sending and return at once; the future resolves on ack.
+
+        Inside an agent, the event being processed is not committed until the record is
+        acknowledged.
+        """
+        fut = self.app.producer_for_send_soon().send_soon(
+            self.get_topic_name(),
+            self._dumps_key(key, key_serializer),
+            self._dumps_value(value, value_serializer),
+            partition=partition,
+            timestamp=timestamp,
+            headers=_encode_headers(headers),
+        )
+        _attach_to_current_event(fut)
+        return fut
+
+    def _dumps_key(self, key: Any, serializer: Any) -> bytes | None:
+        if serializer is not None:
+            return self.schema.derive(key_serializer=serializer).dumps_key(key)
+        return self._key_dumps(key)
+
+    def _dumps_value(self, value: Any, serializer: Any) -> bytes | None:
+        if serializer is not None:
+            return self.schema.derive(value_serializer=serializer).dumps_value(value)
+        return self._value_dumps(value)
+
+    # -- declaring
+    def specs(self) -> list[TopicSpec]:
+        conf = self.app.conf
+        return [
+            TopicSpec(
+                name=name,
+                partitions=self.partitions or conf.topic_partitions,
+                replication_factor=self.replicas or conf.topic_replication_factor,
+                config={str(k): str(v) for k, v in self.config.items()},
+                compacting=bool(self.compacting),
+                deleting=self.deleting if self.deleting is not None else not self.compacting,
+                retention=self.retention,
+            )
+            for name in self.topics
+        ]
+
+    async def declare(self) -> None:
+        """Create the topic on the broker if it does not exist."""
+        for spec in self.specs():
+            await self.app.transport.declare_topic(spec)
+
+    def derive(self, **changes: Any) -> Topic:
+        """A copy of this topic with some options changed."""
+        options: dict[str, Any] = {
+            "topics": self.topics,
+            "schema": self.schema,
+            "partitions": self.partitions,
+            "retention": self.retention,
+            "compacting": self.compacting,
+            "deleting": self.deleting,
+            "replicas": self.replicas,
+            "internal": self.internal,
+            "config": self.config,
+            "maxsize": self.maxsize,
+        }
+        options.update(changes)
+        return Topic(self.app, **options)
+
+    def __repr__(self) -> str:
+        return f"<Topic {','.join(self.topics)}>"
+
+
+def _attach_to_current_event(fut: asyncio.Future[RecordMetadata] | Any) -> None:
+    """Hold back the commit of the event being processed until ``fut`` is acked."""
+    event = _current_event.get()
+    if event is None or fut.done():
+        return
+    message = event.message
+    message.refcount += 1
+
+    def _release(f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            # Not acked: keep the event unprocessed so its offset is never committed,
+            # and it is processed again after a restart.
+            logger.error(
+                "Send on behalf of %s[%s]@%s failed: %r; its offset will not be committed.",
+                message.topic,
+                message.partition,
+                message.offset,
+                None if f.cancelled() else f.exception(),
+            )
+            return
+        message.decref()
+
+    fut.add_done_callback(_release)

@@ -1,0 +1,1 @@
+"""Brokers: the embedded ``memory://`` broker and Kafka, behind one small interface."""

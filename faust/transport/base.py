@@ -1,0 +1,224 @@
+"""The contract between Faust and a broker driver (memory or Kafka).
+
+A driver moves bytes: it fetches batches of :class:`Message` for the partitions assigned
+to this process, commits offsets, and produces records. Everything above it (decoding,
+routing, acking) is the same for every broker.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+__all__ = [
+    "TP",
+    "Message",
+    "RecordMetadata",
+    "TopicSpec",
+    "ConsumerDriver",
+    "ProducerDriver",
+    "Transport",
+    "RebalanceListener",
+]
+
+
+class TP(NamedTuple):
+    """A topic partition."""
+
+    topic: str
+    partition: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where the broker stored a record that was sent."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+
+
+class Message:
+    """One record fetched from a broker, still in bytes.
+
+    ``refcount`` counts what must happen before the offset counts as processed: one per
+    stream the message was delivered to (released when the stream moves past it) and one
+    per record sent on its behalf (released when the broker acknowledges it). When it
+    drops to zero the consumer's offset tracker is told.
+    """
+
+    __slots__ = (
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "key",
+        "value",
+        "headers",
+        "refcount",
+        "on_done",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: float,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        on_done: Callable[[Message], None] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers or ()
+        self.refcount = 0
+        self.on_done = on_done
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+    def incref(self, n: int = 1) -> None:
+        self.refcount += n
+
+    def decref(self) -> None:
+        self.refcount -= 1
+        if self.refcount == 0 and self.on_done is not None:
+            self.on_done(self)
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Message {self.topic}[{self.partition}]@{self.offset}>"
+
+
+class TopicSpec(NamedTuple):
+    """What a topic should look like when Faust declares it."""
+
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    config: Mapping[str, str] = {}
+    compacting: bool = False
+    deleting: bool = True
+    retention: float | None = None
+
+
+class RebalanceListener(abc.ABC):
+    """Told by the consumer driver when partitions move to or from this process."""
+
+    @abc.abstractmethod
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None: ...
+
+    @abc.abstractmethod
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None: ...
+
+
+class ConsumerDriver(abc.ABC):
+    """Fetches records for this process's share of the subscribed topics."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Set the topics this consumer group member reads (replaces the previous set)."""
+
+    @abc.abstractmethod
+    async def getmany(self, timeout: float, max_records: int) -> dict[TP, list[Message]]:
+        """Return fetched messages per partition, waiting at most ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        """Commit the next offset to read for each partition."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TP]: ...
+
+    @abc.abstractmethod
+    async def committed(self, tp: TP) -> int | None: ...
+
+    @abc.abstractmethod
+    def seek(self, tp: TP, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    def pause(self, tps: Iterable[TP]) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self, tps: Iterable[TP]) -> None: ...
+
+
+class ProducerDriver(abc.ABC):
+    """Sends records; ``send`` returns a future completed by the broker's ack."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        """Queue a record and return a future for its metadata (resolved on ack)."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """A broker: makes consumers and producers, declares topics."""
+
+    scheme: str = ""
+
+    def __init__(self, urls: Sequence[str], app: Any) -> None:
+        self.urls = list(urls)
+        self.app = app
+
+    @abc.abstractmethod
+    def create_consumer(self, group_id: str, listener: RebalanceListener) -> ConsumerDriver: ...
+
+    @abc.abstractmethod
+    def create_producer(self) -> ProducerDriver: ...
+
+    @abc.abstractmethod
+    async def declare_topic(self, spec: TopicSpec) -> None:
+        """Create the topic if missing; fail clearly if it exists with other partitions."""
+
+    @abc.abstractmethod
+    async def partition_count(self, topic: str) -> int | None:
+        """The topic's partition count, or None if it does not exist."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most drivers need none
+        """Release shared resources (admin clients, the embedded broker)."""
+
+
+def completed(result: RecordMetadata) -> asyncio.Future[RecordMetadata]:
+    """A future that is already resolved (for brokers that ack synchronously)."""
+    fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+    fut.set_result(result)
+    return fut

@@ -1,0 +1,137 @@
+"""The app's consumer: fetch batches, hand them to the conductor, commit what is done.
+
+The fetch loop gives each message its partition's offset tracker as ``on_done``; the
+commit loop commits each partition's committable offset every
+``broker_commit_interval`` seconds, after ``broker_commit_every`` processed events, on
+revoke and on shutdown. Before committing it runs the ``before_commit`` hooks (tables
+flush their write-back caches there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .base import TP, ConsumerDriver, RebalanceListener
+from .offsets import OffsetTracker
+
+__all__ = ["Consumer"]
+
+logger = logging.getLogger(__name__)
+
+# Records per fetch: large enough to amortise the per-batch work, small enough that
+# one batch does not sit in memory for long.
+MAX_RECORDS_PER_FETCH = 2000
+
+
+class Consumer(RebalanceListener):
+    def __init__(self, app: Any, conductor: Any) -> None:
+        self.app = app
+        self.conductor = conductor
+        self.driver: ConsumerDriver = app.transport.create_consumer(app.conf.group_id, self)
+        self.trackers: dict[TP, OffsetTracker] = {}
+        self.committed: dict[TP, int] = {}
+        self.before_commit: list[Callable[[], Awaitable[None]]] = []
+        self._fetcher: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._commit_now = asyncio.Event()
+        self._stopping = False
+        self._processed_at_commit = 0
+        self._commit_every = app.conf.broker_commit_every
+        self._commit_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self.driver.subscribe(self.conductor.topic_names())
+        await self.driver.start()
+        loop = asyncio.get_running_loop()
+        self._fetcher = loop.create_task(self._fetch_loop(), name="faust-consumer-fetch")
+        self._committer = loop.create_task(self._commit_loop(), name="faust-consumer-commit")
+
+    def update_subscription(self) -> None:
+        self.driver.subscribe(self.conductor.topic_names())
+
+    async def stop(self) -> None:
+        """Stop fetching; the caller commits after the agents have stopped."""
+        self._stopping = True
+        for task in (self._fetcher, self._committer):
+            if task is not None:
+                task.cancel()
+        for task in (self._fetcher, self._committer):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def close(self) -> None:
+        """Commit and leave the group (after the agents have stopped)."""
+        await self.on_partitions_revoked(self.driver.assignment())
+        await self.driver.stop()
+
+    # -- rebalance
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await self.commit(revoked)
+        for tp in revoked:
+            self.trackers.pop(tp, None)
+            self.committed.pop(tp, None)
+        await self.app.on_partitions_revoked.send(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        await self.app.on_partitions_assigned.send(assigned)
+
+    # -- fetching
+    async def _fetch_loop(self) -> None:
+        driver = self.driver
+        deliver = self.conductor.deliver
+        trackers = self.trackers
+        commit_every = self._commit_every
+        while not self._stopping:
+            records = await driver.getmany(1.0, MAX_RECORDS_PER_FETCH)
+            for tp, messages in records.items():
+                tracker = trackers.get(tp)
+                if tracker is None:
+                    tracker = trackers[tp] = OffsetTracker(tp, messages[0].offset)
+                tracker.fetched(messages)
+                on_done = tracker.message_done
+                for message in messages:
+                    message.on_done = on_done
+                await deliver(tp, messages)
+            # Checked per batch rather than per event: cheap, and a batch is small
+            # next to broker_commit_every.
+            processed = sum(t.processed for t in trackers.values())
+            if processed - self._processed_at_commit >= commit_every:
+                self._commit_now.set()
+
+    # -- committing
+    async def _commit_loop(self) -> None:
+        interval = self.app.conf.broker_commit_interval
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._commit_now.wait(), interval)
+            except TimeoutError:
+                pass
+            self._commit_now.clear()
+            try:
+                await self.commit()
+            except Exception:
+                logger.exception("Commit failed; will retry in %.1f s", interval)
+
+    async def commit(self, tps: set[TP] | None = None) -> dict[TP, int]:
+        """Commit the committable offset of ``tps`` (default: every assigned partition)."""
+        async with self._commit_lock:
+            for hook in self.before_commit:
+                await hook()
+            self._processed_at_commit = sum(t.processed for t in self.trackers.values())
+            offsets: dict[TP, int] = {}
+            for tp, tracker in self.trackers.items():
+                if tps is not None and tp not in tps:
+                    continue
+                offset = tracker.committable()
+                if offset > self.committed.get(tp, -1):
+                    offsets[tp] = offset
+            if offsets:
+                await self.driver.commit(offsets)
+                self.committed.update(offsets)
+            return offsets

@@ -1,0 +1,331 @@
+"""The embedded broker: Kafka's semantics inside one Python process.
+
+Topics have partitions and offsets, keys are partitioned with murmur2 like the Java
+client, consumer groups share partitions between their members and keep committed
+offsets. ``memory://`` gives each app a private broker (so tests and scripts never see
+each other's data); ``memory://NAME`` is shared by every app in the process that names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import PartitionCountMismatch
+from .base import (
+    TP,
+    ConsumerDriver,
+    Message,
+    ProducerDriver,
+    RebalanceListener,
+    RecordMetadata,
+    TopicSpec,
+    Transport,
+    completed,
+)
+from .partitioner import RoundRobin, partition_for_key
+
+__all__ = ["MemoryBroker", "MemoryTransport"]
+
+# One stored record: (timestamp, key, value, headers).
+_Entry = tuple[float, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]
+
+
+class _Group:
+    def __init__(self) -> None:
+        self.members: list[MemoryConsumer] = []
+        self.committed: dict[TP, int] = {}
+
+
+class MemoryBroker:
+    """Topics, partitions and consumer groups held in memory."""
+
+    def __init__(self, default_partitions: int = 1) -> None:
+        self.default_partitions = default_partitions
+        self.logs: dict[str, list[list[_Entry]]] = {}
+        self.specs: dict[str, TopicSpec] = {}
+        self.groups: dict[str, _Group] = {}
+        self._watchers: dict[str, set[MemoryConsumer]] = {}
+        self._round_robin = RoundRobin()
+
+    # -- topics
+    def ensure_topic(self, name: str, partitions: int | None = None) -> list[list[_Entry]]:
+        logs = self.logs.get(name)
+        if logs is None:
+            count = partitions or self.default_partitions
+            logs = self.logs[name] = [[] for _ in range(count)]
+            self._rebalance_all(name)
+        return logs
+
+    def declare(self, spec: TopicSpec) -> None:
+        logs = self.logs.get(spec.name)
+        if logs is not None and len(logs) != spec.partitions:
+            raise PartitionCountMismatch(
+                f"Topic {spec.name!r} exists with {len(logs)} partitions, but the app declares "
+                f"{spec.partitions}. Use partitions={len(logs)} for this topic, or delete it."
+            )
+        self.ensure_topic(spec.name, spec.partitions)
+        self.specs[spec.name] = spec
+
+    def append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+    ) -> RecordMetadata:
+        logs = self.ensure_topic(topic)
+        if partition is None:
+            if key is None:
+                partition = self._round_robin.next(topic, len(logs))
+            else:
+                partition = partition_for_key(key, len(logs))
+        elif not 0 <= partition < len(logs):
+            raise ValueError(
+                f"Topic {topic!r} has {len(logs)} partitions; partition {partition} does not exist."
+            )
+        log = logs[partition]
+        ts = time.time() if timestamp is None else timestamp
+        log.append((ts, key, value, headers or ()))
+        watchers = self._watchers.get(topic)
+        if watchers:
+            for consumer in watchers:
+                consumer.wakeup.set()
+        return RecordMetadata(topic, partition, len(log) - 1, ts)
+
+    # -- consumer groups
+    def join(self, consumer: MemoryConsumer) -> None:
+        group = self.groups.setdefault(consumer.group_id, _Group())
+        if consumer not in group.members:
+            group.members.append(consumer)
+        self._rebalance(group)
+
+    def leave(self, consumer: MemoryConsumer) -> None:
+        group = self.groups.get(consumer.group_id)
+        if group is not None and consumer in group.members:
+            group.members.remove(consumer)
+            self._rebalance(group)
+        for watchers in self._watchers.values():
+            watchers.discard(consumer)
+
+    def resubscribed(self, consumer: MemoryConsumer) -> None:
+        for topic in consumer.topics:
+            self.ensure_topic(topic)
+        for watchers in self._watchers.values():
+            watchers.discard(consumer)
+        for topic in consumer.topics:
+            self._watchers.setdefault(topic, set()).add(consumer)
+        group = self.groups.get(consumer.group_id)
+        if group is not None and consumer in group.members:
+            self._rebalance(group)
+
+    def _rebalance_all(self, topic: str) -> None:
+        for group in self.groups.values():
+            if any(topic in member.topics for member in group.members):
+                self._rebalance(group)
+
+    def _rebalance(self, group: _Group) -> None:
+        # Round-robin each topic's partitions over the members that subscribe to it.
+        plan: dict[MemoryConsumer, set[TP]] = {member: set() for member in group.members}
+        topics = sorted({t for m in group.members for t in m.topics})
+        for topic in topics:
+            subscribers = [m for m in group.members if topic in m.topics]
+            for partition in range(len(self.ensure_topic(topic))):
+                plan[subscribers[partition % len(subscribers)]].add(TP(topic, partition))
+        for member, tps in plan.items():
+            member.set_assignment(tps)
+
+
+_shared_brokers: dict[str, MemoryBroker] = {}
+
+
+class MemoryConsumer(ConsumerDriver):
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        group_id: str,
+        listener: RebalanceListener,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self.broker = broker
+        self.group_id = group_id
+        self.listener = listener
+        self.auto_offset_reset = auto_offset_reset
+        self.topics: set[str] = set()
+        self.wakeup = asyncio.Event()
+        self._assigned: set[TP] = set()
+        self._pending: set[TP] | None = None
+        self._positions: dict[TP, int] = {}
+        self._paused: set[TP] = set()
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+        self.broker.join(self)
+
+    async def stop(self) -> None:
+        self._started = False
+        self.broker.leave(self)
+        self.wakeup.set()
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        self.topics = set(topics)
+        self.broker.resubscribed(self)
+
+    def set_assignment(self, tps: set[TP]) -> None:
+        if tps != self._assigned or self._pending is not None:
+            self._pending = tps
+            self.wakeup.set()
+
+    async def _apply_rebalance(self) -> None:
+        new = self._pending
+        self._pending = None
+        assert new is not None
+        revoked = self._assigned - new
+        assigned = new - self._assigned
+        if revoked:
+            await self.listener.on_partitions_revoked(revoked)
+            for tp in revoked:
+                self._positions.pop(tp, None)
+        self._assigned = set(new)
+        group = self.broker.groups[self.group_id]
+        for tp in assigned:
+            committed = group.committed.get(tp)
+            if committed is None:
+                committed = 0
+                if self.auto_offset_reset == "latest":
+                    committed = len(self.broker.logs[tp.topic][tp.partition])
+            self._positions[tp] = committed
+        if assigned or revoked:
+            await self.listener.on_partitions_assigned(assigned)
+
+    async def getmany(self, timeout: float, max_records: int) -> dict[TP, list[Message]]:
+        if self._pending is not None:
+            await self._apply_rebalance()
+        records = self._fetch(max_records)
+        if not records and timeout > 0 and self._started:
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            except TimeoutError:
+                return {}
+            if self._pending is not None:
+                await self._apply_rebalance()
+            records = self._fetch(max_records)
+        return records
+
+    def _fetch(self, max_records: int) -> dict[TP, list[Message]]:
+        records: dict[TP, list[Message]] = {}
+        logs = self.broker.logs
+        budget = max_records
+        for tp, position in self._positions.items():
+            if budget <= 0:
+                break
+            if tp in self._paused:
+                continue
+            log = logs[tp.topic][tp.partition]
+            end = min(len(log), position + budget)
+            if end <= position:
+                continue
+            topic, partition = tp
+            records[tp] = [
+                Message(topic, partition, offset, *log[offset]) for offset in range(position, end)
+            ]
+            self._positions[tp] = end
+            budget -= end - position
+        return records
+
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        group = self.broker.groups.setdefault(self.group_id, _Group())
+        for tp, offset in offsets.items():
+            if tp in self._assigned:
+                group.committed[tp] = offset
+
+    def assignment(self) -> set[TP]:
+        return set(self._assigned)
+
+    async def committed(self, tp: TP) -> int | None:
+        group = self.broker.groups.get(self.group_id)
+        return None if group is None else group.committed.get(tp)
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self._positions[tp] = offset
+
+    def pause(self, tps: Iterable[TP]) -> None:
+        self._paused.update(tps)
+
+    def resume(self, tps: Iterable[TP]) -> None:
+        self._paused.difference_update(tps)
+        self.wakeup.set()
+
+
+class MemoryProducer(ProducerDriver):
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        return completed(self.broker.append(topic, key, value, partition, timestamp, headers))
+
+    def send_now(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> RecordMetadata:
+        """Append synchronously: the embedded broker acks at once."""
+        return self.broker.append(topic, key, value, partition, timestamp, headers)
+
+    async def flush(self) -> None:
+        pass
+
+
+class MemoryTransport(Transport):
+    scheme = "memory"
+
+    def __init__(self, urls: Sequence[str], app: Any) -> None:
+        super().__init__(urls, app)
+        name = urls[0].partition("://")[2].strip("/") if urls else ""
+        partitions = app.conf.topic_partitions if app is not None else 1
+        if name:
+            broker = _shared_brokers.get(name)
+            if broker is None:
+                broker = _shared_brokers[name] = MemoryBroker(partitions)
+        else:
+            broker = MemoryBroker(partitions)
+        self.broker = broker
+
+    def create_consumer(self, group_id: str, listener: RebalanceListener) -> MemoryConsumer:
+        reset = self.app.conf.consumer_auto_offset_reset if self.app is not None else "earliest"
+        return MemoryConsumer(self.broker, group_id, listener, reset)
+
+    def create_producer(self) -> MemoryProducer:
+        return MemoryProducer(self.broker)
+
+    async def declare_topic(self, spec: TopicSpec) -> None:
+        self.broker.declare(spec)
+
+    async def partition_count(self, topic: str) -> int | None:
+        logs = self.broker.logs.get(topic)
+        return None if logs is None else len(logs)

@@ -1,0 +1,31 @@
+"""Shared fixtures: a fresh app on its own embedded broker for each test."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+import faust
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[faust.App]:
+    app = faust.App(f"test-app-{next(_ids)}", topic_partitions=4, agent_restart_backoff=0.01)
+    yield app
+    if app.started:
+        await app.stop()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true; fail the test with a clear message if not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {predicate}")
+        await asyncio.sleep(0.005)

@@ -1,0 +1,226 @@
+"""The ``faust`` command and ``python app.py``, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples" / "hello.py"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _faust(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "faust", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _run_until(cmd: list[str], cwd: Path, needle: str, count: int, timeout: float = 20.0) -> str:
+    """Start a worker, wait until ``needle`` was printed ``count`` times, Ctrl-C it."""
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "".join(lines).count(needle) >= count:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=10)
+    text = "".join(lines)
+    assert text.count(needle) >= count, text
+    assert proc.returncode == 0, text
+    return text
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "hello.py").write_text(HELLO.read_text())
+    (tmp_path / "shop.py").write_text(
+        textwrap.dedent(
+            '''
+            import faust
+            from faust.cli import option
+
+            class Order(faust.Record, namespace="shop.Order"):
+                """An order placed in the shop."""
+                item: str
+                quantity: int = 1
+
+            app = faust.App("shop")
+            orders = app.topic("orders", value_type=Order)
+
+            @app.agent(orders)
+            async def process(stream):
+                """Print each order."""
+                async for order in stream:
+                    print(f"ORDER {order.item} x{order.quantity}", flush=True)
+
+            @app.command(option("--count", type=int, default=2, help="How many."))
+            async def produce(self, count):
+                """Send some orders."""
+                for i in range(count):
+                    await orders.send(value=Order(item=f"item-{i}"))
+                self.say(f"sent {count}")
+
+            if __name__ == "__main__":
+                app.main()
+            '''
+        )
+    )
+    return tmp_path
+
+
+def test_hello_app_runs_with_python(project: Path) -> None:
+    out = _run_until([sys.executable, "hello.py"], project, "Hello from Faust to you", 2)
+    assert out.count("Hello from Faust to you") >= 2
+
+
+def test_hello_app_runs_with_faust_worker(project: Path) -> None:
+    out = _run_until(
+        [sys.executable, "-m", "faust", "-A", "hello", "worker", "-l", "info"],
+        project,
+        "Hello from Faust to you",
+        2,
+    )
+    assert "Worker ready" in out and "Worker stopped" in out
+
+
+def test_python_app_py_worker(project: Path) -> None:
+    out = _run_until([sys.executable, "shop.py", "worker"], project, "Worker ready", 1)
+    assert "shop" in out
+
+
+def test_agents_command_text_and_json(project: Path) -> None:
+    text = _faust("-A", "shop", "agents", cwd=project)
+    assert text.returncode == 0, text.stderr
+    assert (
+        "@process" in text.stdout and "orders" in text.stdout and "Print each order." in text.stdout
+    )
+    as_json = _faust("-A", "shop", "--json", "agents", cwd=project)
+    assert json.loads(as_json.stdout) == [
+        {"name": "@process", "topic": "orders", "help": "Print each order."}
+    ]
+
+
+def test_models_and_model_commands(project: Path) -> None:
+    listing = _faust("-A", "shop", "--json", "models", cwd=project)
+    assert {"name": "shop.Order", "help": "An order placed in the shop."} in json.loads(
+        listing.stdout
+    )
+    fields = _faust("-A", "shop", "--json", "model", "Order", cwd=project)
+    rows = json.loads(fields.stdout)
+    assert [r["field"] for r in rows] == ["item", "quantity"]
+    assert rows[1]["default"] == "1"
+    missing = _faust("-A", "shop", "model", "Nope", cwd=project)
+    assert missing.returncode != 0 and "No model named 'Nope'" in missing.stderr
+
+
+def test_send_to_topic_and_agent(project: Path) -> None:
+    sent = _faust(
+        "-A",
+        "shop",
+        "--json",
+        "send",
+        "orders",
+        '{"item": "apple", "quantity": 3}',
+        "--key",
+        "k1",
+        cwd=project,
+    )
+    assert sent.returncode == 0, sent.stderr
+    [row] = json.loads(sent.stdout)
+    assert row["topic"] == "orders" and row["offset"] == 0
+    agent = _faust("-A", "shop", "send", "@process", '{"item": "pear"}', cwd=project)
+    assert agent.returncode == 0, agent.stderr
+    assert "sent to orders[" in agent.stdout
+    unknown = _faust("-A", "shop", "send", "@nobody", "{}", cwd=project)
+    assert unknown.returncode != 0 and "No agent named 'nobody'" in unknown.stderr
+
+
+def test_custom_command(project: Path) -> None:
+    result = _faust("-A", "shop", "produce", "--count", "3", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sent 3"
+    listed = _faust("-A", "shop", "--help", cwd=project)
+    assert "produce" in listed.stdout and "worker" in listed.stdout
+
+
+def test_missing_app_is_a_usage_error(project: Path) -> None:
+    result = _faust("agents", cwd=project)
+    assert result.returncode == 2 and "-A module" in result.stderr
+    result = _faust("-A", "no_such_module", "agents", cwd=project)
+    assert result.returncode == 2 and "cannot import 'no_such_module'" in result.stderr
+
+
+def test_bad_setting_fails_at_startup_with_one_line(project: Path) -> None:
+    (project / "badcron.py").write_text(
+        "import faust\napp = faust.App('bad')\n"
+        "@app.crontab('not a cron')\nasync def job():\n    pass\n"
+    )
+    result = _faust("-A", "badcron", "worker", cwd=project)
+    assert result.returncode != 0
+    assert "'not a cron' is not a valid cron expression" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_finishes_the_event_in_hand(project: Path) -> None:
+    (project / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            import faust
+
+            app = faust.App("slow")
+            topic = app.topic("work", value_type=int)
+
+            @app.agent(topic)
+            async def work(stream):
+                async for value in stream:
+                    print(f"START {value}", flush=True)
+                    await asyncio.sleep(0.5)
+                    print(f"DONE {value}", flush=True)
+
+            @app.task
+            async def feed():
+                for i in range(100):
+                    await topic.send(value=i)
+            """
+        )
+    )
+    out = _run_until([sys.executable, "-m", "faust", "-A", "slow", "worker"], project, "START", 1)
+    started = [line for line in out.splitlines() if line.startswith("START")]
+    done = [line for line in out.splitlines() if line.startswith("DONE")]
+    # Every event that was started was finished before the worker exited.
+    assert len(started) == len(done) >= 1
+    assert "Worker stopped" in out

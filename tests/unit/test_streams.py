@@ -1,0 +1,271 @@
+"""Stream operators through the public API on the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import faust
+from tests.conftest import eventually
+
+
+class Withdrawal(faust.Record):
+    account: str
+    amount: int
+
+
+async def _run_agent(app: faust.App, topic, body):  # type: ignore[no-untyped-def]
+    agent = app.agent(topic)(body)
+    await app.start()
+    return agent
+
+
+async def test_items_events_enumerate(app: faust.App) -> None:
+    topic = app.topic("t", key_type=str, value_type=int)
+    items, events, indexed = [], [], []
+
+    @app.agent(topic)
+    async def by_items(stream):
+        async for key, value in stream.items():
+            items.append((key, value))
+
+    @app.agent(topic)
+    async def by_events(stream):
+        async for event in stream.events():
+            events.append((event.key, event.value, event.message.topic))
+
+    @app.agent(topic)
+    async def by_index(stream):
+        async for i, value in stream.enumerate(start=1):
+            indexed.append((i, value))
+
+    await app.start()
+    await topic.send(key="a", value=1)
+    await topic.send(key="b", value=2)
+    await eventually(lambda: len(items) == len(events) == len(indexed) == 2)
+    assert sorted(items) == [("a", 1), ("b", 2)]
+    assert sorted(events) == [("a", 1, "t"), ("b", 2, "t")]
+    assert sorted(v for _, v in indexed) == [1, 2] and sorted(i for i, _ in indexed) == [1, 2]
+
+
+async def test_filter_with_sync_and_async_predicates(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int)
+    evens, big = [], []
+
+    async def is_big(value: int) -> bool:
+        return value >= 8
+
+    @app.agent(topic)
+    async def even(stream):
+        async for value in stream.filter(lambda v: v % 2 == 0):
+            evens.append(value)
+
+    @app.agent(topic)
+    async def large(stream):
+        async for value in stream.filter(is_big):
+            big.append(value)
+
+    await app.start()
+    for i in range(10):
+        await topic.send(value=i, partition=0)
+    await eventually(lambda: len(evens) == 5 and len(big) == 2)
+    assert evens == [0, 2, 4, 6, 8]
+    assert big == [8, 9]
+    # Filtered-out events are still acked: everything gets committed.
+    await eventually(
+        lambda: app.consumer.trackers[faust.transport.base.TP("t", 0)].committable() == 10
+    )
+
+
+async def test_take_batches_and_within_timeout(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int)
+    batches: list[list[int]] = []
+
+    @app.agent(topic)
+    async def batcher(stream):
+        async for batch in stream.take(3, within=0.2):
+            batches.append(batch)
+
+    await app.start()
+    for i in range(7):
+        await topic.send(value=i, partition=0)
+    await eventually(lambda: sum(map(len, batches)) == 7)
+    assert batches[0] == [0, 1, 2] and batches[1] == [3, 4, 5]
+    assert batches[2] == [6]  # the rest, after `within` seconds
+
+
+async def test_group_by_field_repartitions_through_an_internal_topic(app: faust.App) -> None:
+    source = app.topic("withdrawals", value_type=Withdrawal, partitions=4)
+    seen: dict[str, list[tuple[int, int]]] = {}
+
+    @app.agent(source)
+    async def by_account(stream):
+        async for event in stream.group_by(Withdrawal.account).events():
+            seen.setdefault(event.value.account, []).append(
+                (event.message.partition, event.value.amount)
+            )
+
+    await app.start()
+    for i in range(20):
+        # Spread one account's withdrawals over every source partition.
+        await source.send(value=Withdrawal(account=f"acct-{i % 2}", amount=i), partition=i % 4)
+    await eventually(lambda: sum(map(len, seen.values())) == 20)
+    repartition = f"{app.conf.id}-account-repartition"
+    assert repartition in app.transport.broker.logs
+    assert len(app.transport.broker.logs[repartition]) == 4
+    for account, entries in seen.items():
+        # After group_by, one key lives on one partition.
+        assert len({p for p, _ in entries}) == 1, account
+    assert sorted(a for _, a in seen["acct-0"]) == list(range(0, 20, 2))
+
+
+async def test_group_by_callable_needs_a_name(app: faust.App) -> None:
+    topic = app.topic("t", value_type=Withdrawal)
+    errors: list[Exception] = []
+
+    @app.agent(topic)
+    async def needs_name(stream):
+        try:
+            stream.group_by(lambda w: w.account)
+        except ValueError as exc:
+            errors.append(exc)
+        async for _ in stream:
+            pass
+
+    await app.start()
+    await eventually(lambda: bool(errors))
+    assert "name=" in str(errors[0])
+
+
+async def test_group_by_callable_with_name(app: faust.App) -> None:
+    topic = app.topic("t", value_type=Withdrawal)
+    keys: list[object] = []
+
+    @app.agent(topic)
+    async def grouped(stream):
+        async for key, _ in stream.group_by(lambda w: w.account.upper(), name="upper").items():
+            keys.append(key)
+
+    await app.start()
+    await topic.send(value=Withdrawal(account="x", amount=1))
+    await eventually(lambda: keys == ["X"])
+    assert f"{app.conf.id}-upper-repartition" in app.transport.broker.logs
+
+
+async def test_through_and_echo(app: faust.App) -> None:
+    source = app.topic("source", value_type=int)
+    middle = app.topic("middle", value_type=int)
+    copies = app.topic("copies", value_type=int)
+    through_seen: list[int] = []
+    copies_seen: list[int] = []
+
+    @app.agent(source)
+    async def forwarder(stream):
+        async for value in stream.echo(copies).through(middle):
+            through_seen.append(value)
+
+    @app.agent(copies)
+    async def copy_reader(stream):
+        async for value in stream:
+            copies_seen.append(value)
+
+    await app.start()
+    await source.send(value=7)
+    await eventually(lambda: through_seen == [7] and copies_seen == [7])
+    assert sum(len(p) for p in app.transport.broker.logs["middle"]) == 1
+    assert sum(len(p) for p in app.transport.broker.logs["copies"]) == 1
+
+
+async def test_noack_leaves_acking_to_the_user(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int, partitions=1)
+    held: list[faust.Event] = []
+
+    @app.agent(topic)
+    async def manual(stream):
+        async for event in stream.noack().events():
+            held.append(event)
+
+    await app.start()
+    for i in range(3):
+        await topic.send(value=i)
+    await eventually(lambda: len(held) == 3)
+    tracker = app.consumer.trackers[faust.transport.base.TP("t", 0)]
+    assert tracker.committable() == 0
+    held[0].ack()
+    assert tracker.committable() == 1
+    for event in held[1:]:
+        event.ack()
+    assert tracker.committable() == 3
+    assert held[0].ack() is False  # acking twice is harmless
+
+
+async def test_current_event_inside_an_agent(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int)
+    offsets: list[tuple[str, int]] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        async for _ in stream:
+            event = faust.current_event()
+            offsets.append((event.message.topic, event.message.offset))
+
+    await app.start()
+    await topic.send(value=1, partition=2)
+    await eventually(lambda: offsets == [("t", 0)])
+    assert faust.current_event() is None
+
+
+async def test_undecodable_message_is_logged_counted_and_skipped(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = app.topic("orders", value_type=Withdrawal, partitions=1)
+    seen: list[Withdrawal] = []
+
+    @app.agent(topic)
+    async def orders(stream):
+        async for order in stream:
+            seen.append(order)
+
+    await app.start()
+    raw = app.topic("orders", value_serializer="raw")
+    with caplog.at_level(logging.ERROR):
+        await topic.send(value=Withdrawal(account="a", amount=1))
+        await raw.send(value=b"{not json")
+        await topic.send(value=Withdrawal(account="b", amount=2))
+        await eventually(lambda: len(seen) == 2)
+    assert [w.account for w in seen] == ["a", "b"]
+    errors = [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()]
+    assert len(errors) == 1
+    assert "topic=orders partition=0 offset=1" in errors[0]
+    assert app.conductor.decode_errors == 1
+    # The bad message does not block the commit.
+    tracker = app.consumer.trackers[faust.transport.base.TP("orders", 0)]
+    await eventually(lambda: tracker.committable() == 3)
+
+
+async def test_backpressure_stops_fetching_until_the_agent_catches_up(app: faust.App) -> None:
+    small = faust.App(f"{app.conf.id}-bp", stream_buffer_maxsize=10)
+    topic = small.topic("t", value_type=int, partitions=1)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    @small.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            await release.wait()
+            seen.append(value)
+
+    await small.start()
+    try:
+        for i in range(100):
+            await topic.send(value=i)
+        await asyncio.sleep(0.1)
+        queue = next(iter(slow._queues))
+        assert len(queue) <= 20  # bounded by the buffer size, not the topic's length
+        release.set()
+        await eventually(lambda: len(seen) == 100)
+        assert seen == list(range(100))
+    finally:
+        await small.stop()

@@ -1,0 +1,122 @@
+"""The embedded broker behaves like Kafka as far as an app can see."""
+
+import pytest
+
+from faust.exceptions import PartitionCountMismatch
+from faust.transport.base import TP, RebalanceListener, TopicSpec
+from faust.transport.memory import MemoryBroker, MemoryConsumer, MemoryProducer
+from faust.transport.partitioner import partition_for_key
+
+
+class Recorder(RebalanceListener):
+    def __init__(self) -> None:
+        self.assigned: set[TP] = set()
+        self.revoked: set[TP] = set()
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        self.assigned |= assigned
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.revoked |= revoked
+        self.assigned -= revoked
+
+
+async def test_keyed_records_use_the_java_partitioner_and_get_offsets() -> None:
+    broker = MemoryBroker(default_partitions=4)
+    producer = MemoryProducer(broker)
+    first = await (await producer.send("t", b"user-1", b"a"))
+    second = await (await producer.send("t", b"user-1", b"b"))
+    assert first.partition == second.partition == partition_for_key(b"user-1", 4)
+    assert (first.offset, second.offset) == (0, 1)
+
+
+async def test_declare_with_other_partition_count_names_both_counts() -> None:
+    broker = MemoryBroker()
+    broker.declare(TopicSpec("orders", partitions=4))
+    with pytest.raises(PartitionCountMismatch, match="orders.*4 partitions.*declares 8"):
+        broker.declare(TopicSpec("orders", partitions=8))
+
+
+async def test_send_to_missing_partition_is_an_error() -> None:
+    broker = MemoryBroker(default_partitions=2)
+    with pytest.raises(ValueError, match="partition 5 does not exist"):
+        broker.append("t", None, b"x", 5, None, None)
+
+
+async def test_group_members_share_partitions_and_resume_from_commits() -> None:
+    broker = MemoryBroker(default_partitions=4)
+    for i in range(8):
+        broker.append("t", None, str(i).encode(), i % 4, None, None)
+    one, two = Recorder(), Recorder()
+    c1 = MemoryConsumer(broker, "g", one)
+    c2 = MemoryConsumer(broker, "g", two)
+    c1.subscribe(["t"])
+    c2.subscribe(["t"])
+    await c1.start()
+    await c2.start()
+    got1 = await c1.getmany(0.1, 100)
+    got2 = await c2.getmany(0.1, 100)
+    assert one.assigned.isdisjoint(two.assigned)
+    assert len(one.assigned | two.assigned) == 4
+    assert sum(len(v) for v in got1.values()) + sum(len(v) for v in got2.values()) == 8
+
+    # c2 commits its partitions and leaves; c1 takes them over from the committed offsets.
+    await c2.commit({tp: 2 for tp in two.assigned})
+    await c2.stop()
+    got = await c1.getmany(0.1, 100)
+    assert one.assigned == {TP("t", p) for p in range(4)}
+    assert got == {}  # committed past every record of c2's old partitions
+
+
+async def test_uncommitted_records_are_read_again_by_the_next_member() -> None:
+    broker = MemoryBroker(default_partitions=1)
+    broker.append("t", None, b"x", None, None, None)
+    c1 = MemoryConsumer(broker, "g", Recorder())
+    c1.subscribe(["t"])
+    await c1.start()
+    assert len((await c1.getmany(0.1, 10))[TP("t", 0)]) == 1
+    await c1.stop()  # never committed
+    c2 = MemoryConsumer(broker, "g", Recorder())
+    c2.subscribe(["t"])
+    await c2.start()
+    assert [m.value for m in (await c2.getmany(0.1, 10))[TP("t", 0)]] == [b"x"]
+
+
+async def test_getmany_waits_for_new_records() -> None:
+    import asyncio
+
+    broker = MemoryBroker(default_partitions=1)
+    consumer = MemoryConsumer(broker, "g", Recorder())
+    consumer.subscribe(["t"])
+    await consumer.start()
+    assert await consumer.getmany(0.01, 10) == {}
+    asyncio.get_running_loop().call_later(0.05, broker.append, "t", None, b"late", 0, None, None)
+    got = await consumer.getmany(2.0, 10)
+    assert [m.value for m in got[TP("t", 0)]] == [b"late"]
+
+
+async def test_latest_offset_reset_skips_existing_records() -> None:
+    broker = MemoryBroker(default_partitions=1)
+    broker.append("t", None, b"old", None, None, None)
+    consumer = MemoryConsumer(broker, "g", Recorder(), auto_offset_reset="latest")
+    consumer.subscribe(["t"])
+    await consumer.start()
+    assert await consumer.getmany(0.01, 10) == {}
+    broker.append("t", None, b"new", None, None, None)
+    assert [m.value for m in (await consumer.getmany(0.5, 10))[TP("t", 0)]] == [b"new"]
+
+
+def test_named_brokers_are_shared_and_plain_memory_is_private() -> None:
+    from faust.transport.memory import MemoryTransport
+
+    class FakeApp:
+        class conf:
+            topic_partitions = 1
+            consumer_auto_offset_reset = "earliest"
+
+    a = MemoryTransport(["memory://shared-test"], FakeApp())
+    b = MemoryTransport(["memory://shared-test"], FakeApp())
+    c = MemoryTransport(["memory://"], FakeApp())
+    d = MemoryTransport(["memory://"], FakeApp())
+    assert a.broker is b.broker
+    assert c.broker is not d.broker
