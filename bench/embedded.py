@@ -43,10 +43,10 @@ def make_data(events: int, keys: int = 1000) -> list[tuple[bytes, bytes]]:
 
 def baseline(data: list[tuple[bytes, bytes]]) -> float:
     counts: Counter[str] = Counter()
-    start = time.perf_counter()
+    start = time.process_time()
     for _key, value in data:
         counts[orjson.loads(value)["sensor"]] += 1
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert sum(counts.values()) == len(data)
     return len(data) / elapsed
 
@@ -71,10 +71,11 @@ async def faust_run(data: list[tuple[bytes, bytes]], run: int) -> float:
     await topic.declare()
     for key, value in data:
         app.transport.broker.append("readings", key, value, None, 0.0, None)
-    start = time.perf_counter()
+    start = time.process_time()
     await app.start()
+    faust.worker.tune_gc()  # as the worker does after start-up
     await done.wait()
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     await app.stop()
     assert sum(counts.values()) == total
     return total / elapsed
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         faust_rates.append(asyncio.run(faust_run(data, run)))
     f, b = statistics.median(faust_rates), statistics.median(base_rates)
     print(f"events: {args.events:,}  runs: {args.runs} (median)")
-    print(f"faust agent (embedded broker): {f:>12,.0f} events/s")
+    print(f"faust agent (embedded broker):{f:>12,.0f} events/s")
     print(f"plain loop (orjson + count):   {b:>12,.0f} events/s")
     print(f"ratio faust/plain:             {f / b:>12.2f}")
 

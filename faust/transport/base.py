@@ -45,8 +45,10 @@ class Message:
 
     ``refcount`` counts what must happen before the offset counts as processed: one per
     stream the message was delivered to (released when the stream moves past it) and one
-    per record sent on its behalf (released when the broker acknowledges it). When it
-    drops to zero the consumer's offset tracker is told.
+    per record sent on its behalf (released when the broker acknowledges it). It starts
+    at 1, the consumer's hold until the conductor has delivered it; the offset tracker
+    sees a message as processed once it is zero. ``on_done``, if set, is called then
+    (used where no tracker is involved, such as ``agent.test_context()``).
     """
 
     __slots__ = (
@@ -80,7 +82,7 @@ class Message:
         self.key = key
         self.value = value
         self.headers = headers or ()
-        self.refcount = 0
+        self.refcount = 1
         self.on_done = on_done
 
     @property

@@ -1,6 +1,6 @@
 """The app's consumer: fetch batches, hand them to the conductor, commit what is done.
 
-The fetch loop gives each message its partition's offset tracker as ``on_done``; the
+The fetch loop hands each batch to its partition's offset tracker and the conductor; the
 commit loop commits each partition's committable offset every
 ``broker_commit_interval`` seconds, after ``broker_commit_every`` processed events, on
 revoke and on shutdown. Before committing it runs the ``before_commit`` hooks (tables
@@ -94,10 +94,9 @@ class Consumer(RebalanceListener):
                 if tracker is None:
                     tracker = trackers[tp] = OffsetTracker(tp, messages[0].offset)
                 tracker.fetched(messages)
-                on_done = tracker.message_done
-                for message in messages:
-                    message.on_done = on_done
                 await deliver(tp, messages)
+                # Keeps the tracker's backlog to what is still in flight.
+                tracker.advance()
             # Checked per batch rather than per event: cheap, and a batch is small
             # next to broker_commit_every.
             processed = sum(t.processed for t in trackers.values())
@@ -123,14 +122,14 @@ class Consumer(RebalanceListener):
         async with self._commit_lock:
             for hook in self.before_commit:
                 await hook()
-            self._processed_at_commit = sum(t.processed for t in self.trackers.values())
             offsets: dict[TP, int] = {}
             for tp, tracker in self.trackers.items():
                 if tps is not None and tp not in tps:
                     continue
-                offset = tracker.committable()
+                offset = tracker.advance()
                 if offset > self.committed.get(tp, -1):
                     offsets[tp] = offset
+            self._processed_at_commit = sum(t.processed for t in self.trackers.values())
             if offsets:
                 await self.driver.commit(offsets)
                 self.committed.update(offsets)

@@ -1,10 +1,12 @@
 """Which offset of a partition may be committed.
 
 Events finish out of order (agents with concurrency, sends acked later), and offsets
-have gaps (compaction, transaction markers). The tracker keeps the fetched offsets that
-are not yet done in fetch order, plus the set of those done ahead of the oldest one: the
-committable offset is the oldest unfinished one, or one past the last fetched. Each event
-costs O(1) amortised.
+have gaps (compaction, transaction markers). The tracker keeps the fetched batches in
+order; a message is processed when its reference count (streams still holding it,
+sends not yet acked) is zero. The committable offset is the first unprocessed message's,
+or one past the last fetched. ``advance`` moves past processed messages at the head and
+stops at the first pending one, so each message is looked at about once: the hot path
+pays no call per event, only the reference count its stream already drops.
 """
 
 from __future__ import annotations
@@ -17,41 +19,48 @@ __all__ = ["OffsetTracker"]
 
 
 class OffsetTracker:
-    __slots__ = ("tp", "_pending", "_done", "_next", "processed", "on_processed")
+    __slots__ = ("tp", "_batches", "_index", "_next", "processed")
 
     def __init__(self, tp: TP, position: int) -> None:
         self.tp = tp
-        self._pending: deque[int] = deque()
-        self._done: set[int] = set()
+        self._batches: deque[list[Message]] = deque()
+        self._index = 0  # first message of _batches[0] not known to be processed
         # One past the last fetched offset: what to commit when nothing is pending.
         self._next = position
         self.processed = 0
 
     def fetched(self, messages: list[Message]) -> None:
-        if not messages:
-            return
-        self._pending.extend([m.offset for m in messages])
-        self._next = messages[-1].offset + 1
+        """Track a fetched batch (in offset order)."""
+        if messages:
+            self._batches.append(messages)
 
-    def message_done(self, message: Message) -> None:
-        """Called (as ``Message.on_done``) when a message is fully processed."""
-        self.processed += 1
-        offset = message.offset
-        pending = self._pending
-        if pending and pending[0] == offset:
-            pending.popleft()
-            done = self._done
-            if done:
-                while pending and pending[0] in done:
-                    done.discard(pending.popleft())
-        else:
-            self._done.add(offset)
+    def advance(self) -> int:
+        """Move past processed messages and return the offset to commit."""
+        batches = self._batches
+        index = self._index
+        processed = 0
+        while batches:
+            batch = batches[0]
+            size = len(batch)
+            start = index
+            while index < size and batch[index].refcount == 0:
+                index += 1
+            processed += index - start
+            if index < size:
+                self._index = index
+                self.processed += processed
+                return batch[index].offset
+            self._next = batch[-1].offset + 1
+            batches.popleft()
+            index = 0
+        self._index = 0
+        self.processed += processed
+        return self._next
 
-    def committable(self) -> int:
-        """The offset to commit: every offset below it is processed."""
-        pending = self._pending
-        return pending[0] if pending else self._next
+    committable = advance
 
     @property
     def pending_count(self) -> int:
-        return len(self._pending) - len(self._done)
+        """Fetched messages not yet processed (after the last ``advance``)."""
+        pending = sum(len(b) for b in self._batches) - self._index
+        return pending
