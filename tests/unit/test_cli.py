@@ -224,3 +224,14 @@ def test_ctrl_c_finishes_the_event_in_hand(project: Path) -> None:
     # Every event that was started was finished before the worker exited.
     assert len(started) == len(done) >= 1
     assert "Worker stopped" in out
+
+
+def test_unknown_broker_scheme_fails_at_startup_with_one_line(project: Path) -> None:
+    (project / "badbroker.py").write_text(
+        "import faust\napp = faust.App('bad', broker='rabbit://localhost')\n"
+    )
+    result = _faust("-A", "badbroker", "worker", cwd=project)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("faust: error: Setting broker: unknown scheme 'rabbit://'")
+    assert "Traceback" not in result.stderr
