@@ -16,6 +16,7 @@ is a dict that survives crashes::
 
 from .agents import Agent
 from .app import App
+from .auth import SASLCredentials, SSLCredentials
 from .channels import Channel
 from .events import Event, current_event
 from .exceptions import (
@@ -60,6 +61,8 @@ __all__ = [
     "IntegerField",
     "KeyDecodeError",
     "Record",
+    "SASLCredentials",
+    "SSLCredentials",
     "Schema",
     "Service",
     "Stream",

@@ -26,7 +26,7 @@ from .settings import Settings
 from .signals import Signal
 from .timers import Crontab, Timer, call_with_app
 from .topics import Topic
-from .transport.base import Transport
+from .transport.base import TP, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
 
@@ -443,6 +443,16 @@ class App:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Task %s crashed", task.get_name(), exc_info=task.exception())
+
+    async def partitions_revoked(self, revoked: set[TP]) -> None:
+        """Called by the consumer after it committed and dropped ``revoked``'s events."""
+        for agent in self.agents.values():
+            await agent.on_partitions_revoked(revoked)
+        await self.on_partitions_revoked.send(revoked)
+
+    async def partitions_assigned(self, assigned: set[TP]) -> None:
+        """Called by the consumer when partitions are assigned to this worker."""
+        await self.on_partitions_assigned.send(assigned)
 
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
         """Called when an agent crashes (it is restarted by its supervisor)."""

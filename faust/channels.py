@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
@@ -111,6 +111,16 @@ class EventQueue:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         self._getter = self._putter = None
+
+    def discard(self, predicate: Callable[[Event], bool]) -> int:
+        """Remove buffered events for which ``predicate`` is true; returns how many."""
+        buffer = self.buffer
+        kept = [event for event in buffer if not predicate(event)]
+        dropped = len(buffer) - len(kept)
+        if dropped:
+            buffer.clear()
+            buffer.extend(kept)
+        return dropped
 
     def drain(self) -> list[Event]:
         """Remove and return every buffered event (used on revoke and shutdown)."""

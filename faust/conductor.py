@@ -57,6 +57,15 @@ class Conductor:
                 seen.setdefault(topic.topics, topic)
         return list(seen.values())
 
+    def drop_buffered(self, tps: set[TP]) -> int:
+        """Remove buffered, unprocessed events of ``tps`` from every queue."""
+        topics = {tp.topic for tp in tps}
+        dropped = 0
+        for topic in topics:
+            for _, queue in self._subscriptions.get(topic, ()):
+                dropped += queue.discard(lambda e: (e.message.topic, e.message.partition) in tps)
+        return dropped
+
     def topic_names(self) -> set[str]:
         return set(self._subscriptions)
 

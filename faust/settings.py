@@ -76,6 +76,40 @@ class Settings:
     #: First wait after an agent crash before its restart; doubles up to 30 s.
     agent_restart_backoff: float = 0.5
 
+    # -- Kafka
+    #: At start-up, give up reaching the brokers after this many seconds (one error line).
+    broker_connect_timeout: float = 30.0
+    #: A worker that sends no heartbeat for this long leaves the group (its partitions
+    #: move); lower means faster failover, higher tolerates longer pauses.
+    broker_session_timeout: float = 10.0
+    broker_heartbeat_interval: float = 3.0
+    broker_request_timeout: float = 40.0
+    #: A worker that does not fetch for this long is considered stuck and leaves.
+    broker_max_poll_interval: float = 300.0
+    #: Records per fetch: large enough to amortise per-batch work.
+    broker_max_poll_records: int = 2000
+    #: SASL or SSL credentials: ``faust.SASLCredentials(...)``, ``faust.SSLCredentials(...)``.
+    broker_credentials: Any = None
+    #: Largest fetch per partition, in bytes.
+    consumer_max_fetch_size: int = 1_048_576
+    #: Static membership: a stable id per worker (e.g. the pod name) so a restart within
+    #: the session timeout keeps its partitions without a rebalance.
+    consumer_group_instance_id: str | None = None
+    #: -1 (all in-sync replicas), 1 (the leader) or 0 (no ack: may lose records).
+    producer_acks: int = -1
+    #: None, 'gzip', 'snappy', 'lz4' or 'zstd'.
+    producer_compression_type: str | None = None
+    #: Seconds a batch may wait for more records before it is sent.
+    producer_linger: float = 0.0
+    producer_max_batch_size: int = 16_384
+    producer_max_request_size: int = 1_000_000
+
+    # -- web (where other workers and clients reach this one)
+    web_host: str = "localhost"
+    web_port: int = 6066
+    #: The URL other workers use for this one; default http://{web_host}:{web_port}.
+    canonical_url: str = ""
+
     @classmethod
     def from_sources(
         cls,
@@ -122,6 +156,8 @@ class Settings:
         if not self.reply_to:
             self.reply_to = f"{self.id}-reply-{uuid.uuid4().hex[:12]}"
         self.datadir = self.datadir.replace("{appid}", self.id)
+        if not self.canonical_url:
+            self.canonical_url = f"http://{self.web_host}:{self.web_port}"
 
     @property
     def appdir(self) -> str:
@@ -208,6 +244,48 @@ def _timezone(value: Any) -> datetime.tzinfo:
         ) from None
 
 
+def _non_negative_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a number of seconds >= 0, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"expected a number of seconds >= 0, got {value!r}")
+    return number
+
+
+def _optional(coerce: Any) -> Any:
+    def optional(value: Any) -> Any:
+        return None if value in (None, "") else coerce(value)
+
+    return optional
+
+
+def _acks(value: Any) -> int:
+    if value in ("all", "-1", -1):
+        return -1
+    if value in (0, 1, "0", "1"):
+        return int(value)
+    raise ValueError(f"expected -1 (or 'all'), 0 or 1, got {value!r}")
+
+
+def _port(value: Any) -> int:
+    port = _positive_int(value)
+    if port > 65535:
+        raise ValueError(f"expected a TCP port (1-65535), got {value!r}")
+    return port
+
+
+def _credentials(value: Any) -> Any:
+    from .auth import Credentials
+
+    if value is None or isinstance(value, Credentials):
+        return value
+    raise TypeError(
+        f"expected faust.SASLCredentials(...) or faust.SSLCredentials(...), got {value!r}"
+    )
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
@@ -252,4 +330,21 @@ _COERCERS: dict[str, Any] = {
     "client_only": _bool,
     "worker_shutdown_timeout": _positive_float,
     "agent_restart_backoff": _positive_float,
+    "broker_connect_timeout": _positive_float,
+    "broker_session_timeout": _positive_float,
+    "broker_heartbeat_interval": _positive_float,
+    "broker_request_timeout": _positive_float,
+    "broker_max_poll_interval": _positive_float,
+    "broker_max_poll_records": _positive_int,
+    "broker_credentials": _credentials,
+    "consumer_max_fetch_size": _positive_int,
+    "consumer_group_instance_id": _optional(_string),
+    "producer_acks": _acks,
+    "producer_compression_type": _optional(_choice("gzip", "snappy", "lz4", "zstd")),
+    "producer_linger": _non_negative_float,
+    "producer_max_batch_size": _positive_int,
+    "producer_max_request_size": _positive_int,
+    "web_host": _string,
+    "web_port": _port,
+    "canonical_url": _string,
 }

@@ -137,6 +137,8 @@ class Agent:
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Stop the actors of revoked partitions (``isolated_partitions`` agents)."""
+        if not self.isolated_partitions:
+            return
         topics = set(getattr(self.channel, "topics", ()))
         for tp in revoked:
             if tp.topic in topics and tp.partition in self._partition_actors:
@@ -363,6 +365,9 @@ class _PartitionRouter:
             return
         queue = self.agent._actor_for_partition(events[0].message.partition)
         await queue.put_many(events)
+
+    def discard(self, predicate: Callable[[Event], bool]) -> int:
+        return sum(q.discard(predicate) for q, _ in self.agent._partition_actors.values())
 
     def close(self) -> None:
         self.closed = True

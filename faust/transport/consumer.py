@@ -21,10 +21,6 @@ __all__ = ["Consumer"]
 
 logger = logging.getLogger(__name__)
 
-# Records per fetch: large enough to amortise the per-batch work, small enough that
-# one batch does not sit in memory for long.
-MAX_RECORDS_PER_FETCH = 2000
-
 
 class Consumer(RebalanceListener):
     def __init__(self, app: Any, conductor: Any) -> None:
@@ -72,14 +68,27 @@ class Consumer(RebalanceListener):
 
     # -- rebalance
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what is processed, then drop what is still buffered for ``revoked``.
+
+        Buffered events of a revoked partition are dropped unprocessed (the new owner
+        reads them from the committed offset); an event an agent holds right now may
+        finish, but its partition's offset is no longer committed here.
+        """
         await self.commit(revoked)
+        dropped = self.conductor.drop_buffered(revoked)
+        if dropped:
+            logger.info(
+                "Dropped %d buffered events of revoked partitions %s",
+                dropped,
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(revoked)),
+            )
         for tp in revoked:
             self.trackers.pop(tp, None)
             self.committed.pop(tp, None)
-        await self.app.on_partitions_revoked.send(revoked)
+        await self.app.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
-        await self.app.on_partitions_assigned.send(assigned)
+        await self.app.partitions_assigned(assigned)
 
     # -- fetching
     async def _fetch_loop(self) -> None:
@@ -87,8 +96,9 @@ class Consumer(RebalanceListener):
         deliver = self.conductor.deliver
         trackers = self.trackers
         commit_every = self._commit_every
+        max_records = self.app.conf.broker_max_poll_records
         while not self._stopping:
-            records = await driver.getmany(1.0, MAX_RECORDS_PER_FETCH)
+            records = await driver.getmany(1.0, max_records)
             for tp, messages in records.items():
                 tracker = trackers.get(tp)
                 if tracker is None:

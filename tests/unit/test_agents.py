@@ -234,3 +234,33 @@ async def test_agent_must_be_async(app: faust.App, caplog: pytest.LogCaptureFixt
     await app.start()
     await eventually(lambda: app.agent_errors >= 1)
     assert "must be an 'async def'" in caplog.text
+
+
+async def test_revoked_partitions_stop_isolated_actors_and_drop_buffered_events(
+    app: faust.App,
+) -> None:
+    from faust.transport.base import TP
+
+    topic = app.topic("iso-revoke", value_type=int, partitions=2)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    @app.agent(topic, isolated_partitions=True)
+    async def per_partition(stream):
+        async for value in stream:
+            await release.wait()
+            seen.append(value)
+
+    await app.start()
+    for i in range(6):
+        await topic.send(value=i, partition=0)
+    await eventually(lambda: 0 in per_partition._partition_actors)
+    queue, task = per_partition._partition_actors[0]
+    await eventually(lambda: len(queue) == 5)  # one in the agent's hands, five buffered
+    revoke = asyncio.ensure_future(app.consumer.on_partitions_revoked({TP("iso-revoke", 0)}))
+    await asyncio.sleep(0.05)
+    release.set()
+    await revoke
+    assert 0 not in per_partition._partition_actors and task.done()
+    assert seen == [0]  # the event in hand finished; the buffered ones were dropped
+    assert TP("iso-revoke", 0) not in app.consumer.trackers

@@ -311,3 +311,43 @@ async def test_autodiscover_imports_modules(tmp_path, monkeypatch: pytest.Monkey
 
     discoverme_app.app.discover()
     assert any(name.endswith(".found") for name in discoverme_app.app.agents)
+
+
+def test_kafka_client_settings() -> None:
+    app = faust.App(
+        "kafka-settings",
+        producer_acks="all",
+        producer_compression_type="zstd",
+        producer_linger=0.01,
+        consumer_group_instance_id="worker-1",
+        broker_credentials=faust.SASLCredentials(username="u", password="p"),
+        web_port=6067,
+    )
+    conf = app.conf
+    assert conf.producer_acks == -1
+    assert conf.producer_compression_type == "zstd"
+    assert conf.consumer_group_instance_id == "worker-1"
+    assert conf.broker_credentials.client_options()["security_protocol"] == "SASL_PLAINTEXT"
+    assert conf.canonical_url == "http://localhost:6067"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"producer_acks": 2}, "Setting producer_acks: expected -1 (or 'all'), 0 or 1, got 2"),
+        ({"producer_compression_type": "rar"}, "expected one of gzip, snappy, lz4, zstd"),
+        ({"broker_credentials": ("u", "p")}, "expected faust.SASLCredentials(...)"),
+        ({"web_port": 70000}, "expected a TCP port (1-65535), got 70000"),
+    ],
+)
+def test_wrong_kafka_settings(options: dict, expected: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        faust.App("bad", **options)
+    assert expected in str(info.value)
+
+
+def test_sasl_mechanism_is_checked() -> None:
+    with pytest.raises(ValueError, match="SASL mechanism 'MD5' is not supported"):
+        faust.SASLCredentials(username="u", password="p", mechanism="MD5")
+    creds = faust.SASLCredentials(username="u", password="secret", mechanism="scram-sha-256")
+    assert creds.mechanism == "SCRAM-SHA-256" and "secret" not in repr(creds)
