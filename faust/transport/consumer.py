@@ -128,10 +128,14 @@ class Consumer(RebalanceListener):
                 logger.exception("Commit failed; will retry in %.1f s", interval)
 
     async def commit(self, tps: set[TP] | None = None) -> dict[TP, int]:
-        """Commit the committable offset of ``tps`` (default: every assigned partition)."""
+        """Commit the committable offset of ``tps`` (default: every assigned partition).
+
+        The offsets are taken *before* the ``before_commit`` hooks run: a hook (a table
+        flushing its changelog) awaits, agents go on meanwhile, and an event processed
+        during that wait may have changes the hook did not flush, so it must not be
+        committed this time.
+        """
         async with self._commit_lock:
-            for hook in self.before_commit:
-                await hook()
             offsets: dict[TP, int] = {}
             for tp, tracker in self.trackers.items():
                 if tps is not None and tp not in tps:
@@ -140,6 +144,8 @@ class Consumer(RebalanceListener):
                 if offset > self.committed.get(tp, -1):
                     offsets[tp] = offset
             self._processed_at_commit = sum(t.processed for t in self.trackers.values())
+            for hook in self.before_commit:
+                await hook()
             if offsets:
                 await self.driver.commit(offsets)
                 self.committed.update(offsets)
