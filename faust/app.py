@@ -24,6 +24,7 @@ from .schemas import Schema
 from .services import Service, cancel_tasks
 from .settings import Settings
 from .signals import Signal
+from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from .timers import Crontab, Timer, call_with_app
 from .topics import Topic
 from .transport.base import TP, Transport
@@ -70,6 +71,12 @@ class App:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._discovered = False
         self._declared: set[tuple[str, ...]] = set()
+        self._partition_counts: dict[str, int] = {}
+        #: Awaited before each commit (tables flush their changelogs here).
+        self.consumer_hooks: list[Callable[[], Any]] = []
+        #: Set by the worker: stops it when the app cannot go on (see ``crash``).
+        self.on_crash: Callable[[str], None] | None = None
+        self.tables = TableManager(self)
         self.started = False
         self.agent_errors = 0
 
@@ -257,6 +264,31 @@ class App:
 
         return _decorate
 
+    def Table(self, name: str, **kwargs: Any) -> Table:  # noqa: N802 - the Faust API
+        """A table: a dict that survives crashes, partitioned like its stream.
+
+        Example::
+
+            counts = app.Table('counts', default=int, partitions=8)
+        """
+        return self.tables.add(Table(self, name, **kwargs))
+
+    def GlobalTable(self, name: str, **kwargs: Any) -> GlobalTable:  # noqa: N802
+        """A table every worker holds in full."""
+        return self.tables.add(GlobalTable(self, name, **kwargs))
+
+    def SetTable(self, name: str, **kwargs: Any) -> SetTable:  # noqa: N802
+        """A table of sets: ``table[key].add(member)``."""
+        return self.tables.add(SetTable(self, name, **kwargs))
+
+    def SetGlobalTable(self, name: str, **kwargs: Any) -> SetGlobalTable:  # noqa: N802
+        """A SetTable every worker holds in full."""
+        return self.tables.add(SetGlobalTable(self, name, **kwargs))
+
+    def partition_count_of(self, topic: str) -> int | None:
+        """Partitions of ``topic`` as declared by this app (None if it did not declare it)."""
+        return self._partition_counts.get(topic)
+
     def is_leader(self) -> bool:
         """True on the worker that runs ``on_leader`` timers (always, on one worker)."""
         leader = getattr(self.transport, "is_leader", None)
@@ -339,13 +371,20 @@ class App:
         if self.consumer is None:
             await self._declare_subscribed()
             self.consumer = Consumer(self, self.conductor)
+            self.consumer.before_commit = self.consumer_hooks
             await self.consumer.start()
 
     async def _declare_subscribed(self) -> None:
         for topic in self.conductor.subscribed_topics():
-            if topic.topics not in self._declared:
-                await topic.declare()
-                self._declared.add(topic.topics)
+            await self.declare_topic(topic)
+
+    async def declare_topic(self, topic: Topic) -> None:
+        """Create ``topic`` on the broker once (fails if it exists with other partitions)."""
+        if topic.topics not in self._declared:
+            await topic.declare()
+            self._declared.add(topic.topics)
+            for spec in topic.specs():
+                self._partition_counts[spec.name] = spec.partitions
 
     def _on_topics_changed(self) -> None:
         # A stream started reading a new topic (group_by, through): declare it with its
@@ -366,12 +405,17 @@ class App:
         await self.on_configured.send()
         await self.maybe_start_producer()
         if not self.conf.producer_only:
-            await self.maybe_start_replies()
+            # Every reader subscribes before the consumer starts, so the consumer group
+            # sees the full subscription at once (one rebalance, not one per agent).
+            if self.replies is None:
+                self.replies = ReplyConsumer(self)
+            await self.replies.start()
             if not self.conf.client_only:
                 for agent in self.agents.values():
                     await agent.declare_channel()
                     await agent.start()
-                await self.on_before_consume()
+                await self.tables.start()
+            await self._start_consumer()
         for service in self.services:
             instance = service if isinstance(service, Service) else _instantiate(service, self)
             await instance.start()
@@ -383,9 +427,6 @@ class App:
                 self._spawn(timer.run(), name=f"timer:{timer.name}")
         self.started = True
         await self.on_startup_finished.send()
-
-    async def on_before_consume(self) -> None:
-        """Hook for components (tables) that must be ready before events flow."""
 
     async def start_client(self) -> None:
         """Start only the producer and the reply consumer (for a web process)."""
@@ -408,6 +449,7 @@ class App:
             await self.consumer.stop()
         for agent in self.agents.values():
             await agent.stop()
+        await self.tables.stop()
         if self._producer is not None:
             await self._producer.flush()
         if self.consumer is not None:
@@ -448,11 +490,19 @@ class App:
         """Called by the consumer after it committed and dropped ``revoked``'s events."""
         for agent in self.agents.values():
             await agent.on_partitions_revoked(revoked)
+        self.tables.on_partitions_revoked(revoked)
         await self.on_partitions_revoked.send(revoked)
 
     async def partitions_assigned(self, assigned: set[TP]) -> None:
         """Called by the consumer when partitions are assigned to this worker."""
+        self.tables.on_partitions_assigned(assigned)
         await self.on_partitions_assigned.send(assigned)
+
+    def crash(self, reason: str) -> None:
+        """Stop the worker because the app cannot go on correctly (exit code 1)."""
+        logger.critical("Stopping: %s", reason)
+        if self.on_crash is not None:
+            self.on_crash(reason)
 
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
         """Called when an agent crashes (it is restarted by its supervisor)."""

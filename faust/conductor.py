@@ -28,6 +28,8 @@ class Conductor:
     def __init__(self, app: Any, on_topics_changed: Callable[[], None] | None = None) -> None:
         self.app = app
         self._subscriptions: dict[str, list[tuple[Topic, EventQueue]]] = {}
+        # Subscribed in the consumer group but never read as a stream (table changelogs).
+        self._passive: set[str] = set()
         self.on_topics_changed = on_topics_changed
         self.decode_errors = 0
 
@@ -66,8 +68,15 @@ class Conductor:
                 dropped += queue.discard(lambda e: (e.message.topic, e.message.partition) in tps)
         return dropped
 
+    def subscribe_passive(self, name: str) -> None:
+        """Subscribe ``name`` without a reader: its partitions are assigned, not streamed."""
+        if name not in self._passive:
+            self._passive.add(name)
+            if self.on_topics_changed is not None:
+                self.on_topics_changed()
+
     def topic_names(self) -> set[str]:
-        return set(self._subscriptions)
+        return set(self._subscriptions) | self._passive
 
     def queues_for(self, topic: str) -> list[EventQueue]:
         return [queue for _, queue in self._subscriptions.get(topic, ())]

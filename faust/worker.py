@@ -90,6 +90,7 @@ class Worker:
         self.quiet = quiet
         self._stop_requested: asyncio.Event | None = None
         self._signals = 0
+        self.exit_code = 0
 
     def execute_from_commandline(self) -> int:
         """Run until stopped; returns the process exit code (1 on a configuration error)."""
@@ -101,13 +102,13 @@ class Worker:
         uvloop = install_uvloop()
         try:
             asyncio.run(self.run(uvloop=uvloop))
+            return self.exit_code
         except ImproperlyConfigured as exc:
             # One line naming the setting and the fix; a traceback would bury it.
             print(f"faust: error: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 1
-        return 0
 
     async def run(self, uvloop: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -117,6 +118,7 @@ class Worker:
                 loop.add_signal_handler(signum, self._on_signal, signum)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
+        self.app.on_crash = self._on_crash
         await self.app.on_worker_init.send()
         try:
             await self.app.start()
@@ -137,6 +139,12 @@ class Worker:
         """Ask the worker to stop gracefully (what Ctrl-C does)."""
         if self._stop_requested is not None:
             self._stop_requested.set()
+
+    def _on_crash(self, reason: str) -> None:
+        if not self.exit_code:
+            print(f"faust: error: {reason}", file=sys.stderr, flush=True)
+        self.exit_code = 1
+        self.stop()
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1

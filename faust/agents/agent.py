@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..channels import Channel, EventQueue
 from ..events import Event, _current_event
+from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
@@ -195,6 +196,10 @@ class Agent:
             exc_info=exc,
         )
         self.app.on_agent_error(self, exc)
+        if isinstance(exc, ImproperlyConfigured):
+            # A configuration error happens again on every event: stop the worker
+            # with the message instead of restarting forever.
+            self.app.crash(str(exc))
         if stream._prev is not None:
             # The event that crashed the agent is skipped (logged above), so one bad
             # event cannot stop its partition forever.

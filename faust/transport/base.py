@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -214,6 +214,15 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def partition_count(self, topic: str) -> int | None:
         """The topic's partition count, or None if it does not exist."""
+
+    @abc.abstractmethod
+    async def end_offset(self, tp: TP) -> int:
+        """One past the last offset of ``tp`` (the high watermark)."""
+
+    @abc.abstractmethod
+    def read_partition(self, tp: TP, start: int, end: int) -> AsyncIterator[list[Message]]:
+        """Read ``tp`` from ``start`` up to ``end`` (exclusive) outside the consumer group,
+        in batches (table recovery and standbys). A batch may be empty while waiting."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most drivers need none
         """Release shared resources (admin clients, the embedded broker)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import PartitionCountMismatch
@@ -28,6 +28,9 @@ from .base import (
 from .partitioner import RoundRobin, partition_for_key
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
+
+# Records per batch when reading a partition outside the group (table recovery).
+RECOVERY_BATCH = 10_000
 
 # One stored record: (timestamp, key, value, headers).
 _Entry = tuple[float, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]
@@ -329,3 +332,16 @@ class MemoryTransport(Transport):
     async def partition_count(self, topic: str) -> int | None:
         logs = self.broker.logs.get(topic)
         return None if logs is None else len(logs)
+
+    async def end_offset(self, tp: TP) -> int:
+        return len(self.broker.ensure_topic(tp.topic)[tp.partition])
+
+    async def read_partition(self, tp: TP, start: int, end: int) -> AsyncIterator[list[Message]]:
+        log = self.broker.ensure_topic(tp.topic)[tp.partition]
+        topic, partition = tp
+        # Batches like a Kafka fetch, yielding to the loop between them so a long
+        # recovery does not starve the app.
+        for batch_start in range(start, min(end, len(log)), RECOVERY_BATCH):
+            batch_end = min(batch_start + RECOVERY_BATCH, end, len(log))
+            yield [Message(topic, partition, o, *log[o]) for o in range(batch_start, batch_end)]
+            await asyncio.sleep(0)

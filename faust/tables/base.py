@@ -1,0 +1,275 @@
+"""What every table shares: partitions, the changelog, the write-back of changes.
+
+A table's data is split like its source topics: a change made while processing an event
+of partition ``p`` belongs to partition ``p`` of the table and of its changelog topic
+``{app}-{table}-changelog``. Changes are applied to the store at once (reads see them)
+and remembered as dirty keys; before the consumer commits, ``flush`` sends one changelog
+record per dirty key (so a hot key costs one write per commit, not one per event), waits
+for the broker's acks and then lets the store persist the offset they reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..events import _current_event
+from ..exceptions import ImproperlyConfigured, PartitionCountMismatch
+from ..stores import MISSING, Store, create_store
+from ..transport.base import Message
+from ..transport.partitioner import partition_for_key
+
+__all__ = ["Collection"]
+
+logger = logging.getLogger(__name__)
+
+
+class Collection:
+    """Base of Table, GlobalTable and SetTable."""
+
+    #: Every worker holds every partition (GlobalTable).
+    is_global = False
+
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        partitions: int | None = None,
+        store: str | None = None,
+        help: str | None = None,
+        on_recover: Callable[..., Any] | None = None,
+        on_changelog_event: Callable[..., Any] | None = None,
+        use_partitioner: bool = False,
+        changelog_topic: Any = None,
+        key_serializer: str = "json",
+        value_serializer: str = "json",
+        extra_topic_configs: dict[str, Any] | None = None,
+        retention: float | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Table name must be a non-empty string, not {name!r}")
+        if default is not None and not callable(default):
+            raise TypeError(
+                f"Table {name!r}: default must be callable (like int or list), not {default!r}"
+            )
+        self.app = app
+        self.name = name
+        self.default = default
+        self.key_type = key_type
+        self.value_type = value_type
+        self.partitions = partitions or app.conf.topic_partitions
+        self.store_url = store or app.conf.store
+        self.help = help or ""
+        self.use_partitioner = use_partitioner
+        self._on_recover: list[Callable[..., Any]] = [on_recover] if on_recover else []
+        self.on_changelog_event = on_changelog_event
+        if changelog_topic is None:
+            changelog_topic = app.topic(
+                f"{app.conf.id}-{name}-changelog",
+                key_type=key_type,
+                value_type=value_type,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+                partitions=self.partitions,
+                compacting=True,
+                deleting=retention is not None,
+                retention=retention,
+                internal=True,
+                config=extra_topic_configs,
+                allow_empty=True,
+            )
+        self.changelog_topic = changelog_topic
+        self.active_partitions: set[int] = set()
+        self.standby_partitions: set[int] = set()
+        self._store: Store | None = None
+        self._dirty: dict[int, set[Any]] = {}
+        self._checked_topics: set[str] = set()
+        self.changelog_records_sent = 0
+
+    # -- the store
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = create_store(self.store_url, self)
+        return self._store
+
+    def on_recover(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate a function called after the table was restored from its changelog."""
+        self._on_recover.append(fun)
+        return fun
+
+    # -- partitions
+    def _partition_for_write(self, key: Any) -> int:
+        event = _current_event.get()
+        if self.use_partitioner or (event is None and self.is_global):
+            return self._partition_of_key(key)
+        if event is None:
+            raise ImproperlyConfigured(
+                f"Table {self.name!r}: cannot write key {key!r} outside of a stream: the "
+                "partition comes from the event being processed. Write from an agent, or "
+                "create the table with use_partitioner=True to partition by key."
+            )
+        message = event.message
+        if message.topic not in self._checked_topics:
+            self._check_copartitioned(message)
+        return message.partition
+
+    def _partition_of_key(self, key: Any) -> int:
+        data = self.changelog_topic.schema.dumps_key(key)
+        return 0 if data is None else partition_for_key(data, self.partitions)
+
+    def _check_copartitioned(self, message: Message) -> None:
+        count = self.app.partition_count_of(message.topic)
+        if count is not None and count != self.partitions:
+            raise PartitionCountMismatch(
+                f"Table {self.name!r} has {self.partitions} partitions but is written from "
+                f"topic {message.topic!r} with {count}: they must be equal (give the table "
+                f"partitions={count}, or repartition the stream with group_by)."
+            )
+        self._checked_topics.add(message.topic)
+
+    def _read_partitions(self, key: Any) -> Iterator[int]:
+        """Partitions to look in for ``key``: the event's, else every local one."""
+        if self.use_partitioner:
+            yield self._partition_of_key(key)
+            return
+        event = _current_event.get()
+        if event is not None and not self.is_global:
+            yield event.message.partition
+            return
+        yield from sorted(self.store.partitions())
+
+    # -- reads and writes (decoded keys and values)
+    def _get(self, key: Any) -> Any:
+        store = self.store
+        for partition in self._read_partitions(key):
+            value = store.get(partition, key)
+            if value is not MISSING:
+                return value
+        return MISSING
+
+    def _set(self, key: Any, value: Any) -> None:
+        partition = self._partition_for_write(key)
+        self.store.set(partition, key, value)
+        self._mark_dirty(partition, key)
+
+    def _del(self, key: Any) -> None:
+        partition = self._partition_for_write(key)
+        self.store.delete(partition, key)
+        self._mark_dirty(partition, key)
+
+    def _mark_dirty(self, partition: int, key: Any) -> None:
+        dirty = self._dirty.get(partition)
+        if dirty is None:
+            dirty = self._dirty[partition] = set()
+        dirty.add(key)
+
+    def _local_partitions(self) -> list[int]:
+        return sorted(self.store.partitions())
+
+    def _iter_items(self) -> Iterator[tuple[Any, Any]]:
+        store = self.store
+        for partition in self._local_partitions():
+            yield from store.items(partition)
+
+    # -- the changelog
+    async def flush(self) -> None:
+        """Send one changelog record per changed key, wait for acks, persist the offsets."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, {}
+        store = self.store
+        topic = self.changelog_topic
+        pending: list[tuple[int, asyncio.Future[Any]]] = []
+        snapshots: dict[int, dict[Any, Any]] = {}
+        for partition, keys in dirty.items():
+            snapshot = snapshots[partition] = {}
+            for key in keys:
+                value = snapshot[key] = store.get(partition, key)
+                fut = topic.send_soon(
+                    key=key, value=None if value is MISSING else value, partition=partition
+                )
+                pending.append((partition, fut))
+        highest: dict[int, int] = {}
+        try:
+            for partition, fut in pending:
+                metadata = await fut
+                if metadata.offset > highest.get(partition, -1):
+                    highest[partition] = metadata.offset
+        except BaseException:
+            # Not acked: those keys are dirty again, so the next flush sends them and the
+            # consumer does not commit past the events that changed them.
+            for partition, keys in dirty.items():
+                for key in keys:
+                    self._mark_dirty(partition, key)
+            raise
+        self.changelog_records_sent += len(pending)
+        for partition, offset in highest.items():
+            store.persist(partition, snapshots[partition], offset)
+
+    def apply_changelog(self, partition: int, messages: list[Message]) -> None:
+        """Apply changelog records read during recovery or by a standby."""
+        if not messages:
+            return
+        schema = self.changelog_topic.schema
+        load_key = schema.key_loader()
+        load_value = schema.value_loader()
+        # A key changed here and not yet flushed is newer than any record read back
+        # (a global table reads its own writes): keep the local value.
+        dirty = self._dirty.get(partition, ())
+        records = []
+        for message in messages:
+            key = self._store_key(load_key(message.key))
+            if key in dirty:
+                continue
+            value = MISSING if message.value is None else load_value(message.value)
+            records.append((key, value))
+            if self.on_changelog_event is not None:
+                self.on_changelog_event(message)
+        self.store.apply_changelog(partition, records, messages[-1].offset)
+
+    def _store_key(self, key: Any) -> Any:
+        """The store's key for a key decoded from the changelog (windows make it a tuple)."""
+        return key
+
+    async def call_recover_callbacks(self) -> None:
+        for callback in self._on_recover:
+            result = callback()
+            if asyncio.iscoroutine(result):
+                await result
+
+    # -- display
+    def size(self) -> int:
+        return sum(self.store.size(p) for p in self._local_partitions())
+
+    def as_ansitable(self, title: str | None = None, key: str = "key", value: str = "value") -> str:
+        """The table as text with box-drawing borders (for logs and the console)."""
+        rows = [
+            (repr(k), repr(v)) for k, v in sorted(self._iter_items(), key=lambda kv: repr(kv[0]))
+        ]
+        headers = (key, value)
+        widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(2)]
+        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        out = []
+        if title or self.name:
+            out.append(title or self.name)
+        out.append(line)
+        out.append(
+            "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+        )
+        out.append(line)
+        for row in rows:
+            out.append(
+                "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+            )
+        out.append(line)
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}: {self.partitions} partitions>"

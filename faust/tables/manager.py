@@ -1,0 +1,226 @@
+"""The table manager: changelog subscriptions, recovery on assignment, standbys, flushes.
+
+On assignment, every newly assigned partition is paused while the tables' changelog
+partitions that came with it are restored; then they resume, so no event is processed
+against a table that is not up to date. Changelog partitions are subscribed in the
+consumer group (so the assignor keeps changelog partition ``p`` with source partition
+``p``) but never consumed as a stream: they stay paused and are read by the recovery.
+Global tables are read in full at start and followed for as long as the app runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from ..services import cancel_tasks
+from ..transport.base import TP
+from .base import Collection
+
+__all__ = ["TableManager"]
+
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=Collection)
+
+# A recovery longer than this reports progress (records, rate, ETA) at this interval.
+PROGRESS_INTERVAL = 5.0
+# A recovery that reads nothing for this long says so (and what it waits for).
+STALL_WARNING_AFTER = 15.0
+# How often global tables and standbys look for new changelog records.
+FOLLOW_INTERVAL = 0.2
+
+
+class TableManager:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tables: dict[str, Collection] = {}
+        self._by_changelog: dict[str, Collection] = {}
+        self._recovery: asyncio.Task[None] | None = None
+        self._pending: set[TP] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.records_restored = 0
+        self.started = False
+
+    def add(self, table: C) -> C:
+        if table.name in self.tables:
+            raise ValueError(f"A table named {table.name!r} already exists in this app")
+        self.tables[table.name] = table
+        self._by_changelog[table.changelog_topic.name] = table
+        return table
+
+    def __getitem__(self, name: str) -> Collection:
+        return self.tables[name]
+
+    def __iter__(self) -> Iterator[Collection]:
+        return iter(self.tables.values())
+
+    def __len__(self) -> int:
+        return len(self.tables)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tables
+
+    # -- lifecycle
+    async def start(self) -> None:
+        if not self.tables or self.started:
+            return
+        self.started = True
+        app = self.app
+        for table in self.tables.values():
+            await app.declare_topic(table.changelog_topic)
+            if not table.is_global:
+                app.conductor.subscribe_passive(table.changelog_topic.name)
+        app.consumer_hooks.append(self.flush)
+        for table in self.tables.values():
+            if table.is_global:
+                await self._restore_global(table)
+                self._spawn(self._follow_global(table))
+
+    async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+        await cancel_tasks(self._tasks)
+        for table in self.tables.values():
+            if table._store is not None:
+                table._store.close()
+        self.started = False
+
+    async def flush(self) -> None:
+        """Send every table's pending changes to its changelog (before a commit)."""
+        for table in self.tables.values():
+            await table.flush()
+
+    # -- rebalancing
+    def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        if not self.tables:
+            return
+        changelogs = {tp for tp in assigned if tp.topic in self._by_changelog}
+        driver = self.app.consumer.driver
+        # Changelogs are read by the recovery, never as a stream.
+        driver.pause(changelogs)
+        for tp in changelogs:
+            table = self._by_changelog[tp.topic]
+            table.active_partitions.add(tp.partition)
+            table.store.open_partition(tp.partition)
+        if not changelogs:
+            return
+        sources = assigned - changelogs
+        driver.pause(sources)
+        self._pending |= sources
+        restore = sorted(changelogs)
+        self._recovery = asyncio.get_running_loop().create_task(
+            self._recover(restore), name="table-recovery"
+        )
+
+    def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            table = self._by_changelog.get(tp.topic)
+            if table is not None:
+                table.active_partitions.discard(tp.partition)
+                table.store.close_partition(tp.partition)
+        self._pending -= revoked
+
+    async def _recover(self, changelogs: list[TP]) -> None:
+        try:
+            for tp in changelogs:
+                table = self._by_changelog[tp.topic]
+                await self._restore(table, tp)
+            for table in {self._by_changelog[tp.topic] for tp in changelogs}:
+                await table.call_recover_callbacks()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Table recovery failed")
+            self.app.crash("table recovery failed (see the error above)")
+            return
+        pending, self._pending = self._pending, set()
+        consumer = self.app.consumer
+        if consumer is not None:
+            consumer.driver.resume(pending)
+
+    async def _restore(self, table: Collection, tp: TP) -> int:
+        """Read ``tp`` from the store's persisted offset to the end; returns records read."""
+        transport = self.app.transport
+        start = _next_offset(table.store.persisted_offset(tp.partition))
+        end = await transport.end_offset(tp)
+        if end <= start:
+            return 0
+        total = end - start
+        read = 0
+        began = last_report = last_progress = time.monotonic()
+        async for messages in transport.read_partition(tp, start, end):
+            now = time.monotonic()
+            if messages:
+                table.apply_changelog(tp.partition, messages)
+                read += len(messages)
+                last_progress = now
+            elif now - last_progress > STALL_WARNING_AFTER:
+                logger.warning(
+                    "Recovery of table %r partition %d made no progress for %.0f s: read "
+                    "%d of %d records of %s[%d]. Is the broker reachable?",
+                    table.name,
+                    tp.partition,
+                    now - last_progress,
+                    read,
+                    total,
+                    tp.topic,
+                    tp.partition,
+                )
+                last_progress = now
+            if now - last_report > PROGRESS_INTERVAL:
+                rate = read / max(now - began, 1e-9)
+                eta = (total - read) / rate if rate else float("inf")
+                logger.info(
+                    "Recovering table %r partition %d: %d/%d records (%.0f/s, ETA %.0f s)",
+                    table.name,
+                    tp.partition,
+                    read,
+                    total,
+                    rate,
+                    eta,
+                )
+                last_report = now
+        self.records_restored += read
+        elapsed = time.monotonic() - began
+        if read:
+            logger.info(
+                "Recovered table %r partition %d: %d records in %.2f s",
+                table.name,
+                tp.partition,
+                read,
+                elapsed,
+            )
+        return read
+
+    # -- global tables
+    async def _restore_global(self, table: Collection) -> None:
+        for partition in range(table.partitions):
+            table.store.open_partition(partition)
+            table.active_partitions.add(partition)
+            await self._restore(table, TP(table.changelog_topic.name, partition))
+        await table.call_recover_callbacks()
+
+    async def _follow_global(self, table: Collection) -> None:
+        transport = self.app.transport
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            for partition in range(table.partitions):
+                tp = TP(table.changelog_topic.name, partition)
+                start = _next_offset(table.store.persisted_offset(partition))
+                end = await transport.end_offset(tp)
+                if end > start:
+                    async for messages in transport.read_partition(tp, start, end):
+                        table.apply_changelog(partition, messages)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _next_offset(persisted: int | None) -> int:
+    return 0 if persisted is None else persisted + 1

@@ -1,0 +1,275 @@
+"""Tables on the embedded broker: the dict API, the changelog, recovery."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+
+import faust
+from faust.exceptions import ImproperlyConfigured, PartitionCountMismatch
+from tests.conftest import eventually
+
+_ids = itertools.count()
+
+
+class Word(faust.Record):
+    text: str
+
+
+def _shared_app(broker: str, app_id: str, **options) -> faust.App:  # type: ignore[no-untyped-def]
+    return faust.App(
+        app_id, broker=broker, topic_partitions=4, broker_commit_interval=0.05, **options
+    )
+
+
+async def test_word_count_through_group_by(app: faust.App) -> None:
+    words = app.topic("words", value_type=Word, partitions=4)
+    counts = app.Table("word-counts", default=int, partitions=4)
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream.group_by(Word.text):
+            counts[word.text] += 1
+
+    await app.start()
+    text = "the quick fox and the lazy dog and the end".split()
+    for i, w in enumerate(text):
+        await words.send(value=Word(text=w), partition=i % 4)
+    await eventually(lambda: sum(counts.values()) == len(text))
+    assert counts["the"] == 3 and counts["and"] == 2 and counts["fox"] == 1
+    assert counts["absent"] == 0 and "absent" not in counts
+    assert dict(counts.items()) == {w: text.count(w) for w in set(text)}
+
+
+async def test_dict_api(app: faust.App) -> None:
+    topic = app.topic("ops", key_type=str, value_type=str, partitions=1)
+    table = app.Table("kv", partitions=1)
+    done: list[str] = []
+
+    @app.agent(topic)
+    async def ops(stream):
+        async for key, op in stream.items():
+            if op == "set":
+                table[key] = key.upper()
+            elif op == "del":
+                del table[key]
+            elif op == "pop":
+                table.pop(key)
+            done.append(op)
+
+    await app.start()
+    for key, op in [("a", "set"), ("b", "set"), ("c", "set"), ("b", "del"), ("c", "pop")]:
+        await topic.send(key=key, value=op)
+    await eventually(lambda: len(done) == 5)
+    assert table["a"] == "A" and table.get("b") is None and table.get("b", 1) == 1
+    assert list(table.keys()) == ["a"] and list(table.values()) == ["A"] and len(table) == 1
+    with pytest.raises(KeyError):
+        table["missing"]
+    assert "kv" in app.tables and app.tables["kv"] is table
+    assert "'a'" in table.as_ansitable() and "'A'" in table.as_ansitable()
+
+
+async def test_writing_outside_a_stream_is_a_clear_error(app: faust.App) -> None:
+    table = app.Table("outside")
+    with pytest.raises(ImproperlyConfigured, match="outside of a stream.*use_partitioner=True"):
+        table["k"] = 1
+
+
+async def test_use_partitioner_writes_outside_a_stream(app: faust.App) -> None:
+    table = app.Table("by-key", use_partitioner=True, partitions=4)
+    await app.start()
+    table["k"] = 1
+    assert table["k"] == 1
+    await table.flush()
+    log = app.transport.broker.logs[f"{app.conf.id}-by-key-changelog"]
+    assert sum(len(p) for p in log) == 1
+
+
+async def test_source_with_other_partition_count_names_both_counts(app: faust.App) -> None:
+    topic = app.topic("src", value_type=int, partitions=2)
+    table = app.Table("mismatch", default=int, partitions=4)
+    crashed: list[str] = []
+    app.on_crash = crashed.append
+
+    @app.agent(topic)
+    async def write(stream):
+        async for value in stream:
+            table[value] += 1
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: bool(crashed))
+    assert "Table 'mismatch' has 4 partitions" in crashed[0] and "with 2" in crashed[0]
+    assert isinstance(PartitionCountMismatch("x"), ImproperlyConfigured)
+
+
+async def test_changes_to_a_hot_key_coalesce_into_one_changelog_record(app: faust.App) -> None:
+    topic = app.topic("hits", value_type=str, partitions=1)
+    table = app.Table("hits", default=int, partitions=1)
+    seen = 0
+
+    @app.agent(topic)
+    async def hits(stream):
+        nonlocal seen
+        async for page in stream:
+            table[page] += 1
+            seen += 1
+
+    await app.start()
+    for _ in range(500):
+        await topic.send(value="home")
+    await eventually(lambda: seen == 500)
+    await app.consumer.commit()
+    changelog = app.transport.broker.logs[f"{app.conf.id}-hits-changelog"][0]
+    assert len(changelog) < 10  # 500 changes, a handful of commits
+    assert changelog[-1][2] == b"500"
+    committed = app.transport.broker.groups[app.conf.group_id].committed
+    assert committed[("hits", 0)] == 500
+
+
+async def test_restart_recovers_the_table_from_its_changelog() -> None:
+    broker = f"memory://tables-{uuid.uuid4().hex}"
+    app_id = f"recovering-{next(_ids)}"
+
+    def build() -> tuple[faust.App, faust.Topic, faust.Table, list[int]]:
+        app = _shared_app(broker, app_id)
+        topic = app.topic("amounts", key_type=str, value_type=int, partitions=4)
+        totals = app.Table("totals", default=int, partitions=4)
+        seen: list[int] = []
+
+        @app.agent(topic)
+        async def add(stream):
+            async for key, amount in stream.items():
+                totals[key] += amount
+                seen.append(amount)
+
+        return app, topic, totals, seen
+
+    first, topic, totals, seen = build()
+    await first.start()
+    for i in range(100):
+        await topic.send(key=f"acct-{i % 5}", value=i)
+    await eventually(lambda: len(seen) == 100)
+    expected = {f"acct-{k}": sum(range(k, 100, 5)) for k in range(5)}
+    assert totals.as_dict() == expected
+    await first.stop()
+
+    second, topic, totals, seen = build()
+    recovered: list[bool] = []
+    totals.on_recover(lambda: recovered.append(True))
+    await second.start()
+    await eventually(lambda: totals.as_dict() == expected)
+    assert recovered
+    assert second.tables.records_restored >= 5
+    await topic.send(key="acct-0", value=1000)
+    await eventually(lambda: totals["acct-0"] == expected["acct-0"] + 1000 if seen else False)
+    assert seen == [1000]  # the first 100 were committed: not processed again
+    await second.stop()
+
+
+async def test_partitions_move_between_two_workers_with_their_state() -> None:
+    broker = f"memory://tables-{uuid.uuid4().hex}"
+    app_id = f"moving-{next(_ids)}"
+
+    def build() -> tuple[faust.App, faust.Topic, faust.Table]:
+        app = _shared_app(broker, app_id)
+        topic = app.topic("events", key_type=str, value_type=int, partitions=4)
+        counts = app.Table("counts", default=int, partitions=4)
+
+        @app.agent(topic)
+        async def count(stream):
+            async for key, _ in stream.items():
+                counts[key] += 1
+
+        return app, topic, counts
+
+    one, topic, counts_one = build()
+    await one.start()
+    for i in range(40):
+        await topic.send(key=f"k{i % 8}", value=i)
+    await eventually(lambda: sum(counts_one.values()) == 40)
+    two, _, counts_two = build()
+    await two.start()  # takes half of the partitions, restoring their state
+    await eventually(lambda: bool(counts_two.active_partitions))
+    assert counts_one.active_partitions.isdisjoint(counts_two.active_partitions)
+    for i in range(40):
+        await topic.send(key=f"k{i % 8}", value=i)
+
+    def merged() -> dict[str, int]:
+        result = {}
+        for table in (counts_one, counts_two):
+            for p in table.active_partitions:
+                result.update(dict(table.store.items(p)))
+        return result
+
+    await eventually(lambda: merged() == {f"k{i}": 10 for i in range(8)})
+    await two.stop()
+    await one.stop()
+
+
+async def test_global_table_holds_every_partition() -> None:
+    broker = f"memory://tables-{uuid.uuid4().hex}"
+    app_id = f"global-{next(_ids)}"
+
+    def build() -> tuple[faust.App, faust.Topic, faust.Table]:
+        app = _shared_app(broker, app_id)
+        topic = app.topic("settings", key_type=str, value_type=str, partitions=4)
+        table = app.GlobalTable("settings", partitions=4)
+
+        @app.agent(topic)
+        async def store(stream):
+            async for key, value in stream.items():
+                table[key] = value
+
+        return app, topic, table
+
+    writer, topic, table = build()
+    await writer.start()
+    for i in range(8):
+        await topic.send(key=f"s{i}", value=f"v{i}")
+    await eventually(lambda: len(table) == 8)
+    await writer.consumer.commit()
+    # A second worker of the app sees every key, whichever partitions it owns.
+    reader, _, mirror = build()
+    await reader.start()
+    await eventually(lambda: len(mirror) == 8)
+    assert mirror["s3"] == "v3"
+    await topic.send(key="s9", value="v9")
+    await eventually(lambda: len(table) == 9)
+    await writer.consumer.commit()
+    await reader.consumer.commit()
+    await eventually(lambda: mirror.get("s9") == "v9")
+    await reader.stop()
+    await writer.stop()
+
+
+async def test_set_table(app: faust.App) -> None:
+    visits = app.topic("visits", key_type=str, value_type=str, partitions=1)
+    visitors = app.SetTable("visitors", partitions=1)
+    done = 0
+
+    @app.agent(visits)
+    async def track(stream):
+        nonlocal done
+        async for page, user in stream.items():
+            if user.startswith("-"):
+                visitors[page].discard(user[1:])
+            else:
+                visitors[page].add(user)
+            done += 1
+
+    await app.start()
+    for page, user in [
+        ("home", "ann"),
+        ("home", "bob"),
+        ("home", "ann"),
+        ("about", "cy"),
+        ("home", "-bob"),
+    ]:
+        await visits.send(key=page, value=user)
+    await eventually(lambda: done == 5)
+    assert visitors["home"] == {"ann"}
+    assert "cy" in visitors["about"] and len(visitors["about"]) == 1
+    assert dict(visitors.items()) == {"home": {"ann"}, "about": {"cy"}}
