@@ -449,12 +449,13 @@ class App:
             await self.consumer.stop()
         for agent in self.agents.values():
             await agent.stop()
-        await self.tables.stop()
         if self._producer is not None:
             await self._producer.flush()
         if self.consumer is not None:
+            # Commits, which flushes the tables' changelogs first.
             await self.consumer.close()
             self.consumer = None
+        await self.tables.stop()
         if self.replies is not None:
             await self.replies.stop()
             self.replies = None

@@ -217,12 +217,18 @@ class Collection:
         """Apply changelog records read during recovery or by a standby."""
         if not messages:
             return
+        store = self.store
+        dirty = self._dirty.get(partition)
+        if not dirty and self.on_changelog_event is None and hasattr(store, "apply_messages"):
+            # The store keeps the changelog's encoding: write the bytes as they are.
+            store.apply_messages(partition, messages)
+            return
         schema = self.changelog_topic.schema
         load_key = schema.key_loader()
         load_value = schema.value_loader()
         # A key changed here and not yet flushed is newer than any record read back
         # (a global table reads its own writes): keep the local value.
-        dirty = self._dirty.get(partition, ())
+        dirty = dirty or set()
         records = []
         for message in messages:
             key = self._store_key(load_key(message.key))
@@ -232,7 +238,7 @@ class Collection:
             records.append((key, value))
             if self.on_changelog_event is not None:
                 self.on_changelog_event(message)
-        self.store.apply_changelog(partition, records, messages[-1].offset)
+        store.apply_changelog(partition, records, messages[-1].offset)
 
     def _store_key(self, key: Any) -> Any:
         """The store's key for a key decoded from the changelog (windows make it a tuple)."""
