@@ -5,6 +5,11 @@ set, that cluster is used as it is. Otherwise the session starts a local Kafka w
 ``scripts/kafka up`` (Apache Kafka in KRaft mode from Maven Central jars) and stops it at
 the end, unless it was already running before the session, in which case it is left up.
 
+``kafka_sasl_bootstrap`` does the same for a second, separate cluster whose client listener
+requires SASL (``scripts/kafka up --sasl``: SASL_PLAINTEXT on port 9192 with PLAIN and
+SCRAM-SHA-256/512, client user ``faust`` / ``faust-secret``), or for the cluster named by
+``KAFKA_SASL_BOOTSTRAP_SERVERS``, which must accept that user with SASL/PLAIN.
+
 A broker that cannot be reached or started fails the tests that need it: integration
 tests are never skipped for want of Kafka.
 """
@@ -12,6 +17,7 @@ tests are never skipped for want of Kafka.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -58,46 +64,75 @@ def external_bootstrap() -> str | None:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """Bootstrap servers of a Kafka cluster for this test session."""
-    external = external_bootstrap()
+#: The client user of ``scripts/kafka up --sasl`` (and of KAFKA_SASL_BOOTSTRAP_SERVERS).
+SASL_USER = "faust"
+SASL_PASSWORD = "faust-secret"
+
+
+def running_cluster(env_var: str, *options: str) -> Iterator[str]:
+    """Yield the bootstrap servers of the cluster in env_var, or of `scripts/kafka up`.
+
+    options select the cluster (``--sasl``) for up/status/down, and ``check`` of an
+    external cluster logs in with them when they include ``--sasl``.
+    """
+    command = shlex.join(["scripts/kafka", "up", *options])
+    external = os.environ.get(env_var, "").strip()
     if external:
-        check = run_kafka_script("check", external, "--timeout", "30", timeout=90)
+        login = ["--sasl-plain", f"{SASL_USER}:{SASL_PASSWORD}"] if "--sasl" in options else []
+        check = run_kafka_script("check", external, "--timeout", "30", *login, timeout=90)
         if check.returncode != 0:
             pytest.fail(
-                f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer the Kafka protocol:\n"
-                f"{check.stderr.strip()}",
+                f"{env_var}={external} does not answer the Kafka protocol:\n{check.stderr.strip()}",
                 pytrace=False,
             )
         yield external
         return
 
-    status = run_kafka_script("status", timeout=60)
+    status = run_kafka_script("status", *options, timeout=60)
     already_up = status.returncode == 0
     try:
-        up = run_kafka_script("up", timeout=UP_TIMEOUT)
+        up = run_kafka_script("up", *options, timeout=UP_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         if not already_up:
-            run_kafka_script("down", timeout=DOWN_TIMEOUT)
-        pytest.fail(f"`scripts/kafka up` did not finish within {exc.timeout}s", pytrace=False)
+            run_kafka_script("down", *options, timeout=DOWN_TIMEOUT)
+        pytest.fail(f"`{command}` did not finish within {exc.timeout}s", pytrace=False)
     if up.returncode != 0:
         pytest.fail(
-            "could not bring up Kafka with `scripts/kafka up` "
+            f"could not bring up Kafka with `{command}` "
             f"(exit {up.returncode}):\n{up.stderr.strip()}\n{up.stdout.strip()}",
             pytrace=False,
         )
     lines = up.stdout.strip().splitlines()
     if not lines:
-        pytest.fail(f"`scripts/kafka up` printed no bootstrap servers:\n{up.stderr}")
+        pytest.fail(f"`{command}` printed no bootstrap servers:\n{up.stderr}", pytrace=False)
     bootstrap = lines[-1].strip()
     try:
         yield bootstrap
     finally:
         if not already_up:
-            down = run_kafka_script("down", timeout=DOWN_TIMEOUT)
+            down = run_kafka_script("down", *options, timeout=DOWN_TIMEOUT)
             if down.returncode != 0:
-                sys.stderr.write(f"`scripts/kafka down` failed:\n{down.stderr}\n")
+                sys.stderr.write(
+                    f"`scripts/kafka down {' '.join(options)}` failed:\n{down.stderr}\n"
+                )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a Kafka cluster for this test session."""
+    yield from running_cluster("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a Kafka cluster whose clients must log in with SASL.
+
+    ``scripts/kafka up --sasl`` (a separate cluster from ``kafka_bootstrap``'s, on port
+    9192), or ``KAFKA_SASL_BOOTSTRAP_SERVERS``. Clients use SASL_PLAINTEXT as
+    ``SASL_USER`` / ``SASL_PASSWORD`` (faust / faust-secret) with PLAIN, or with
+    SCRAM-SHA-256/512 on the cluster the script starts.
+    """
+    yield from running_cluster("KAFKA_SASL_BOOTSTRAP_SERVERS", "--sasl")
 
 
 @pytest.fixture(scope="session")
