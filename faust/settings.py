@@ -104,6 +104,13 @@ class Settings:
     producer_max_batch_size: int = 16_384
     producer_max_request_size: int = 1_000_000
 
+    # -- tables
+    #: Other workers keeping a warm copy of each table partition (by following its
+    #: changelog), ready to take over with only the tail to replay.
+    table_standby_replicas: int = 1
+    #: Seconds between expiry runs of windowed tables (closing old windows).
+    table_cleanup_interval: float = 30.0
+
     # -- web (where other workers and clients reach this one)
     web_host: str = "localhost"
     web_port: int = 6066
@@ -244,6 +251,18 @@ def _timezone(value: Any) -> datetime.tzinfo:
         ) from None
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"expected an int >= 0, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected an int >= 0, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"expected an int >= 0, got {value!r}")
+    return number
+
+
 def _non_negative_float(value: Any) -> float:
     try:
         number = float(value)
@@ -344,6 +363,8 @@ _COERCERS: dict[str, Any] = {
     "producer_linger": _non_negative_float,
     "producer_max_batch_size": _positive_int,
     "producer_max_request_size": _positive_int,
+    "table_standby_replicas": _non_negative_int,
+    "table_cleanup_interval": _positive_float,
     "web_host": _string,
     "web_port": _port,
     "canonical_url": _string,

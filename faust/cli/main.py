@@ -235,6 +235,51 @@ def model(ctx: click.Context, name: str) -> None:
     print_table(rows, ["field", "type", "default"], _as_json(ctx))
 
 
+@cli.command()
+@click.pass_context
+def tables(ctx: click.Context) -> None:
+    """List the app's tables with their local sizes."""
+    app = _require_app(ctx)
+    rows = []
+    for table in app.tables:
+        store = table.store
+        count = getattr(store, "count_on_disk", None)
+        rows.append(
+            {
+                "name": table.name,
+                "kind": type(table).__name__,
+                "partitions": table.partitions,
+                "store": table.store_url,
+                "changelog": table.changelog_topic.name,
+                # Only a persistent store has data here when no worker runs in this process.
+                "local_keys": count() if count is not None else None,
+                "help": table.help,
+            }
+        )
+    print_table(
+        rows, ["name", "kind", "partitions", "store", "changelog", "local_keys"], _as_json(ctx)
+    )
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset(ctx: click.Context, yes: bool) -> None:
+    """Delete this worker's local table state (it is restored from the changelogs)."""
+    app = _require_app(ctx)
+    names = [table.name for table in app.tables]
+    if not names:
+        click.echo("No tables: nothing to reset.")
+        return
+    if not yes:
+        click.confirm(
+            f"Delete local state of {', '.join(names)} under {app.conf.datadir}?", abort=True
+        )
+    for table in app.tables:
+        table.store.reset()
+    click.echo(f"Deleted local state of {len(names)} table(s); the next start restores them.")
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``faust`` console command."""
     cli.main(args=argv, prog_name="faust")

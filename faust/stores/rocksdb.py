@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import AccessType, Options, Rdict, WriteBatch
 
 from ..transport.base import Message
 from .base import MISSING, Store
@@ -160,14 +160,36 @@ class RocksDBStore(Store):
         batch.put(OFFSET_KEY, str(messages[-1].offset).encode())
         self._db(partition).write(batch)
 
-    def reset(self) -> None:
-        for partition in list(self._dbs):
-            self.close_partition(partition)
+    def local_partition_paths(self) -> dict[int, Path]:
+        """The partition databases of this table on this worker's disk."""
+        found: dict[int, Path] = {}
         prefix = f"{self.table.name}-"
         if self.directory.exists():
             for path in self.directory.iterdir():
-                if path.name.startswith(prefix) and path.name.endswith(".rocksdb"):
-                    shutil.rmtree(path, ignore_errors=True)
+                stem = path.name.removesuffix(".rocksdb")
+                if path.name.endswith(".rocksdb") and stem.startswith(prefix):
+                    number = stem[len(prefix) :]
+                    if number.isdigit():
+                        found[int(number)] = path
+        return found
+
+    def count_on_disk(self) -> int:
+        """Keys stored on disk, read without taking the databases' locks (works while
+        a worker runs)."""
+        total = 0
+        for path in self.local_partition_paths().values():
+            db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+            try:
+                total += sum(1 for key in db.keys() if not bytes(key).startswith(_RESERVED))
+            finally:
+                db.close()
+        return total
+
+    def reset(self) -> None:
+        for partition in list(self._dbs):
+            self.close_partition(partition)
+        for path in self.local_partition_paths().values():
+            shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
         for partition in list(self._dbs):

@@ -235,3 +235,38 @@ def test_unknown_broker_scheme_fails_at_startup_with_one_line(project: Path) -> 
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("faust: error: Setting broker: unknown scheme 'rabbit://'")
     assert "Traceback" not in result.stderr
+
+
+def test_tables_and_reset_commands(project: Path) -> None:
+    (project / "counter.py").write_text(
+        textwrap.dedent(
+            """
+            import faust
+
+            app = faust.App("counter", store="rocksdb://", datadir="counter-data")
+            clicks = app.topic("clicks", key_type=str, value_type=int, partitions=2)
+            counts = app.Table("counts", default=int, partitions=2, help="Clicks per page.")
+
+            @app.agent(clicks)
+            async def count(stream):
+                async for page, n in stream.items():
+                    counts[page] += n
+                    print(f"COUNT {page} {counts[page]}", flush=True)
+
+            @app.task
+            async def feed():
+                for page in ("a", "b", "c"):
+                    await clicks.send(key=page, value=1)
+            """
+        )
+    )
+    _run_until([sys.executable, "-m", "faust", "-A", "counter", "worker"], project, "COUNT", 3)
+    listed = _faust("-A", "counter", "--json", "tables", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["name"] == "counts" and row["kind"] == "Table" and row["partitions"] == 2
+    assert row["changelog"] == "counter-counts-changelog" and row["local_keys"] == 3
+    reset = _faust("-A", "counter", "reset", "--yes", cwd=project)
+    assert reset.returncode == 0 and "Deleted local state of 1 table(s)" in reset.stdout
+    after = json.loads(_faust("-A", "counter", "--json", "tables", cwd=project).stdout)
+    assert after[0]["local_keys"] == 0
