@@ -180,7 +180,9 @@ class RocksDBStore(Store):
         for path in self.local_partition_paths().values():
             db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
             try:
-                total += sum(1 for key in db.keys() if not bytes(key).startswith(_RESERVED))
+                total += sum(
+                    1 for key in db.keys() if isinstance(key, bytes) and key[:1] != _RESERVED
+                )
             finally:
                 db.close()
         return total
