@@ -40,6 +40,8 @@ from .models.fields import (
 from .schemas import Schema
 from .services import Service
 from .streams import Stream
+from .tables import GlobalTable, SetGlobalTable, SetTable, Table
+from .tables.windows import HoppingWindow, SlidingWindow, TumblingWindow, Window
 from .topics import Topic
 from .worker import Worker
 
@@ -65,7 +67,15 @@ __all__ = [
     "SSLCredentials",
     "Schema",
     "Service",
+    "GlobalTable",
+    "HoppingWindow",
+    "SetGlobalTable",
+    "SetTable",
+    "SlidingWindow",
     "Stream",
+    "Table",
+    "TumblingWindow",
+    "Window",
     "StringField",
     "Topic",
     "ValidationError",

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import _current_event
 from ..exceptions import ImproperlyConfigured, PartitionCountMismatch
 from ..stores import MISSING, Store, create_store
 from ..transport.base import Message
 from ..transport.partitioner import partition_for_key
+
+if TYPE_CHECKING:
+    from .windows import TableWindowing
 
 __all__ = ["Collection"]
 
@@ -51,6 +54,7 @@ class Collection:
         value_serializer: str = "json",
         extra_topic_configs: dict[str, Any] | None = None,
         retention: float | None = None,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Table name must be a non-empty string, not {name!r}")
@@ -85,6 +89,10 @@ class Collection:
                 allow_empty=True,
             )
         self.changelog_topic = changelog_topic
+        #: Called as ``on_window_close((key, (start, end)), value)`` by windowed tables.
+        self.on_window_close = on_window_close
+        #: Set when the table is windowed (``table.tumbling(...)`` and friends).
+        self.windowing: TableWindowing | None = None
         self.active_partitions: set[int] = set()
         self.standby_partitions: set[int] = set()
         self._store: Store | None = None
@@ -242,7 +250,7 @@ class Collection:
 
     def _store_key(self, key: Any) -> Any:
         """The store's key for a key decoded from the changelog (windows make it a tuple)."""
-        return key
+        return key if self.windowing is None else self.windowing.store_key(key)
 
     async def call_recover_callbacks(self) -> None:
         for callback in self._on_recover:

@@ -79,6 +79,8 @@ class TableManager:
             if table.is_global:
                 await self._restore_global(table)
                 self._spawn(self._follow_global(table))
+            if table.windowing is not None:
+                self._spawn(self._expire_windows(table))
 
     async def stop(self) -> None:
         if self._recovery is not None:
@@ -215,6 +217,19 @@ class TableManager:
                 if end > start:
                     async for messages in transport.read_partition(tp, start, end):
                         table.apply_changelog(partition, messages)
+
+    async def _expire_windows(self, table: Collection) -> None:
+        """Close stale windows every ``table_cleanup_interval`` seconds (on every worker:
+        each closes the windows of its own partitions). The tombstones go out with the
+        next commit's flush."""
+        windowing = table.windowing
+        assert windowing is not None
+        while True:
+            await asyncio.sleep(windowing.cleanup_interval)
+            try:
+                await windowing.cleanup()
+            except Exception:
+                logger.exception("Expiring windows of table %r failed", table.name)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -13,10 +13,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stores import MISSING
 from .base import Collection
+
+if TYPE_CHECKING:
+    from .wrappers import WindowWrapper
 
 __all__ = ["Table", "GlobalTable"]
 
@@ -87,14 +90,16 @@ class Table(Collection):
         return dict(self._iter_items())
 
     # -- windows
-    def tumbling(self, size: float, expires: float | None = None, **kwargs: Any) -> Any:
+    def tumbling(self, size: float, expires: float | None = None, **kwargs: Any) -> WindowWrapper:
         """Tumbling windows of ``size`` seconds: ``table.tumbling(60, expires=3600)``."""
         from .windows import TumblingWindow
         from .wrappers import WindowWrapper
 
         return WindowWrapper(self, TumblingWindow(size, expires), **kwargs)
 
-    def hopping(self, size: float, step: float, expires: float | None = None, **kwargs: Any) -> Any:
+    def hopping(
+        self, size: float, step: float, expires: float | None = None, **kwargs: Any
+    ) -> WindowWrapper:
         """Hopping windows of ``size`` seconds every ``step`` seconds."""
         from .windows import HoppingWindow
         from .wrappers import WindowWrapper
@@ -103,7 +108,7 @@ class Table(Collection):
 
     def sliding(
         self, before: float, after: float, expires: float | None = None, **kwargs: Any
-    ) -> Any:
+    ) -> WindowWrapper:
         """A window from ``before`` seconds before to ``after`` seconds after each event."""
         from .windows import SlidingWindow
         from .wrappers import WindowWrapper
