@@ -1,0 +1,246 @@
+"""A consumer group member over ``AIOKafkaConsumer``: fetch, commit, rebalance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from ...exceptions import NotReady
+from ..base import TP, ConsumerDriver, Message, RebalanceListener
+from .clients import close_quietly
+
+if TYPE_CHECKING:
+    from .transport import KafkaTransport
+
+__all__ = ["KafkaConsumer"]
+
+logger = logging.getLogger(__name__)
+
+# Range assignment gives partition N of every topic with the same partition count to
+# the same member, which keeps co-partitioned topics (a stream and the changelog of the
+# table it updates) together.
+PARTITION_ASSIGNORS = (RangePartitionAssignor,)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Tells the app's listener about aiokafka's rebalances, in faust TPs."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        tps = {TP(tp.topic, tp.partition) for tp in revoked}
+        # Dropped before the app hears of it: leadership ends with the revoke.
+        self.consumer.assigned = set()
+        if tps:
+            await self.consumer.listener.on_partitions_revoked(tps)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        tps = {TP(tp.topic, tp.partition) for tp in assigned}
+        self.consumer.assigned = tps
+        await self.consumer.listener.on_partitions_assigned(tps)
+
+
+class KafkaConsumer(ConsumerDriver):
+    """A member of consumer group ``group_id``; commits only what it is told to."""
+
+    def __init__(
+        self, transport: KafkaTransport, group_id: str, listener: RebalanceListener
+    ) -> None:
+        self.transport = transport
+        self.group_id = group_id
+        self.listener = listener
+        #: Partitions as of the last completed rebalance (for leader election).
+        self.assigned: set[TP] = set()
+        self._topics: frozenset[str] = frozenset()
+        self._subscribed: frozenset[str] = frozenset()
+        self._rebalance = _Rebalance(self)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._resubscriber: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        transport = self.transport
+        await transport.connect()
+        if transport.elects_leader():
+            await transport.declare_topic(transport.leader_spec())
+        conf = transport.conf
+        consumer = AIOKafkaConsumer(
+            **transport.client_options(),
+            group_id=self.group_id,
+            group_instance_id=conf.consumer_group_instance_id,
+            # Offsets are committed by the app's consumer, only past processed events.
+            enable_auto_commit=False,
+            auto_offset_reset=conf.consumer_auto_offset_reset,
+            partition_assignment_strategy=PARTITION_ASSIGNORS,
+            session_timeout_ms=int(conf.broker_session_timeout * 1000),
+            heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
+            max_poll_interval_ms=int(conf.broker_max_poll_interval * 1000),
+            max_poll_records=conf.broker_max_poll_records,
+            max_partition_fetch_bytes=conf.consumer_max_fetch_size,
+        )
+        self._consumer = consumer
+        try:
+            await self._apply_subscription()
+            # Joins the group and waits for the first assignment when subscribed.
+            await consumer.start()
+        except BaseException:
+            self._consumer = None
+            await close_quietly(consumer.stop())
+            raise
+
+    async def stop(self) -> None:
+        resubscriber, self._resubscriber = self._resubscriber, None
+        if resubscriber is not None:
+            resubscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resubscriber
+        consumer, self._consumer = self._consumer, None
+        self.assigned = set()
+        self._subscribed = frozenset()
+        if consumer is not None:
+            await consumer.stop()
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        self._topics = frozenset(topics)
+        if self._consumer is None:
+            return  # start() subscribes
+        if self._resubscriber is None or self._resubscriber.done():
+            task = asyncio.get_running_loop().create_task(
+                self._apply_subscription(), name=f"kafka-resubscribe:{self.group_id}"
+            )
+            task.add_done_callback(self._resubscribed)
+            self._resubscriber = task
+
+    def _resubscribed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "Could not change the subscription of group %r",
+                self.group_id,
+                exc_info=task.exception(),
+            )
+
+    def _wanted(self) -> frozenset[str]:
+        wanted = set(self._topics)
+        if self.transport.elects_leader():
+            # Every worker takes part in leader election, even one with nothing to read.
+            wanted.add(self.transport.leader_spec().name)
+        return frozenset(wanted)
+
+    async def _apply_subscription(self) -> None:
+        while (wanted := self._wanted()) != self._subscribed:
+            added = wanted - self._subscribed
+            if added:
+                # aiokafka asks for metadata of what it subscribes to, and a broker with
+                # auto.create.topics.enable would create a missing topic with its own
+                # partition count: let a declaration in progress land first.
+                await self.transport.wait_for_topics(added, "Subscribing to")
+                if self._wanted() != wanted:
+                    continue  # changed while waiting: take the newer set
+            consumer = self._consumer
+            if consumer is None:
+                return
+            self._subscribed = wanted
+            if wanted:
+                # Replaces the previous subscription; aiokafka rejoins the group, and the
+                # rebalance listener hears the revoke and the new assignment.
+                consumer.subscribe(topics=sorted(wanted), listener=self._rebalance)
+            else:
+                consumer.unsubscribe()
+
+    async def getmany(self, timeout: float, max_records: int) -> dict[TP, list[Message]]:
+        consumer = self._consumer
+        if consumer is None or not self._subscribed:
+            # Nothing to read: aiokafka would wait for an assignment without a timeout.
+            await asyncio.sleep(timeout)
+            return {}
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        except ConsumerStoppedError:
+            return {}
+        except KafkaError as exc:
+            # Group and fetch errors surface here; the next fetch retries them.
+            logger.warning("Fetch from Kafka at %s failed: %r", self.transport.describe(), exc)
+            await asyncio.sleep(min(timeout, 1.0))
+            return {}
+        fetched: dict[TP, list[Message]] = {}
+        for (topic, partition), records in batches.items():
+            fetched[TP(topic, partition)] = [
+                Message(
+                    topic,
+                    partition,
+                    record.offset,
+                    record.timestamp / 1000.0,
+                    record.key,
+                    record.value,
+                    record.headers,
+                )
+                for record in records
+            ]
+        return fetched
+
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        # Only partitions this member still owns: committing a revoked one would fail
+        # (or overwrite the new owner's progress).
+        assigned = consumer.assignment()
+        to_commit = {
+            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "")
+            for tp, offset in offsets.items()
+            if tp in assigned
+        }
+        if to_commit:
+            await consumer.commit(to_commit)
+        skipped = len(offsets) - len(to_commit)
+        if skipped:
+            logger.debug("Not committing %d partitions no longer assigned", skipped)
+
+    def assignment(self) -> set[TP]:
+        consumer = self._consumer
+        if consumer is None:
+            return set()
+        return {TP(tp.topic, tp.partition) for tp in consumer.assignment()}
+
+    async def committed(self, tp: TP) -> int | None:
+        consumer = self._consumer
+        if consumer is None:
+            raise NotReady(f"Kafka consumer of group {self.group_id!r}: call start() first.")
+        offset: int | None = await consumer.committed(TopicPartition(tp.topic, tp.partition))
+        return offset
+
+    def seek(self, tp: TP, offset: int) -> None:
+        if self._consumer is not None:
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition), offset)
+
+    def pause(self, tps: Iterable[TP]) -> None:
+        owned = self._owned(tps)
+        if owned:
+            assert self._consumer is not None
+            self._consumer.pause(*owned)
+
+    def resume(self, tps: Iterable[TP]) -> None:
+        owned = self._owned(tps)
+        if owned:
+            assert self._consumer is not None
+            self._consumer.resume(*owned)
+
+    def _owned(self, tps: Iterable[TP]) -> list[TopicPartition]:
+        # aiokafka raises for a partition it does not own; one revoked a moment ago
+        # needs no pausing.
+        if self._consumer is None:
+            return []
+        assigned = self._consumer.assignment()
+        return [TopicPartition(tp.topic, tp.partition) for tp in tps if tp in assigned]

@@ -1,0 +1,336 @@
+"""Apps on real Kafka: send, consume in order, ask, declare topics, commit, fail clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+import faust
+from faust.exceptions import ImproperlyConfigured, PartitionCountMismatch
+from faust.transport.base import TP, TopicSpec
+from faust.transport.partitioner import partition_for_key
+from tests.conftest import eventually
+
+PARTITIONS = 4
+RECORDS = 1000
+KEYS = 20
+# Joining a consumer group and a rebalance take a few seconds on a busy 2-core machine.
+WAIT = 60.0
+
+
+class Item(faust.Record, serializer="json"):
+    key: str
+    seq: int
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+AppFactory = Callable[..., faust.App]
+
+
+@pytest.fixture
+async def kafka_app(kafka_bootstrap: str) -> AsyncIterator[AppFactory]:
+    """Make apps on the test Kafka (4 partitions per topic); stops them after the test."""
+    made: list[faust.App] = []
+
+    def make(app_id: str | None = None, **options: Any) -> faust.App:
+        options.setdefault("broker", f"kafka://{kafka_bootstrap}")
+        options.setdefault("topic_partitions", PARTITIONS)
+        app = faust.App(app_id or unique("it-app"), **options)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        if app.started:
+            await app.stop()
+
+
+async def test_agent_gets_keyed_records_in_partition_order(kafka_app: AppFactory) -> None:
+    app = kafka_app()
+    topic = app.topic(unique("it-orders"), key_type=str, value_type=Item)
+    seen: dict[int, list[tuple[int, int, bytes | None, float]]] = defaultdict(list)
+
+    @app.agent(topic)
+    async def collect(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            seen[message.partition].append(
+                (message.offset, event.value.seq, message.key, message.timestamp)
+            )
+
+    await app.start()
+    sent_at = time.time()
+    acks = []
+    for seq in range(RECORDS):
+        key = f"user-{seq % KEYS}"
+        acks.append(await topic.send(key=key, value=Item(key=key, seq=seq)))
+
+    # Acks say where each record went: the Java client's partition for its key.
+    for seq, meta in enumerate(acks):
+        assert meta.topic == topic.get_topic_name()
+        assert meta.partition == partition_for_key(f"user-{seq % KEYS}".encode(), PARTITIONS)
+        assert sent_at - 1 <= meta.timestamp <= time.time() + 1
+
+    await eventually(lambda: sum(map(len, seen.values())) >= RECORDS, timeout=WAIT)
+    assert sum(map(len, seen.values())) == RECORDS
+    assert len(seen) > 1, "20 keys should use more than one of 4 partitions"
+    expected = defaultdict(list)
+    for seq, meta in enumerate(acks):
+        expected[meta.partition].append((meta.offset, seq))
+    for partition, events in seen.items():
+        # Each partition arrives whole and in the order it was sent.
+        assert [(offset, seq) for offset, seq, _, _ in events] == expected[partition]
+        for _, _, key, timestamp in events:
+            assert key is not None
+            assert partition_for_key(key, PARTITIONS) == partition
+            assert sent_at - 1 <= timestamp <= time.time() + 1
+    # Each fetched timestamp is the one its send reported.
+    for partition, events in seen.items():
+        assert [ts for _, _, _, ts in events] == [acks[seq].timestamp for _, seq, _, _ in events], (
+            partition
+        )
+
+
+async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
+    app = kafka_app()
+    topic = app.topic(unique("it-double"), value_type=Item)
+
+    @app.agent(topic)
+    async def double(stream: Any) -> AsyncIterator[int]:
+        async for item in stream:
+            yield item.seq * 2
+
+    await app.start()
+    assert await double.ask(Item(key="a", seq=21), timeout=WAIT) == 42
+    replies = await asyncio.gather(
+        *(double.ask(Item(key=f"k{i}", seq=i), timeout=WAIT) for i in range(10))
+    )
+    assert replies == [i * 2 for i in range(10)]
+
+
+async def test_declare_creates_topics_and_rejects_another_partition_count(
+    kafka_app: AppFactory,
+) -> None:
+    app = kafka_app()
+    name = unique("it-declared")
+    await app.topic(name, partitions=4).declare()
+    assert await app.transport.partition_count(name) == 4
+    await app.topic(name, partitions=4).declare()  # same count: nothing to do
+
+    with pytest.raises(PartitionCountMismatch) as info:
+        await app.topic(name, partitions=8).declare()
+    message = str(info.value)
+    assert name in message and "4 partitions" in message and "declares 8" in message
+    assert "partitions=4" in message  # what to do
+    assert "\n" not in message
+
+    # Asking about a topic does not create it (the test broker auto-creates on metadata).
+    missing = unique("it-missing")
+    assert await app.transport.partition_count(missing) is None
+    assert await app.transport.partition_count(missing) is None
+    await app.stop()
+
+
+async def test_declared_topic_gets_compaction_and_retention(
+    kafka_app: AppFactory, kafka_bootstrap: str
+) -> None:
+    app = kafka_app()
+    compacted, both = unique("it-compacted"), unique("it-compact-delete")
+    await app.transport.declare_topic(TopicSpec(compacted, 2, compacting=True, deleting=False))
+    await app.transport.declare_topic(
+        TopicSpec(both, 1, compacting=True, deleting=True, retention=3600.0)
+    )
+    await app.stop()
+
+    configs: dict[str, dict[str, str]] = {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        # A broker may answer UNKNOWN_TOPIC for a moment after the controller created it.
+        deadline = time.monotonic() + WAIT
+        while len(configs) < 2 and time.monotonic() < deadline:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in (compacted, both)]
+            )
+            for response in responses:
+                for code, _msg, _type, name, entries in response.resources:
+                    if not code:
+                        configs[name] = {entry[0]: entry[1] for entry in entries}
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    assert configs[compacted]["cleanup.policy"] == "compact"
+    assert configs[both]["cleanup.policy"] == "compact,delete"
+    assert configs[both]["retention.ms"] == "3600000"
+
+
+async def test_processed_offsets_are_committed_for_the_group(
+    kafka_app: AppFactory, kafka_bootstrap: str
+) -> None:
+    app_id = unique("it-commit")
+    app = kafka_app(app_id)
+    topic = app.topic(unique("it-events"), key_type=str, value_type=Item)
+    processed: list[int] = []
+
+    @app.agent(topic)
+    async def work(stream: Any) -> None:
+        async for item in stream:
+            processed.append(item.seq)
+
+    await app.start()
+    per_partition: dict[int, int] = defaultdict(int)
+    for seq in range(200):
+        key = f"user-{seq % KEYS}"
+        meta = await topic.send(key=key, value=Item(key=key, seq=seq))
+        per_partition[meta.partition] += 1
+    await eventually(lambda: len(processed) == 200, timeout=WAIT)
+    await app.stop()  # commits what was processed and leaves the group
+
+    # The group's committed offset of each partition is one past its last record.
+    name = topic.get_topic_name()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=app.conf.group_id)
+    await consumer.start()
+    try:
+        for partition in range(PARTITIONS):
+            committed = await consumer.committed(TopicPartition(name, partition))
+            assert (committed or 0) == per_partition[partition], partition
+    finally:
+        await consumer.stop()
+
+    # A new worker of the same app starts after the processed events.
+    again = kafka_app(app_id)
+    again_topic = again.topic(name, key_type=str, value_type=Item)
+    later: list[int] = []
+
+    @again.agent(again_topic)
+    async def work_again(stream: Any) -> None:
+        async for item in stream:
+            later.append(item.seq)
+
+    await again.start()
+    for seq in range(200, 210):
+        await again_topic.send(key="late", value=Item(key="late", seq=seq))
+    await eventually(lambda: len(later) >= 10, timeout=WAIT)
+    await asyncio.sleep(0.5)  # anything re-delivered would have arrived by now
+    assert later == list(range(200, 210))
+
+
+async def test_one_worker_of_a_group_is_leader(kafka_app: AppFactory) -> None:
+    app_id = unique("it-leader")
+    first, second = kafka_app(app_id), kafka_app(app_id)
+    await first.start()
+    assert first.is_leader()
+    await second.start()
+    # The second member's join makes the first rejoin; then exactly one leads.
+    await eventually(lambda: [first.is_leader(), second.is_leader()].count(True) == 1, WAIT)
+    leader, follower = (first, second) if first.is_leader() else (second, first)
+    await leader.stop()
+    await eventually(follower.is_leader, timeout=WAIT)
+
+
+async def test_unreachable_broker_fails_within_the_connect_timeout() -> None:
+    app = faust.App(unique("it-nobroker"), broker="kafka://127.0.0.1:1", broker_connect_timeout=1.5)
+    topic = app.topic("nowhere")
+
+    @app.agent(topic)
+    async def idle(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    started = time.monotonic()
+    with pytest.raises(ImproperlyConfigured) as info:
+        await app.start()
+    elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert "kafka://127.0.0.1:1" in message
+    assert "after 1.5 s" in message
+    assert "broker setting" in message
+    assert "\n" not in message
+    assert 1.5 <= elapsed < 10
+    await app.stop()  # nothing started, nothing hangs
+
+
+def test_broker_urls_become_bootstrap_servers() -> None:
+    app = faust.App("it-urls", broker="kafka://k1:9092;kafka://k2;kafka://")
+    assert app.transport.bootstrap_servers == "k1:9092,k2:9092,localhost:9092"
+    app = faust.App("it-urls", broker="aiokafka://k3:9093")
+    assert app.transport.bootstrap_servers == "k3:9093"
+    app = faust.App("it-urls", url="kafka://localhost")
+    assert app.transport.bootstrap_servers == "localhost:9092"
+
+
+async def test_read_partition_outside_the_group(kafka_app: AppFactory) -> None:
+    app = kafka_app()
+    topic = app.topic(unique("it-changelog"), partitions=2, key_type=str, value_type=str)
+    await topic.declare()
+    for i in range(50):
+        await topic.send(key="k", value=f"v{i}", partition=1)
+    transport = app.transport
+    tp = TP(topic.get_topic_name(), 1)
+    assert await transport.end_offset(tp) == 50
+    assert await transport.end_offset(TP(tp.topic, 0)) == 0
+
+    async def read(start: int, end: int) -> list[tuple[int, bytes | None]]:
+        got = []
+        async for batch in transport.read_partition(tp, start, end):
+            got.extend((m.offset, m.value) for m in batch)
+        return got
+
+    assert await read(10, 50) == [(i, f'"v{i}"'.encode()) for i in range(10, 50)]
+    assert [offset for offset, _ in await read(0, 5)] == [0, 1, 2, 3, 4]  # reused reader
+    assert await read(7, 7) == []
+    # A reader left midway is dropped; the next read starts where it is told.
+    async for batch in transport.read_partition(tp, 0, 50):
+        assert batch[0].offset == 0
+        break
+    assert [offset for offset, _ in await read(45, 50)] == [45, 46, 47, 48, 49]
+    await app.stop()
+
+
+async def test_table_recovers_from_its_kafka_changelog(kafka_app: AppFactory) -> None:
+    app_id = unique("it-totals")
+    source = unique("it-amounts")
+
+    def build() -> tuple[faust.App, Any, Any, list[int]]:
+        app = kafka_app(app_id, broker_commit_interval=0.1)
+        topic = app.topic(source, key_type=str, value_type=int)
+        totals = app.Table("totals", default=int)
+        seen: list[int] = []
+
+        @app.agent(topic)
+        async def add(stream: Any) -> None:
+            async for key, amount in stream.items():
+                totals[key] += amount
+                seen.append(amount)
+
+        return app, topic, totals, seen
+
+    first, topic, totals, seen = build()
+    await first.start()
+    for i in range(100):
+        await topic.send(key=f"acct-{i % 5}", value=i)
+    await eventually(lambda: len(seen) == 100, timeout=WAIT)
+    expected = {f"acct-{k}": sum(range(k, 100, 5)) for k in range(5)}
+    assert totals.as_dict() == expected
+    await first.stop()
+
+    # A new worker reads the state back from the changelog topic on Kafka.
+    second, topic, totals, seen = build()
+    await second.start()
+    await eventually(lambda: totals.as_dict() == expected, timeout=WAIT)
+    assert second.tables.records_restored >= 5
+    await topic.send(key="acct-0", value=1000)
+    await eventually(lambda: totals["acct-0"] == expected["acct-0"] + 1000, timeout=WAIT)
+    assert seen == [1000]  # the first 100 were committed: not processed again
