@@ -113,7 +113,8 @@ class App:
 
     def _create_transport(self) -> Transport:
         urls = self.conf.broker
-        schemes = {url.partition("://")[0] for url in urls}
+        # aiokafka:// is another name for kafka://.
+        schemes = {url.partition("://")[0].replace("aiokafka", "kafka") for url in urls}
         if len(schemes) > 1:
             raise ImproperlyConfigured(
                 f"Setting broker: all URLs must use one scheme, got {sorted(schemes)}."
@@ -375,8 +376,13 @@ class App:
             await self.consumer.start()
 
     async def _declare_subscribed(self) -> None:
-        for topic in self.conductor.subscribed_topics():
-            await self.declare_topic(topic)
+        # A stream may subscribe a new topic while a declaration is awaited (group_by in
+        # an agent that just started): loop until every subscribed topic is declared.
+        while pending := [
+            t for t in self.conductor.subscribed_topics() if t.topics not in self._declared
+        ]:
+            for topic in pending:
+                await self.declare_topic(topic)
 
     async def declare_topic(self, topic: Topic) -> None:
         """Create ``topic`` on the broker once (fails if it exists with other partitions)."""
@@ -388,7 +394,8 @@ class App:
 
     def _on_topics_changed(self) -> None:
         # A stream started reading a new topic (group_by, through): declare it with its
-        # own partition count first, then widen the subscription.
+        # own partition count first, then widen the subscription. (Before the consumer
+        # starts, _start_consumer declares every subscribed topic.)
         if self.consumer is not None:
             self._spawn(self._resubscribe(), name="resubscribe")
 

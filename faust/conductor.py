@@ -75,6 +75,9 @@ class Conductor:
             if self.on_topics_changed is not None:
                 self.on_topics_changed()
 
+    def passive_topic_names(self) -> set[str]:
+        return set(self._passive)
+
     def topic_names(self) -> set[str]:
         return set(self._subscriptions) | self._passive
 

@@ -42,6 +42,8 @@ class TableManager:
         self._recovery: asyncio.Task[None] | None = None
         self._pending: set[TP] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._standbys: set[TP] = set()
+        self._standby_task: asyncio.Task[None] | None = None
         self.records_restored = 0
         self.started = False
 
@@ -85,6 +87,9 @@ class TableManager:
     async def stop(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+        if self._standby_task is not None:
+            self._standby_task.cancel()
+        self._standbys = set()
         await cancel_tasks(self._tasks)
         for table in self.tables.values():
             if table._store is not None:
@@ -102,6 +107,7 @@ class TableManager:
             return
         changelogs = {tp for tp in assigned if tp.topic in self._by_changelog}
         driver = self.app.consumer.driver
+        self._update_standbys(driver.standby_partitions() - changelogs)
         # Changelogs are read by the recovery, never as a stream.
         driver.pause(changelogs)
         for tp in changelogs:
@@ -117,6 +123,45 @@ class TableManager:
         self._recovery = asyncio.get_running_loop().create_task(
             self._recover(restore), name="table-recovery"
         )
+
+    def _update_standbys(self, standbys: set[TP]) -> None:
+        """Follow ``standbys`` (changelog partitions another worker owns) from now on."""
+        standbys = {tp for tp in standbys if tp.topic in self._by_changelog}
+        for tp in self._standbys - standbys:
+            table = self._by_changelog[tp.topic]
+            table.standby_partitions.discard(tp.partition)
+            if tp.partition not in table.active_partitions:
+                table.store.close_partition(tp.partition)
+        for tp in standbys - self._standbys:
+            table = self._by_changelog[tp.topic]
+            table.standby_partitions.add(tp.partition)
+            table.store.open_partition(tp.partition)
+        self._standbys = standbys
+        if standbys and (self._standby_task is None or self._standby_task.done()):
+            self._standby_task = asyncio.get_running_loop().create_task(
+                self._follow_standbys(), name="table-standbys"
+            )
+
+    async def _follow_standbys(self) -> None:
+        """Keep standby partitions close to their changelog's end, so a takeover
+        replays only the tail."""
+        transport = self.app.transport
+        while self._standbys:
+            for tp in list(self._standbys):
+                table = self._by_changelog[tp.topic]
+                try:
+                    start = _next_offset(table.store.persisted_offset(tp.partition))
+                    end = await transport.end_offset(tp)
+                    if end > start:
+                        async for messages in transport.read_partition(tp, start, end):
+                            if tp not in self._standbys:
+                                break  # became active (or moved away) meanwhile
+                            table.apply_changelog(tp.partition, messages)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("Standby %s[%d] could not follow its changelog", *tp)
+            await asyncio.sleep(FOLLOW_INTERVAL)
 
     def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:

@@ -165,6 +165,13 @@ class ConsumerDriver(abc.ABC):
     @abc.abstractmethod
     def resume(self, tps: Iterable[TP]) -> None: ...
 
+    def set_standby_topics(self, topics: Iterable[str]) -> None:  # noqa: B027
+        """Topics whose partitions other members should also follow (table changelogs)."""
+
+    def standby_partitions(self) -> set[TP]:
+        """Partitions this member follows as a standby since the last rebalance."""
+        return set()
+
 
 class ProducerDriver(abc.ABC):
     """Sends records; ``send`` returns a future completed by the broker's ack."""

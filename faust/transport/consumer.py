@@ -39,13 +39,14 @@ class Consumer(RebalanceListener):
         self._commit_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self.driver.subscribe(self.conductor.topic_names())
+        self.update_subscription()
         await self.driver.start()
         loop = asyncio.get_running_loop()
         self._fetcher = loop.create_task(self._fetch_loop(), name="faust-consumer-fetch")
         self._committer = loop.create_task(self._commit_loop(), name="faust-consumer-commit")
 
     def update_subscription(self) -> None:
+        self.driver.set_standby_topics(self.conductor.passive_topic_names())
         self.driver.subscribe(self.conductor.topic_names())
 
     async def stop(self) -> None:
@@ -74,7 +75,12 @@ class Consumer(RebalanceListener):
         reads them from the committed offset); an event an agent holds right now may
         finish, but its partition's offset is no longer committed here.
         """
-        await self.commit(revoked)
+        try:
+            await self.commit(revoked)
+        except Exception:
+            # E.g. the group already moved on (this worker was too slow): the events
+            # are processed again by the new owner; still drop what is buffered.
+            logger.exception("Could not commit revoked partitions; their owner resumes")
         dropped = self.conductor.drop_buffered(revoked)
         if dropped:
             logger.info(

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from ...exceptions import NotReady
 from ..base import TP, ConsumerDriver, Message, RebalanceListener
+from .assignor import PartitionAssignor
 from .clients import close_quietly
 
 if TYPE_CHECKING:
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["KafkaConsumer"]
 
 logger = logging.getLogger(__name__)
-
-# Range assignment gives partition N of every topic with the same partition count to
-# the same member, which keeps co-partitioned topics (a stream and the changelog of the
-# table it updates) together.
-PARTITION_ASSIGNORS = (RangePartitionAssignor,)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -65,6 +60,11 @@ class KafkaConsumer(ConsumerDriver):
         self._rebalance = _Rebalance(self)
         self._consumer: AIOKafkaConsumer | None = None
         self._resubscriber: asyncio.Task[None] | None = None
+        conf = transport.conf
+        # One per consumer, kept across restarts of it, so assignments stay sticky.
+        self.assignor = PartitionAssignor(
+            url=conf.canonical_url, standby_replicas=conf.table_standby_replicas
+        )
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -81,7 +81,7 @@ class KafkaConsumer(ConsumerDriver):
             # Offsets are committed by the app's consumer, only past processed events.
             enable_auto_commit=False,
             auto_offset_reset=conf.consumer_auto_offset_reset,
-            partition_assignment_strategy=PARTITION_ASSIGNORS,
+            partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=int(conf.broker_session_timeout * 1000),
             heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
             max_poll_interval_ms=int(conf.broker_max_poll_interval * 1000),
@@ -207,6 +207,12 @@ class KafkaConsumer(ConsumerDriver):
         skipped = len(offsets) - len(to_commit)
         if skipped:
             logger.debug("Not committing %d partitions no longer assigned", skipped)
+
+    def set_standby_topics(self, topics: Iterable[str]) -> None:
+        self.assignor.changelog_topics = set(topics)
+
+    def standby_partitions(self) -> set[TP]:
+        return set(self.assignor.standbys)
 
     def assignment(self) -> set[TP]:
         consumer = self._consumer

@@ -1,0 +1,155 @@
+"""A stateless agent on real Kafka, beside a raw aiokafka loop over the same topic.
+
+    python -m bench.kafka [--events 200000] [--runs 3]
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` if set, else brings up Kafka with ``scripts/kafka up``
+(and takes it down again). The data (200,000 JSON values of about 100 bytes, 1,000 keys,
+4 partitions) is produced once. Each run then reads the whole topic twice in the same
+process: once with a raw aiokafka loop that consumes, decodes with orjson and counts per
+key, once with a Faust app whose agent decodes into Records and counts per key. Rates are
+events per CPU-second of this process, from the first event to the last (the broker's
+own CPU and the consumer group's join are not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+import faust
+
+from .embedded import Reading
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def produce(bootstrap: str, topic: str, events: int, keys: int = 1000) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        for i in range(events):
+            key = f"sensor-{i % keys:04d}"
+            value = orjson.dumps({"sensor": key, "value": i * 0.5, "unit": "celsius", "seq": i})
+            await producer.send(topic, key=key.encode(), value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def raw_loop(bootstrap: str, topic: str, events: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    counts: Counter[str] = Counter()
+    seen = 0
+    start = None
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(4)])
+        await consumer.seek_to_beginning()
+        while seen < events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if batch and start is None:
+                start = time.process_time()
+            for messages in batch.values():
+                for message in messages:
+                    counts[orjson.loads(message.value)["sensor"]] += 1
+                seen += len(messages)
+        elapsed = time.process_time() - (start or 0.0)
+    finally:
+        await consumer.stop()
+    return events / elapsed
+
+
+async def faust_run(bootstrap: str, topic_name: str, events: int) -> float:
+    app = faust.App(
+        f"bench-kafka-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        topic_partitions=4,
+    )
+    topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=4)
+    counts: Counter[str] = Counter()
+    done = asyncio.Event()
+    seen = 0
+    start: float | None = None
+
+    @app.agent(topic)
+    async def count(stream):
+        nonlocal seen, start
+        async for reading in stream:
+            if start is None:
+                start = time.process_time()
+            counts[reading.sensor] += 1
+            seen += 1
+            if seen == events:
+                done.set()
+
+    await app.start()
+    faust.worker.tune_gc()  # as the worker does after start-up
+    await done.wait()
+    elapsed = time.process_time() - (start or 0.0)
+    await app.stop()
+    return events / elapsed
+
+
+def bring_up_kafka() -> tuple[str, bool]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        return external, False
+    script = [sys.executable, str(REPO / "scripts" / "kafka")]
+    already_up = subprocess.run([*script, "status"], capture_output=True).returncode == 0
+    up = subprocess.run([*script, "up"], capture_output=True, text=True, check=False)
+    if up.returncode != 0:
+        raise SystemExit(f"could not start Kafka with scripts/kafka up:\n{up.stderr}")
+    return up.stdout.strip().splitlines()[-1], not already_up
+
+
+async def main_async(args: argparse.Namespace, bootstrap: str) -> tuple[list[float], list[float]]:
+    topic = f"bench-readings-{uuid.uuid4().hex[:8]}"
+    await produce(bootstrap, topic, args.events)
+    raw_rates, faust_rates = [], []
+    for _ in range(args.runs):
+        raw_rates.append(await raw_loop(bootstrap, topic, args.events))
+        faust_rates.append(await faust_run(bootstrap, topic, args.events))
+    return raw_rates, faust_rates
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    bootstrap, started = bring_up_kafka()
+    try:
+        faust.worker.install_uvloop()
+        raw_rates, faust_rates = asyncio.run(main_async(args, bootstrap))
+    finally:
+        if started:
+            subprocess.run([sys.executable, str(REPO / "scripts" / "kafka"), "down"], check=False)
+    raw, fst = statistics.median(raw_rates), statistics.median(faust_rates)
+    print(f"events: {args.events:,}  runs: {args.runs} (median, events per CPU-second)")
+    print(f"faust agent (Kafka):             {fst:>12,.0f} events/s")
+    print(f"raw aiokafka loop (orjson+count): {raw:>11,.0f} events/s")
+    print(f"ratio faust/raw:                  {fst / raw:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()

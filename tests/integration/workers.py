@@ -1,0 +1,285 @@
+"""Run Faust worker processes against real Kafka and read what they produced.
+
+The worker app used here reads keyed ``Item`` records from a source topic and, for each,
+sends an ``Out`` record (key, seq, the source partition and offset, the worker's pid) to
+an output topic. Because that send is acked before the source offset is committed, the
+output tells exactly which input events were processed, by whom, and in what order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parents[2]
+
+WORKER_APP = """
+import os
+import faust
+
+
+class Item(faust.Record, serializer="json"):
+    key: str
+    seq: int
+
+
+class Out(faust.Record, serializer="json"):
+    key: str
+    seq: int
+    partition: int
+    offset: int
+    pid: int
+
+
+app = faust.App(
+    os.environ["CHAOS_APP_ID"],
+    broker=os.environ["CHAOS_BROKER"],
+    topic_partitions=int(os.environ.get("CHAOS_PARTITIONS", "4")),
+    broker_commit_interval=0.5,
+    broker_session_timeout=float(os.environ.get("CHAOS_SESSION_TIMEOUT", "6")),
+    broker_heartbeat_interval=1.0,
+)
+source = app.topic(os.environ["CHAOS_SOURCE"], key_type=str, value_type=Item)
+out = app.topic(os.environ["CHAOS_OUT"], key_type=str, value_type=Out)
+PID = os.getpid()
+
+if os.environ.get("CHAOS_GROUP_BY"):
+    @app.agent(source)
+    async def process(stream):
+        async for event in stream.group_by(Item.key).events():
+            m = event.message
+            out.send_soon(
+                key=event.value.key,
+                value=Out(key=event.value.key, seq=event.value.seq,
+                          partition=m.partition, offset=m.offset, pid=PID),
+            )
+else:
+    @app.agent(source)
+    async def process(stream):
+        async for event in stream.events():
+            m = event.message
+            out.send_soon(
+                key=event.value.key,
+                value=Out(key=event.value.key, seq=event.value.seq,
+                          partition=m.partition, offset=m.offset, pid=PID),
+            )
+
+
+@app.on_partitions_assigned.connect
+def assigned(app, tps, **kwargs):
+    print("ASSIGNED", sorted(tp.partition for tp in tps if tp.topic == source.name), flush=True)
+"""
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+class Cluster:
+    """Worker processes of one app, plus helpers to feed and read its topics."""
+
+    def __init__(self, tmp_path: Path, bootstrap: str, *, group_by: bool = False) -> None:
+        self.tmp_path = tmp_path
+        self.bootstrap = bootstrap
+        suffix = uuid.uuid4().hex[:8]
+        self.app_id = f"chaos-{suffix}"
+        self.source = f"chaos-source-{suffix}"
+        self.out = f"chaos-out-{suffix}"
+        self.group_by = group_by
+        self.workers: list[Worker] = []
+        (tmp_path / "chaos_app.py").write_text(WORKER_APP)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            PYTHONUNBUFFERED="1",
+            CHAOS_APP_ID=self.app_id,
+            CHAOS_BROKER=f"kafka://{self.bootstrap}",
+            CHAOS_SOURCE=self.source,
+            CHAOS_OUT=self.out,
+        )
+        if self.group_by:
+            env["CHAOS_GROUP_BY"] = "1"
+        return env
+
+    def start_worker(self) -> Worker:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faust", "-A", "chaos_app", "worker", "-l", "warning"],
+            cwd=self.tmp_path,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        worker = Worker(proc)
+        assert proc.stdout is not None
+        threading.Thread(
+            target=lambda: worker.lines.extend(iter(proc.stdout.readline, "")), daemon=True
+        ).start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.proc.poll() is None:
+                try:
+                    worker.stop()
+                except subprocess.TimeoutExpired:
+                    pass
+
+    async def create_topics(self, partitions: int = 4) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(self.source, partitions, 1),
+                    NewTopic(self.out, partitions, 1),
+                ]
+            )
+        finally:
+            await admin.close()
+
+    async def produce(self, count: int, keys: int = 1000, start: int = 0) -> None:
+        """Send ``count`` items; item i has key k{i % keys} and seq i."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            for i in range(start, start + count):
+                key = f"k{i % keys}"
+                await producer.send(
+                    self.source,
+                    key=key.encode(),
+                    value=orjson.dumps({"key": key, "seq": i}),
+                )
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def read_output(
+        self, until: int, timeout: float, progress: list[int] | None = None
+    ) -> list[dict]:
+        """Read the output topic from the start until ``until`` distinct seqs are seen."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        records: list[dict] = []
+        seen: set[int] = set()
+        try:
+            partitions = await self._partitions(consumer, self.out)
+            consumer.assign([TopicPartition(self.out, p) for p in partitions])
+            await consumer.seek_to_beginning()
+            deadline = time.monotonic() + timeout
+            while len(seen) < until and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, messages in batch.items():
+                    for m in messages:
+                        record = orjson.loads(m.value)
+                        record["out_partition"] = tp.partition
+                        records.append(record)
+                        seen.add(record["seq"])
+                if progress is not None:
+                    progress[0] = len(seen)
+        finally:
+            await consumer.stop()
+        return records
+
+    @staticmethod
+    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+        """The topic's partitions (metadata of a fresh client may lag a moment)."""
+        deadline = time.monotonic() + 30
+        while True:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                return sorted(partitions)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {topic!r} has no partitions in the metadata")
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.2)
+
+    async def wait_assigned(self, workers: list[Worker], timeout: float = 90) -> None:
+        """Wait until each worker's latest assignment holds a source partition."""
+        deadline = time.monotonic() + timeout
+        while True:
+            latest = [
+                [line for line in w.output().splitlines() if line.startswith("ASSIGNED")][-1:]
+                for w in workers
+            ]
+            if all(lines and lines[0] != "ASSIGNED []" for lines in latest):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not every worker got partitions: {latest}")
+            await asyncio.sleep(0.3)
+
+    async def committed(self) -> dict[int, int]:
+        """The consumer group's committed offset per source partition."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.app_id)
+        finally:
+            await admin.close()
+        return {
+            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.source
+        }
+
+    async def source_offsets(self) -> dict[tuple[int, int], int]:
+        """(partition, offset) -> seq for every record of the source topic."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        result: dict[tuple[int, int], int] = {}
+        try:
+            partitions = await self._partitions(consumer, self.source)
+            tps = [TopicPartition(self.source, p) for p in partitions]
+            consumer.assign(tps)
+            end = await consumer.end_offsets(tps)
+            await consumer.seek_to_beginning()
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+                for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                    for m in messages:
+                        result[(tp.partition, m.offset)] = orjson.loads(m.value)["seq"]
+        finally:
+            await consumer.stop()
+        return result
+
+
+def first_seen_order(records: list[dict]) -> dict[str, list[int]]:
+    """Per key, the seqs in the order they first appear in the output."""
+    order: dict[str, list[int]] = defaultdict(list)
+    seen: set[int] = set()
+    for record in records:
+        if record["seq"] not in seen:
+            seen.add(record["seq"])
+            order[record["key"]].append(record["seq"])
+    return order
