@@ -121,7 +121,17 @@ class Worker:
         self.app.on_crash = self._on_crash
         await self.app.on_worker_init.send()
         try:
-            await self.app.start()
+            # Ctrl-C must work while the start waits (e.g. for an unreachable broker).
+            starting = asyncio.ensure_future(self.app.start())
+            stopping = asyncio.ensure_future(self._stop_requested.wait())
+            await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                logger.info("Stopped while starting")
+                await asyncio.gather(starting, return_exceptions=True)
+                return
+            stopping.cancel()
+            starting.result()
             tune_gc()
             if not self.quiet:
                 self._print_banner(uvloop)

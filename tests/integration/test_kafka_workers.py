@@ -144,5 +144,10 @@ async def test_broker_restart_mid_stream_loses_nothing(
         records = await cluster.read_output(25_000, timeout=240)
     finally:
         cluster.stop_all()
-    assert {r["seq"] for r in records} == set(range(25_000)), worker.output()[-3000:]
-    assert worker.proc.returncode == 0, worker.output()[-3000:]
+    output = worker.output()
+    assert {r["seq"] for r in records} == set(range(25_000)), output[-3000:]
+    assert worker.proc.returncode == 0, output[-3000:]
+    # The outage is reported once, and its end once, not once per retry.
+    assert output.count("Lost the connection to Kafka") == 1, output[-3000:]
+    assert output.count("Connection to Kafka is back") == 1, output[-3000:]
+    assert "[ERROR] Unable connect to node" not in output

@@ -16,6 +16,7 @@ from ...exceptions import NotReady
 from ..base import TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
 from .clients import close_quietly
+from .connection_log import connection_log
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -174,6 +175,8 @@ class KafkaConsumer(ConsumerDriver):
             logger.warning("Fetch from Kafka at %s failed: %r", self.transport.describe(), exc)
             await asyncio.sleep(min(timeout, 1.0))
             return {}
+        if batches:
+            connection_log.recovered()
         fetched: dict[TP, list[Message]] = {}
         for (topic, partition), records in batches.items():
             fetched[TP(topic, partition)] = [
@@ -204,6 +207,7 @@ class KafkaConsumer(ConsumerDriver):
         }
         if to_commit:
             await consumer.commit(to_commit)
+            connection_log.recovered()
         skipped = len(offsets) - len(to_commit)
         if skipped:
             logger.debug("Not committing %d partitions no longer assigned", skipped)

@@ -27,6 +27,7 @@ from aiokafka.errors import (
 from ...exceptions import ImproperlyConfigured, PartitionCountMismatch, SecurityError
 from ..base import TP, Message, RebalanceListener, TopicSpec, Transport
 from .clients import close_quietly
+from .connection_log import install as install_connection_log
 from .consumer import KafkaConsumer
 from .producer import KafkaProducer
 from .reader import PartitionReader
@@ -135,6 +136,7 @@ class KafkaTransport(Transport):
 
     def __init__(self, urls: Sequence[str], app: Any) -> None:
         super().__init__(urls, app)
+        install_connection_log()
         self.conf = app.conf
         self.servers = bootstrap_servers(self.urls or ["kafka://"])
         #: What aiokafka's ``bootstrap_servers`` gets: ``"h1:9092,h2:9092"``.
