@@ -364,8 +364,6 @@ class App:
         if self.replies is None:
             self.replies = ReplyConsumer(self)
         await self.replies.start()
-        if self.consumer is None:
-            await self._start_consumer()
         return self.replies
 
     async def _start_consumer(self) -> None:

@@ -1,5 +1,11 @@
 """Request/reply for ``agent.ask()``: requests carry reply headers, replies come back on
-the app's own reply topic and resolve the waiting future by correlation id."""
+the app instance's own reply topic and resolve the waiting future by correlation id.
+
+The reply topic is read outside the consumer group: it belongs to one app instance, and
+as part of the group's subscription every worker start would change the group's
+metadata (a rebalance), and a static member restarting would be handed its previous
+instance's reply topic.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..serializers import dumps as codec_dumps
+from ..transport.base import TP, Message
 
 if TYPE_CHECKING:
-    from ..events import Event
-    from ..streams import Stream
     from ..topics import Topic
 
 __all__ = ["ReplyConsumer", "REPLY_TO", "CORRELATION_ID", "encode_reply", "decode_reply"]
@@ -59,17 +64,18 @@ class ReplyConsumer:
             retention=app.conf.reply_expires,
             internal=True,
         )
-        self._stream: Stream | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event | None = None
 
     async def start(self) -> None:
         if self._task is None:
-            self._stream = self.topic.stream()
+            await self.app.declare_topic(self.topic)
+            self._ready = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._consume(), name="replies")
+        assert self._ready is not None
+        await self._ready.wait()
 
     async def stop(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -87,17 +93,30 @@ class ReplyConsumer:
         return fut
 
     async def _consume(self) -> None:
-        assert self._stream is not None
-        async for event in self._stream.events():
-            self._on_reply(event)
+        assert self._ready is not None
+        transport = self.app.transport
+        tp = TP(self.topic.name, 0)
+        # The topic is this instance's own: only replies sent from now on are ours.
+        start = await transport.end_offset(tp)
+        self._ready.set()
+        while True:
+            try:
+                async for messages in transport.follow_partition(tp, start):
+                    for message in messages:
+                        self._on_reply(message)
+                        start = message.offset + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Reading replies from %s failed; retrying", tp.topic)
+                await asyncio.sleep(1.0)
 
-    def _on_reply(self, event: Event) -> None:
-        key = event.key
-        correlation_id = key.decode() if isinstance(key, bytes) else str(key)
-        fut = self.pending.pop(correlation_id, None)
-        if fut is None or fut.done():
+    def _on_reply(self, message: Message) -> None:
+        key = message.key or b""
+        fut = self.pending.pop(key.decode(), None)
+        if fut is None or fut.done() or message.value is None:
             return
         try:
-            fut.set_result(decode_reply(event.value))
+            fut.set_result(decode_reply(message.value))
         except Exception as exc:  # a reply we cannot decode fails the ask(), loudly
             fut.set_exception(exc)

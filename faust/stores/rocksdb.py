@@ -29,6 +29,9 @@ _RESERVED = b"\x00"
 # Where the key None is kept (a changelog record without a key).
 NULL_KEY = b"\x00faust:null-key"
 
+# Not in the pending changes (MISSING there means deleted).
+_ABSENT = object()
+
 # Memtable size per partition database. RocksDB's default (64 MiB, up to 2 of them)
 # times 8+ partitions per table would dwarf the data; 16 MiB keeps writes batched.
 WRITE_BUFFER_SIZE = 16 * 1024 * 1024
@@ -83,9 +86,14 @@ class RocksDBStore(Store):
 
     def get(self, partition: int, key: Any) -> Any:
         pending = self._pending.get(partition)
-        if pending is not None and key in pending:
-            return pending[key]
-        data = self._db(partition).get(self._encode_key(key))
+        if pending is not None:
+            value = pending.get(key, _ABSENT)
+            if value is not _ABSENT:
+                return value  # MISSING when deleted and not yet persisted
+        db = self._dbs.get(partition)
+        if db is None:
+            db = self._db(partition)
+        data = db.get(self._encode_key(key))
         return MISSING if data is None else self._loads_value(data)
 
     def _encode_key(self, key: Any) -> bytes:
@@ -93,10 +101,13 @@ class RocksDBStore(Store):
         return NULL_KEY if raw is None else raw
 
     def set(self, partition: int, key: Any, value: Any) -> None:
-        self._pending.setdefault(partition, {})[key] = value
+        pending = self._pending.get(partition)
+        if pending is None:
+            pending = self._pending[partition] = {}
+        pending[key] = value
 
     def delete(self, partition: int, key: Any) -> None:
-        self._pending.setdefault(partition, {})[key] = MISSING
+        self.set(partition, key, MISSING)
 
     def items(self, partition: int) -> Iterator[tuple[Any, Any]]:
         pending = dict(self._pending.get(partition, {}))

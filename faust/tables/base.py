@@ -154,8 +154,17 @@ class Collection:
         yield from sorted(self.store.partitions())
 
     # -- reads and writes (decoded keys and values)
+    # _get and _set run once per event for ``table[key] += 1``: the common case (a
+    # partitioned table read and written from a stream) takes the event's partition
+    # straight away, without the generator and calls of the general path.
     def _get(self, key: Any) -> Any:
-        store = self.store
+        store = self._store
+        if store is None:
+            store = self.store
+        if not (self.use_partitioner or self.is_global):
+            event = _current_event.get()
+            if event is not None:
+                return store.get(event.message.partition, key)
         for partition in self._read_partitions(key):
             value = store.get(partition, key)
             if value is not MISSING:
@@ -163,9 +172,23 @@ class Collection:
         return MISSING
 
     def _set(self, key: Any, value: Any) -> None:
-        partition = self._partition_for_write(key)
-        self.store.set(partition, key, value)
-        self._mark_dirty(partition, key)
+        event = _current_event.get()
+        if (
+            event is not None
+            and not self.use_partitioner
+            and event.message.topic in self._checked_topics
+        ):
+            partition = event.message.partition
+        else:
+            partition = self._partition_for_write(key)
+        store = self._store
+        if store is None:
+            store = self.store
+        store.set(partition, key, value)
+        dirty = self._dirty.get(partition)
+        if dirty is None:
+            dirty = self._dirty[partition] = set()
+        dirty.add(key)
 
     def _del(self, key: Any) -> None:
         partition = self._partition_for_write(key)

@@ -231,6 +231,11 @@ class Transport(abc.ABC):
         """Read ``tp`` from ``start`` up to ``end`` (exclusive) outside the consumer group,
         in batches (table recovery and standbys). A batch may be empty while waiting."""
 
+    @abc.abstractmethod
+    def follow_partition(self, tp: TP, start: int) -> AsyncIterator[list[Message]]:
+        """Read ``tp`` from ``start`` on forever, outside the consumer group (this app
+        instance's reply topic); batches may be empty while nothing arrives."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most drivers need none
         """Release shared resources (admin clients, the embedded broker)."""
 

@@ -146,6 +146,13 @@ class MemoryBroker:
 _shared_brokers: dict[str, MemoryBroker] = {}
 
 
+class _Watcher:
+    """Woken like a consumer when a topic gets a record (for ``follow_partition``)."""
+
+    def __init__(self) -> None:
+        self.wakeup = asyncio.Event()
+
+
 class MemoryConsumer(ConsumerDriver):
     def __init__(
         self,
@@ -335,6 +342,28 @@ class MemoryTransport(Transport):
 
     async def end_offset(self, tp: TP) -> int:
         return len(self.broker.ensure_topic(tp.topic)[tp.partition])
+
+    async def follow_partition(self, tp: TP, start: int) -> AsyncIterator[list[Message]]:
+        watcher = _Watcher()
+        watchers = self.broker._watchers.setdefault(tp.topic, set())
+        watchers.add(watcher)  # type: ignore[arg-type]
+        try:
+            position = start
+            topic, partition = tp
+            while True:
+                log = self.broker.ensure_topic(topic)[partition]
+                if position < len(log):
+                    end = len(log)
+                    yield [Message(topic, partition, o, *log[o]) for o in range(position, end)]
+                    position = end
+                    continue
+                watcher.wakeup.clear()
+                try:
+                    await asyncio.wait_for(watcher.wakeup.wait(), 1.0)
+                except TimeoutError:
+                    yield []
+        finally:
+            watchers.discard(watcher)
 
     async def read_partition(self, tp: TP, start: int, end: int) -> AsyncIterator[list[Message]]:
         log = self.broker.ensure_topic(tp.topic)[tp.partition]

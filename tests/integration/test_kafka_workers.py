@@ -142,6 +142,11 @@ async def test_broker_restart_mid_stream_loses_nothing(
         assert started.returncode == 0, started.stderr
         await cluster.produce(5000, start=20_000)
         records = await cluster.read_output(25_000, timeout=240)
+
+        async def says_recovered() -> bool:
+            return "Connection to Kafka is back" in worker.output()
+
+        await _wait_for(says_recovered, 60, "the worker to report the connection back")
     finally:
         cluster.stop_all()
     output = worker.output()
@@ -151,3 +156,36 @@ async def test_broker_restart_mid_stream_loses_nothing(
     assert output.count("Lost the connection to Kafka") == 1, output[-3000:]
     assert output.count("Connection to Kafka is back") == 1, output[-3000:]
     assert "[ERROR] Unable connect to node" not in output
+
+
+async def test_static_member_restarting_keeps_its_partitions(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    cluster = Cluster(tmp_path, kafka_bootstrap)
+    await cluster.create_topics()
+    first = cluster.start_worker(instance_id="worker-a")
+    other = cluster.start_worker(instance_id="worker-b")
+    try:
+        await cluster.wait_assigned([first, other])
+        await asyncio.sleep(2)  # let the group settle after the second join
+
+        def assignments(worker) -> list[str]:  # type: ignore[no-untyped-def]
+            return [line for line in worker.output().splitlines() if line.startswith("ASSIGNED")]
+
+        before = assignments(first)[-1]
+        other_rebalances = len(assignments(other))
+        first.kill()
+        again = cluster.start_worker(instance_id="worker-a")  # back within the session
+        try:
+            await cluster.wait_assigned([again], timeout=40)
+        except AssertionError:
+            raise AssertionError(again.output()[-4000:]) from None
+        # Same partitions as before, and the other member saw no rebalance at all.
+        assert assignments(again)[-1] == before
+        await asyncio.sleep(2)
+        assert len(assignments(other)) == other_rebalances
+        await cluster.produce(200)
+        records = await cluster.read_output(200, timeout=60)
+        assert {r["seq"] for r in records} == set(range(200))
+    finally:
+        cluster.stop_all()

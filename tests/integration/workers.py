@@ -51,6 +51,7 @@ app = faust.App(
     broker_commit_interval=0.5,
     broker_session_timeout=float(os.environ.get("CHAOS_SESSION_TIMEOUT", "6")),
     broker_heartbeat_interval=1.0,
+    consumer_group_instance_id=os.environ.get("CHAOS_INSTANCE_ID") or None,
 )
 source = app.topic(os.environ["CHAOS_SOURCE"], key_type=str, value_type=Item)
 out = app.topic(os.environ["CHAOS_OUT"], key_type=str, value_type=Out)
@@ -134,11 +135,14 @@ class Cluster:
             env["CHAOS_GROUP_BY"] = "1"
         return env
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, instance_id: str | None = None) -> Worker:
+        env = self.env()
+        if instance_id:
+            env["CHAOS_INSTANCE_ID"] = instance_id
         proc = subprocess.Popen(
             [sys.executable, "-m", "faust", "-A", "chaos_app", "worker", "-l", "warning"],
             cwd=self.tmp_path,
-            env=self.env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

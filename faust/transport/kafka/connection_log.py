@@ -13,6 +13,10 @@ import time
 
 __all__ = ["ConnectionLog", "connection_log"]
 
+# Seconds without a connection error before the outage counts as over (one client can
+# fetch again while another is still reconnecting).
+QUIET_BEFORE_RECOVERED = 3.0
+
 logger = logging.getLogger("faust.transport.kafka")
 
 # Fragments (lower case) of aiokafka's messages that mean "cannot reach a broker now".
@@ -38,6 +42,8 @@ class ConnectionLog(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.outage_since: float | None = None
+        self.last_error = 0.0
+        self.last_success = 0.0
         self.suppressed = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -47,6 +53,7 @@ class ConnectionLog(logging.Filter):
         lowered = message.lower()
         if not any(fragment in lowered for fragment in _CONNECTION_TROUBLE):
             return True
+        self.last_error = time.monotonic()
         if self.outage_since is None:
             self.outage_since = time.monotonic()
             self.suppressed = 0
@@ -59,14 +66,24 @@ class ConnectionLog(logging.Filter):
             self.suppressed += 1
         return False
 
-    def recovered(self) -> None:
-        """The consumer fetched again: end the outage (logs once)."""
-        if self.outage_since is None:
+    def succeeded(self) -> None:
+        """A request went through (records fetched, offsets committed)."""
+        self.last_success = time.monotonic()
+        self.check()
+
+    def check(self) -> None:
+        """End the outage (logging it once) when requests succeed again and the
+        errors have stopped for a few seconds; called at least once per fetch."""
+        # Some request went through since the outage began, and aiokafka (which logs
+        # every retry while a broker is unreachable) has been quiet for a while.
+        if self.outage_since is None or self.last_success <= self.outage_since:
             return
-        lasted = time.monotonic() - self.outage_since
+        now = time.monotonic()
+        if now - self.last_error < QUIET_BEFORE_RECOVERED:
+            return  # clients reconnect one by one: wait until the errors have stopped
         logger.warning(
             "Connection to Kafka is back after %.1f s (%d repeated errors not logged).",
-            lasted,
+            self.last_error - self.outage_since,
             self.suppressed,
         )
         self.outage_since = None

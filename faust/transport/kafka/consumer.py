@@ -176,7 +176,9 @@ class KafkaConsumer(ConsumerDriver):
             await asyncio.sleep(min(timeout, 1.0))
             return {}
         if batches:
-            connection_log.recovered()
+            connection_log.succeeded()
+        else:
+            connection_log.check()
         fetched: dict[TP, list[Message]] = {}
         for (topic, partition), records in batches.items():
             fetched[TP(topic, partition)] = [
@@ -207,7 +209,7 @@ class KafkaConsumer(ConsumerDriver):
         }
         if to_commit:
             await consumer.commit(to_commit)
-            connection_log.recovered()
+            connection_log.succeeded()
         skipped = len(offsets) - len(to_commit)
         if skipped:
             logger.debug("Not committing %d partitions no longer assigned", skipped)

@@ -100,6 +100,34 @@ class PartitionReader:
                 # Abandoned midway (or failed): its position and buffer are unknown.
                 await close_quietly(consumer.stop())
 
+    async def follow(self, tp: TP, start: int) -> AsyncIterator[list[Message]]:
+        """Batches of ``tp`` from ``start`` on, forever (long polls; empty batches while
+        nothing arrives). Used for this worker's own reply topic."""
+        partition = TopicPartition(tp.topic, tp.partition)
+        consumer = await self._new_consumer()
+        try:
+            consumer.assign([partition])
+            consumer.seek(partition, start)
+            topic, number = tp
+            while True:
+                batches = await consumer.getmany(
+                    partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
+                )
+                yield [
+                    Message(
+                        topic,
+                        number,
+                        record.offset,
+                        record.timestamp / 1000.0,
+                        record.key,
+                        record.value,
+                        record.headers,
+                    )
+                    for record in batches.get(partition, ())
+                ]
+        finally:
+            await close_quietly(consumer.stop())
+
     async def _keep(self, tp: TP, consumer: AIOKafkaConsumer) -> None:
         if tp in self._idle:  # two reads of one partition at once: keep one reader
             await close_quietly(consumer.stop())

@@ -383,6 +383,9 @@ class KafkaTransport(Transport):
     def read_partition(self, tp: TP, start: int, end: int) -> AsyncIterator[list[Message]]:
         return self._reader.read(tp, start, end)
 
+    def follow_partition(self, tp: TP, start: int) -> AsyncIterator[list[Message]]:
+        return self._reader.follow(tp, start)
+
     # -- leader election
     def is_leader(self) -> bool:
         """True on the one worker of the app's group assigned ``{app.id}-__leader``.
