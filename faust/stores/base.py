@@ -43,6 +43,11 @@ class Store(abc.ABC):
     def close_partition(self, partition: int) -> None:
         """Release ``partition`` (its data stays where the store keeps it)."""
 
+    def forget_partition(self, partition: int) -> None:
+        """Drop ``partition`` including changes the changelog does not have (they belong
+        to events this worker did not commit): the next owner restores it in full."""
+        self.close_partition(partition)
+
     @abc.abstractmethod
     def partitions(self) -> set[int]: ...
 

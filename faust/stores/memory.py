@@ -23,6 +23,10 @@ class MemoryStore(Store):
         # Kept: if the partition comes back (or was a standby) only the tail is replayed.
         pass
 
+    def forget_partition(self, partition: int) -> None:
+        self._data.pop(partition, None)
+        self._offsets.pop(partition, None)
+
     def partitions(self) -> set[int]:
         return set(self._data)
 

@@ -168,7 +168,12 @@ class TableManager:
             table = self._by_changelog.get(tp.topic)
             if table is not None:
                 table.active_partitions.discard(tp.partition)
-                table.store.close_partition(tp.partition)
+                if table._dirty.pop(tp.partition, None):
+                    # Changed after the revoke's flush by an event still in hand: that
+                    # event is not committed, so its change must not survive here.
+                    table.store.forget_partition(tp.partition)
+                else:
+                    table.store.close_partition(tp.partition)
         self._pending -= revoked
 
     async def _recover(self, changelogs: list[TP]) -> None:

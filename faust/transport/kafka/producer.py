@@ -75,7 +75,7 @@ class KafkaProducer(ProducerDriver):
             self._existing.add(topic)
         # Stamped here so the ack can report it (the broker echoes -1 for CreateTime),
         # in milliseconds as Kafka stores it, so consumers see the same value.
-        timestamp_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        timestamp_ms = round((time.time() if timestamp is None else timestamp) * 1000)
         ack = await producer.send(
             topic,
             value=value,

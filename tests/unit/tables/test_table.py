@@ -273,3 +273,18 @@ async def test_set_table(app: faust.App) -> None:
     assert visitors["home"] == {"ann"}
     assert "cy" in visitors["about"] and len(visitors["about"]) == 1
     assert dict(visitors.items()) == {"home": {"ann"}, "about": {"cy"}}
+
+
+async def test_a_change_made_after_the_revoke_flush_does_not_survive(app: faust.App) -> None:
+    from faust.stores import MISSING
+    from faust.transport.base import TP
+
+    table = app.Table("late-change", default=int, partitions=1)
+    await app.start()
+    await eventually(lambda: 0 in table.active_partitions)
+    store = table.store
+    store.set(0, "k", 1)
+    table._mark_dirty(0, "k")  # as an agent would, after the revoke's flush
+    app.tables.on_partitions_revoked({TP(table.changelog_topic.name, 0)})
+    assert store.get(0, "k") is MISSING
+    assert 0 not in store.partitions()
