@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from .workers import Worker
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -91,30 +91,6 @@ def recovered():
 def assigned(app, tps, **kwargs):
     print("ASSIGNED", sorted(tp.partition for tp in tps if tp.topic == source.name), flush=True)
 """
-
-
-@dataclass
-class Worker:
-    """A worker process and every line it has printed (stdout and stderr)."""
-
-    proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
 
 
 class TableCluster:

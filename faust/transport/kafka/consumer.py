@@ -15,7 +15,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from ...exceptions import NotReady
 from ..base import TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
-from .clients import close_quietly
+from .clients import close_quietly, to_messages
 from .connection_log import connection_log
 
 if TYPE_CHECKING:
@@ -181,18 +181,7 @@ class KafkaConsumer(ConsumerDriver):
             connection_log.check()
         fetched: dict[TP, list[Message]] = {}
         for (topic, partition), records in batches.items():
-            fetched[TP(topic, partition)] = [
-                Message(
-                    topic,
-                    partition,
-                    record.offset,
-                    record.timestamp / 1000.0,
-                    record.key,
-                    record.value,
-                    record.headers,
-                )
-                for record in records
-            ]
+            fetched[TP(topic, partition)] = to_messages(topic, partition, records)
         return fetched
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:

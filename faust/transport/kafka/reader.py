@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from ..base import TP, Message
-from .clients import close_quietly
+from .clients import close_quietly, to_messages
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -76,19 +76,11 @@ class PartitionReader:
                 batches = await consumer.getmany(
                     partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
                 )
-                yield [
-                    Message(
-                        topic,
-                        number,
-                        record.offset,
-                        record.timestamp / 1000.0,
-                        record.key,
-                        record.value,
-                        record.headers,
-                    )
-                    for record in batches.get(partition, ())
-                    if record.offset < end
-                ]
+                yield to_messages(
+                    topic,
+                    number,
+                    (r for r in batches.get(partition, ()) if r.offset < end),
+                )
                 if await consumer.position(partition) >= end:
                     break
             finished = True
@@ -113,18 +105,7 @@ class PartitionReader:
                 batches = await consumer.getmany(
                     partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
                 )
-                yield [
-                    Message(
-                        topic,
-                        number,
-                        record.offset,
-                        record.timestamp / 1000.0,
-                        record.key,
-                        record.value,
-                        record.headers,
-                    )
-                    for record in batches.get(partition, ())
-                ]
+                yield to_messages(topic, number, batches.get(partition, ()))
         finally:
             await close_quietly(consumer.stop())
 
