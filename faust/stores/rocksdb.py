@@ -15,8 +15,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rocksdict import AccessType, Options, Rdict, WriteBatch
 
+from ..serializers import json as JSONCodec
 from ..transport.base import Message
 from .base import MISSING, Store
 
@@ -31,6 +33,8 @@ NULL_KEY = b"\x00faust:null-key"
 
 # Not in the pending changes (MISSING there means deleted).
 _ABSENT = object()
+# Types the json codec encodes exactly as a bare orjson.dumps does.
+_PLAIN_JSON = frozenset({str, int, float})
 
 # Memtable size per partition database. RocksDB's default (64 MiB, up to 2 of them)
 # times 8+ partitions per table would dwarf the data; 16 MiB keeps writes batched.
@@ -59,6 +63,11 @@ class RocksDBStore(Store):
         self._dumps_value = schema.dumps_value
         self._loads_key = schema.key_loader()
         self._loads_value = schema.value_loader()
+        # The json codec writes a str (or int, float) as orjson does: encode those
+        # directly (a read that misses the pending changes encodes its key, and every
+        # persist its keys and values).
+        self._json_keys = type(schema.key_codec) is JSONCodec
+        self._json_values = type(schema.value_codec) is JSONCodec
 
     def path_for(self, partition: int) -> Path:
         return self.directory / f"{self.table.name}-{partition}.rocksdb"
@@ -97,8 +106,21 @@ class RocksDBStore(Store):
         return MISSING if data is None else self._loads_value(data)
 
     def _encode_key(self, key: Any) -> bytes:
+        if type(key) is str and self._json_keys:
+            try:
+                return orjson.dumps(key)
+            except orjson.JSONEncodeError:
+                pass  # not valid UTF-8: let the codec raise its own error
         raw = self._dumps_key(key)
         return NULL_KEY if raw is None else raw
+
+    def _encode_value(self, value: Any) -> bytes:
+        if type(value) in _PLAIN_JSON and self._json_values:
+            try:
+                return orjson.dumps(value)
+            except orjson.JSONEncodeError:
+                pass  # an int beyond 64 bits, invalid UTF-8: the codec's own error
+        return self._dumps_value(value)
 
     def set(self, partition: int, key: Any, value: Any) -> None:
         pending = self._pending.get(partition)
@@ -137,7 +159,7 @@ class RocksDBStore(Store):
             if value is MISSING:
                 batch.delete(raw_key)
             else:
-                batch.put(raw_key, self._dumps_value(value))
+                batch.put(raw_key, self._encode_value(value))
         batch.put(OFFSET_KEY, str(changelog_offset).encode())
         self._db(partition).write(batch)
         pending = self._pending.get(partition)
@@ -162,13 +184,17 @@ class RocksDBStore(Store):
     def apply_messages(self, partition: int, messages: list[Message]) -> None:
         """Write changelog records as they are (recovery fast path: no decoding)."""
         batch = WriteBatch(raw_mode=True)
+        put = batch.put
         for message in messages:
-            raw_key = NULL_KEY if message.key is None else message.key
-            if message.value is None:
-                batch.delete(raw_key)
+            key = message.key
+            value = message.value
+            if key is None:
+                key = NULL_KEY
+            if value is None:
+                batch.delete(key)
             else:
-                batch.put(raw_key, message.value)
-        batch.put(OFFSET_KEY, str(messages[-1].offset).encode())
+                put(key, value)
+        put(OFFSET_KEY, str(messages[-1].offset).encode())
         self._db(partition).write(batch)
 
     def local_partition_paths(self) -> dict[int, Path]:
