@@ -229,11 +229,15 @@ class json(Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         try:
-            return _orjson_dumps(obj, default=json_default)
+            data = _orjson_dumps(obj, default=json_default)
         except orjson.JSONEncodeError:
             # Non-string dict keys (e.g. Dict[int, X]) need an option that makes every
             # dump slower, so it is only used on the rare payload that needs it.
-            return _orjson_dumps(obj, default=json_default, option=_NON_STR_KEYS)
+            data = _orjson_dumps(obj, default=json_default, option=_NON_STR_KEYS)
+        # orjson's output keeps the memory of its whole working buffer (4 KiB for a
+        # 100-byte value in orjson 3.13): an exact-size copy (~0.2 us) keeps records
+        # waiting in the producer, tables and queues from costing 40x their size.
+        return memoryview(data).tobytes()
 
     def _loads(self, data: bytes) -> Any:
         return _orjson_loads(data)

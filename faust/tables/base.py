@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Collection"]
 
+# Changed keys per partition that trigger an early commit (and so a flush).
+MAX_DIRTY_KEYS = 50_000
+
 logger = logging.getLogger(__name__)
 
 
@@ -200,6 +203,12 @@ class Collection:
         if dirty is None:
             dirty = self._dirty[partition] = set()
         dirty.add(key)
+        if len(dirty) == MAX_DIRTY_KEYS:
+            # Many distinct keys changed since the last commit: flush early rather than
+            # let the pending changes (and the next flush) grow with the commit interval.
+            consumer = self.app.consumer
+            if consumer is not None:
+                consumer.request_commit()
 
     def _local_partitions(self) -> list[int]:
         return sorted(self.store.partitions())

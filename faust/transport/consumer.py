@@ -119,6 +119,10 @@ class Consumer(RebalanceListener):
             if processed - self._processed_at_commit >= commit_every:
                 self._commit_now.set()
 
+    def request_commit(self) -> None:
+        """Commit as soon as possible instead of at the next interval."""
+        self._commit_now.set()
+
     # -- committing
     async def _commit_loop(self) -> None:
         interval = self.app.conf.broker_commit_interval
