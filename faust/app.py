@@ -29,7 +29,7 @@ from .timers import Crontab, Timer, call_with_app
 from .topics import Topic
 from .transport.base import TP, Transport
 from .transport.consumer import Consumer
-from .transport.producer import Producer, SendPressure
+from .transport.producer import Producer
 
 __all__ = ["App"]
 
@@ -77,8 +77,6 @@ class App:
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
         self.on_crash: Callable[[str], None] | None = None
         self.tables = TableManager(self)
-        #: Raised while the producer's buffer is full: streams then wait (backpressure).
-        self.send_pressure = SendPressure()
         self.started = False
         self.agent_errors = 0
 
@@ -347,14 +345,14 @@ class App:
             self._producer_lock = asyncio.Lock()
         async with self._producer_lock:
             if self._producer is None:
-                self._producer = Producer(self.transport.create_producer(), self.send_pressure)
+                self._producer = Producer(self.transport.create_producer())
             await self._producer.start()
         return self._producer
 
     def producer_for_send_soon(self) -> Producer:
         """The producer for a synchronous ``send_soon``; started by the app or lazily."""
         if self._producer is None:
-            self._producer = Producer(self.transport.create_producer(), self.send_pressure)
+            self._producer = Producer(self.transport.create_producer())
         producer = self._producer
         if not producer.started:
             # The embedded broker needs no start; others start before the first record.

@@ -62,8 +62,6 @@ class Stream:
         self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._feeder_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
-        # The app's producer raises this while its buffer is full.
-        self._pressure = getattr(app, "send_pressure", None) or _NO_PRESSURE
         if parent is not None:
             parent._children.append(self)
 
@@ -78,10 +76,6 @@ class Stream:
             self._prev = None
             if self.autoack:
                 prev.ack()
-        if self._pressure.high:
-            # Sends are piling up faster than the broker takes them: no new event until
-            # the producer's buffer has room again.
-            await self._pressure.wait()
         queue = self.queue
         # Fast path: an event is buffered and no operator needs to see it first.
         if not self._processors and not queue.closed:
@@ -338,16 +332,6 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
-
-
-class _NoPressure:
-    high = False
-
-    async def wait(self) -> None:
-        pass
-
-
-_NO_PRESSURE = _NoPressure()
 
 
 async def _await_filter(result: Awaitable[Any], value: Any) -> Any:

@@ -68,6 +68,14 @@ def install_uvloop() -> bool:
     return True
 
 
+def dump_tasks() -> None:
+    """Print every asyncio task's stack to stderr."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
+
+
 class Worker:
     """Runs ``app`` in this process.
 
@@ -118,6 +126,11 @@ class Worker:
                 loop.add_signal_handler(signum, self._on_signal, signum)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
+        try:
+            # `kill -USR1 <pid>` prints what every task is waiting for (a stuck worker).
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        except (NotImplementedError, RuntimeError):
+            pass
         self.app.on_crash = self._on_crash
         await self.app.on_worker_init.send()
         try:

@@ -98,6 +98,18 @@ class Consumer(RebalanceListener):
 
     # -- fetching
     async def _fetch_loop(self) -> None:
+        # The loop must outlive any single failure: if it ended, the worker would sit
+        # idle forever with its partitions assigned.
+        while not self._stopping:
+            try:
+                await self._fetch_batches()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Fetching failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _fetch_batches(self) -> None:
         driver = self.driver
         deliver = self.conductor.deliver
         trackers = self.trackers

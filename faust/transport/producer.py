@@ -15,43 +15,7 @@ from collections.abc import Awaitable, Sequence
 
 from .base import ProducerDriver, RecordMetadata, completed
 
-__all__ = ["Producer", "SendPressure"]
-
-# Records waiting in send_soon's buffer before streams stop handing out events, and the
-# level at which they go on. Bounded so a fast agent sending to a slow broker (or a big
-# table flush) cannot queue without limit; the gap between them avoids flapping.
-BUFFER_HIGH = 10_000
-BUFFER_LOW = 5_000
-
-
-class SendPressure:
-    """Set while the producer's buffer is over its high mark; streams wait on it."""
-
-    __slots__ = ("high", "_resume")
-
-    def __init__(self) -> None:
-        self.high = False
-        self._resume: asyncio.Event | None = None
-
-    def raise_(self) -> None:
-        if not self.high:
-            self.high = True
-            if self._resume is not None:
-                self._resume.clear()
-
-    def release(self) -> None:
-        if self.high:
-            self.high = False
-            if self._resume is not None:
-                self._resume.set()
-
-    async def wait(self) -> None:
-        if self._resume is None:
-            self._resume = asyncio.Event()
-        if self.high:
-            self._resume.clear()
-            await self._resume.wait()
-
+__all__ = ["Producer"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +31,8 @@ _Pending = tuple[
 
 
 class Producer:
-    def __init__(self, driver: ProducerDriver, pressure: SendPressure | None = None) -> None:
+    def __init__(self, driver: ProducerDriver) -> None:
         self.driver = driver
-        self.pressure = pressure or SendPressure()
         self._send_now = getattr(driver, "send_now", None)
         self._buffer: deque[_Pending] = deque()
         self._drainer: asyncio.Task[None] | None = None
@@ -128,10 +91,7 @@ class Producer:
         if self._send_now is not None:
             return completed(self._send_now(topic, key, value, partition, timestamp, headers))
         fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        buffer = self._buffer
-        buffer.append((topic, key, value, partition, timestamp, headers, fut))
-        if len(buffer) >= BUFFER_HIGH:
-            self.pressure.raise_()
+        self._buffer.append((topic, key, value, partition, timestamp, headers, fut))
         # One drainer at a time keeps buffered records in order.
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
@@ -139,11 +99,8 @@ class Producer:
 
     async def _drain(self) -> None:
         buffer = self._buffer
-        pressure = self.pressure
         while buffer:
             topic, key, value, partition, timestamp, headers, fut = buffer.popleft()
-            if pressure.high and len(buffer) <= BUFFER_LOW:
-                pressure.release()
             try:
                 ack = await self.driver.send(
                     topic, key, value, partition=partition, timestamp=timestamp, headers=headers
