@@ -60,7 +60,6 @@ class App:
         self.services: list[type[Service] | Service] = []
         self.commands: dict[str, Any] = {}
         self._startup_tasks: list[tuple[Callable[..., Any], bool]] = []
-        self._topics: dict[tuple[str, ...], Topic] = {}
         self.conductor = Conductor(self, on_topics_changed=self._on_topics_changed)
         self._transport: Transport | None = None
         self._producer: Producer | None = None
@@ -151,9 +150,7 @@ class App:
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
         """
-        topic = Topic(self, topics=topics, **kwargs)
-        self._topics.setdefault(topic.topics, topic)
-        return topic
+        return Topic(self, topics=topics, **kwargs)
 
     def channel(self, *, key_type: Any = None, value_type: Any = None, **kwargs: Any) -> Channel:
         """An in-process channel (no broker): ``await channel.send(value=...)``."""

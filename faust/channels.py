@@ -122,12 +122,6 @@ class EventQueue:
             buffer.extend(kept)
         return dropped
 
-    def drain(self) -> list[Event]:
-        """Remove and return every buffered event (used on revoke and shutdown)."""
-        events = list(self.buffer)
-        self.buffer.clear()
-        return events
-
 
 class Channel:
     """An in-process channel: values sent go to every stream reading it.

@@ -81,9 +81,6 @@ class Conductor:
     def topic_names(self) -> set[str]:
         return set(self._subscriptions) | self._passive
 
-    def queues_for(self, topic: str) -> list[EventQueue]:
-        return [queue for _, queue in self._subscriptions.get(topic, ())]
-
     async def deliver(self, tp: TP, messages: list[Message]) -> None:
         subs = self._subscriptions.get(tp.topic)
         if not subs:

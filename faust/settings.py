@@ -166,10 +166,6 @@ class Settings:
         if not self.canonical_url:
             self.canonical_url = f"http://{self.web_host}:{self.web_port}"
 
-    @property
-    def appdir(self) -> str:
-        return self.datadir
-
 
 def _coerce(name: str, value: Any) -> Any:
     coerce = _COERCERS.get(name)

@@ -121,9 +121,6 @@ class Stream:
             _current_event.set(event)
             return event
 
-    def current_event(self) -> Event | None:
-        return self._prev
-
     # -- views of the same events
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
         """Iterate over ``(key, value)`` pairs."""

@@ -89,9 +89,6 @@ class Message:
     def tp(self) -> TP:
         return TP(self.topic, self.partition)
 
-    def incref(self, n: int = 1) -> None:
-        self.refcount += n
-
     def decref(self) -> None:
         self.refcount -= 1
         if self.refcount == 0 and self.on_done is not None:
