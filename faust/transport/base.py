@@ -19,6 +19,7 @@ __all__ = [
     "TopicSpec",
     "ConsumerDriver",
     "ProducerDriver",
+    "PendingRecord",
     "Transport",
     "RebalanceListener",
 ]
@@ -170,6 +171,18 @@ class ConsumerDriver(abc.ABC):
         return set()
 
 
+class PendingRecord(NamedTuple):
+    """A record waiting in the producer's buffer, with the future its sender holds."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    timestamp: float | None
+    headers: Sequence[tuple[str, bytes]] | None
+    future: asyncio.Future[RecordMetadata]
+
+
 class ProducerDriver(abc.ABC):
     """Sends records; ``send`` returns a future completed by the broker's ack."""
 
@@ -191,6 +204,28 @@ class ProducerDriver(abc.ABC):
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> Awaitable[RecordMetadata]:
         """Queue a record and return a future for its metadata (resolved on ack)."""
+
+    async def send_many(self, records: Sequence[PendingRecord]) -> None:
+        """Queue ``records`` in order; each one's future is completed by its ack (or error).
+
+        Returns once all are queued. Drivers that can batch override this; the default
+        sends one record at a time.
+        """
+        for record in records:
+            future = record.future
+            try:
+                ack = await self.send(
+                    record.topic,
+                    record.key,
+                    record.value,
+                    partition=record.partition,
+                    timestamp=record.timestamp,
+                    headers=record.headers,
+                )
+            except Exception as exc:
+                fail(future, exc)
+                continue
+            chain(ack, future)
 
     @abc.abstractmethod
     async def flush(self) -> None: ...
@@ -242,3 +277,26 @@ def completed(result: RecordMetadata) -> asyncio.Future[RecordMetadata]:
     fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
     fut.set_result(result)
     return fut
+
+
+def fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    """Fail ``future`` with ``exc`` unless it is already done (its sender gave up)."""
+    if not future.done():
+        future.set_exception(exc)
+
+
+def chain(source: Awaitable[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:
+    """Complete ``target`` the way ``source`` completes."""
+    inner = asyncio.ensure_future(source)
+
+    def _copy(f: asyncio.Future[RecordMetadata]) -> None:
+        if target.done():
+            return
+        if f.cancelled():
+            target.cancel()
+        elif (exc := f.exception()) is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(f.result())
+
+    inner.add_done_callback(_copy)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-__all__ = ["murmur2", "partition_for_key", "RoundRobin"]
+__all__ = ["murmur2", "partition_for_key", "KeyPartitioner", "RoundRobin"]
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -43,6 +43,27 @@ def murmur2(data: bytes) -> int:
 def partition_for_key(key: bytes, partitions: int) -> int:
     """The partition the Java client's default partitioner picks for ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class KeyPartitioner:
+    """``partition_for_key`` with the hashes of recently seen keys remembered.
+
+    Keys repeat in a stream (sensors, accounts, users), and hashing one in Python costs a
+    few microseconds; the cache holds at most ``size`` keys and starts over when full.
+    """
+
+    def __init__(self, size: int = 65_536) -> None:
+        self.size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def partition(self, key: bytes, partitions: int) -> int:
+        hashes = self._hashes
+        h = hashes.get(key)
+        if h is None:
+            if len(hashes) >= self.size:
+                hashes.clear()
+            h = hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return h % partitions
 
 
 class RoundRobin:

@@ -103,6 +103,91 @@ async def test_agent_gets_keyed_records_in_partition_order(kafka_app: AppFactory
         )
 
 
+async def test_send_soon_batches_keep_order_metadata_and_headers(kafka_app: AppFactory) -> None:
+    """send_soon appends to per-partition batches: every ack says where its record is."""
+    app = kafka_app(producer_max_batch_size=4096)  # several batches per partition
+    topic = app.topic(unique("it-batched"), key_type=str, value_type=str)
+    await topic.declare()
+    await app.start()
+    sent_at = time.time()
+    futures = [
+        topic.send_soon(
+            key=f"k{i % 7}" if i % 5 else None,
+            value=f"v{i}-" + "x" * 100,
+            headers={"seq": str(i).encode()},
+            timestamp=None if i % 3 else 1_700_000_000 + i,
+        )
+        for i in range(3000)
+    ]
+    acks = await asyncio.gather(*futures)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=app.transport.client_options()["bootstrap_servers"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic.get_topic_name(), p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        stored: dict[tuple[int, int], Any] = {}
+        while len(stored) < len(acks):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    stored[r.partition, r.offset] = r
+    finally:
+        await consumer.stop()
+    assert len(stored) == len(acks)
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    for i, meta in enumerate(acks):
+        record = stored[meta.partition, meta.offset]
+        assert record.value == f'"v{i}-{"x" * 100}"'.encode()
+        assert dict(record.headers) == {"seq": str(i).encode()}
+        if i % 5:
+            key = f"k{i % 7}".encode()
+            assert record.key == key
+            assert meta.partition == partition_for_key(key, PARTITIONS)
+        else:
+            assert record.key is None
+        if i % 3:
+            assert sent_at - 1 <= meta.timestamp <= time.time() + 1
+        else:
+            assert meta.timestamp == 1_700_000_000 + i
+        assert record.timestamp == round(meta.timestamp * 1000)
+        by_partition[meta.partition].append(meta.offset)
+    # Records without a key are spread over the partitions; each partition keeps send order.
+    assert len(by_partition) == PARTITIONS
+    for offsets in by_partition.values():
+        assert offsets == sorted(offsets)
+    assert len(futures) == 3000
+
+
+async def test_bad_sends_fail_clearly_and_spare_the_rest(kafka_app: AppFactory) -> None:
+    app = kafka_app(producer_max_request_size=10_000)
+    topic = app.topic(unique("it-bad-sends"), key_type=str, value_type=str)
+    await topic.declare()
+    await app.start()
+    good = topic.send_soon(key="a", value="fine")
+    wrong_partition = topic.send_soon(key="a", value="x", partition=PARTITIONS)
+    too_large = topic.send_soon(key="a", value="x" * 20_000)
+    also_good = topic.send_soon(key="b", value="fine too")
+    with pytest.raises(ValueError, match=r"partition 4: the topic has 4 partition\(s\)"):
+        await wrong_partition
+    with pytest.raises(ValueError, match="producer_max_request_size"):
+        await too_large
+    assert (await good).offset >= 0
+    assert (await also_good).offset >= 0
+    with pytest.raises(ValueError, match="needs a key or a value"):
+        producer = await app.maybe_start_producer()
+        await await_ack(producer.send(topic.get_topic_name(), None, None))
+    with pytest.raises(ValueError, match=f"topic {topic.get_topic_name()!r} partition 9"):
+        await topic.send(key="a", value="x", partition=9)
+
+
+async def await_ack(sending: Any) -> Any:
+    """Await a producer send: queueing the record, then its ack."""
+    return await (await sending)
+
+
 async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
     app = kafka_app()
     topic = app.topic(unique("it-double"), value_type=Item)

@@ -1,8 +1,15 @@
-"""Acked sends over ``AIOKafkaProducer``: each send returns a future of its metadata."""
+"""Acked sends over ``AIOKafkaProducer``: each send returns a future of its metadata.
+
+``send_many`` (what ``send_soon`` and table changelogs go through) skips aiokafka's
+per-record path: it picks partitions itself (Kafka's murmur2, hashes cached), appends the
+records to one batch per partition and submits each batch once, resolving the records'
+futures from the batch's ack. A record then costs about what the batch encoder costs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -10,13 +17,19 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaProducer
 
 from ...exceptions import ImproperlyConfigured
-from ..base import ProducerDriver, RecordMetadata
+from ..base import PendingRecord, ProducerDriver, RecordMetadata, fail
+from ..partitioner import KeyPartitioner, RoundRobin
 from .clients import close_quietly
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
 
 __all__ = ["KafkaProducer"]
+
+logger = logging.getLogger(__name__)
+
+# Bytes a record may take in a batch beyond its key, value and headers (varints, attributes).
+_RECORD_OVERHEAD = 64
 
 
 class KafkaProducer(ProducerDriver):
@@ -27,6 +40,8 @@ class KafkaProducer(ProducerDriver):
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._existing: set[str] = set()
+        self._keys = KeyPartitioner()
+        self._round_robin = RoundRobin()
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -60,58 +75,156 @@ class KafkaProducer(ProducerDriver):
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> Awaitable[RecordMetadata]:
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        await self.send_many(
+            [PendingRecord(topic, key, value, partition, timestamp, headers, future)]
+        )
+        return future
+
+    async def send_many(self, records: Sequence[PendingRecord]) -> None:
         producer = self._producer
         if producer is None:
             await self.start()
             producer = self._producer
             assert producer is not None
-        if key is None and value is None:
-            raise ValueError(
-                f"Cannot send to topic {topic!r}: a Kafka record needs a key or a value."
-            )
-        if topic not in self._existing:
-            # A send to a missing topic would create it with the broker's defaults.
-            await self.transport.wait_for_topics({topic}, "Sending to")
-            self._existing.add(topic)
-        # Stamped here so the ack can report it (the broker echoes -1 for CreateTime),
-        # in milliseconds as Kafka stores it, so consumers see the same value.
-        timestamp_ms = round((time.time() if timestamp is None else timestamp) * 1000)
-        ack = await producer.send(
-            topic,
-            value=value,
-            key=key,
-            partition=partition,
-            timestamp_ms=timestamp_ms,
-            headers=list(headers) if headers else None,
-        )
-        return _record_metadata(ack, timestamp_ms / 1000.0)
+        counts: dict[str, int] = {}
+        for topic in {record.topic for record in records}:
+            if topic not in self._existing:
+                await self.transport.wait_for_topics({topic}, "Sending to")
+                self._existing.add(topic)
+            counts[topic] = len(await producer.partitions_for(topic))
+        limit = self.transport.conf.producer_max_request_size - _RECORD_OVERHEAD
+        now_ms = round(time.time() * 1000)
+        open_batches: dict[tuple[str, int], _Batch] = {}
+        full: list[_Batch] = []
+        for record in records:
+            topic, key, value, partition, timestamp, headers, future = record
+            count = counts[topic]
+            if partition is None:
+                if key is not None:
+                    partition = self._keys.partition(key, count)
+                else:
+                    partition = self._round_robin.next(topic, count)
+            error = _invalid(record, partition, count, limit)
+            if error is not None:
+                fail(future, error)
+                continue
+            timestamp_ms = now_ms if timestamp is None else round(timestamp * 1000)
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
+            if not batch.append(key, value, timestamp_ms, headers, future):
+                full.append(batch)
+                batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
+                batch.append(key, value, timestamp_ms, headers, future)
+        # Per partition, the batches that filled up came first.
+        for batch in [*full, *open_batches.values()]:
+            try:
+                ack = await producer.send_batch(
+                    batch.builder, batch.topic, partition=batch.partition
+                )
+            except Exception as exc:
+                logger.error(
+                    "Could not send %d record(s) to topic %r partition %d: %r",
+                    len(batch.futures),
+                    batch.topic,
+                    batch.partition,
+                    exc,
+                )
+                for future in batch.futures:
+                    fail(future, exc)
+                continue
+            ack.add_done_callback(batch.acked)
 
     async def flush(self) -> None:
         if self._producer is not None:
             await self._producer.flush()
 
 
-def _record_metadata(ack: asyncio.Future[Any], timestamp: float) -> asyncio.Future[RecordMetadata]:
-    """A future of faust RecordMetadata completed with aiokafka's ``ack``."""
-    result: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+class _Batch:
+    """Records for one partition, encoded into one aiokafka batch, acked together."""
 
-    def _done(f: asyncio.Future[Any]) -> None:
-        if result.done():
+    __slots__ = ("builder", "topic", "partition", "futures", "timestamps")
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
+        self.builder = producer.create_batch()
+        self.topic = topic
+        self.partition = partition
+        self.futures: list[asyncio.Future[RecordMetadata]] = []
+        self.timestamps: list[int] = []
+
+    def append(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Sequence[tuple[str, bytes]] | None,
+        future: asyncio.Future[RecordMetadata],
+    ) -> bool:
+        """Add a record; False if the batch is full (an empty batch takes any record)."""
+        if (
+            self.builder.append(
+                timestamp=timestamp_ms,
+                key=key,
+                value=value,
+                headers=list(headers) if headers else [],
+            )
+            is None
+        ):
+            return False
+        self.futures.append(future)
+        self.timestamps.append(timestamp_ms)
+        return True
+
+    def acked(self, ack: asyncio.Future[Any]) -> None:
+        futures = self.futures
+        if ack.cancelled():
+            for future in futures:
+                if not future.done():
+                    future.cancel()
             return
-        if f.cancelled():
-            result.cancel()
-            return
-        exc = f.exception()
+        exc = ack.exception()
         if exc is not None:
-            result.set_exception(exc)
+            logger.error(
+                "Could not send %d record(s) to topic %r partition %d: %r",
+                len(futures),
+                self.topic,
+                self.partition,
+                exc,
+            )
+            for future in futures:
+                fail(future, exc)
             return
-        meta = f.result()
+        meta = ack.result()
+        topic, partition, base = self.topic, self.partition, meta.offset
         # timestamp_type 1 is LogAppendTime: the broker chose the timestamp.
-        ts = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else timestamp
-        result.set_result(RecordMetadata(meta.topic, meta.partition, meta.offset, ts))
+        appended = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else None
+        for i, (future, timestamp_ms) in enumerate(zip(futures, self.timestamps, strict=True)):
+            if not future.done():
+                ts = timestamp_ms / 1000.0 if appended is None else appended
+                future.set_result(RecordMetadata(topic, partition, base + i, ts))
 
-    ack.add_done_callback(_done)
-    return result
+
+def _invalid(record: PendingRecord, partition: int, count: int, limit: int) -> Exception | None:
+    """Why ``record`` cannot be sent to ``partition`` of its topic, if it cannot."""
+    topic, key, value = record.topic, record.key, record.value
+    if key is None and value is None:
+        return ValueError(f"Cannot send to topic {topic!r}: a Kafka record needs a key or a value.")
+    if not 0 <= partition < count:
+        return ValueError(
+            f"Cannot send to topic {topic!r} partition {partition}: the topic has {count} "
+            f"partition(s), numbered 0 to {count - 1}."
+        )
+    size = len(key or b"") + len(value or b"")
+    if record.headers:
+        size += sum(len(name) + len(data) for name, data in record.headers)
+    if size > limit:
+        return ValueError(
+            f"Cannot send a record of {size:,} bytes to topic {topic!r}: larger than the "
+            f"setting producer_max_request_size allows ({limit + _RECORD_OVERHEAD:,}). "
+            "Raise the setting (and the broker's message.max.bytes) or send smaller records."
+        )
+    return None
 
 
 def _make_producer(transport: KafkaTransport) -> AIOKafkaProducer:
