@@ -283,6 +283,20 @@ class App:
         """A SetTable every worker holds in full."""
         return self.tables.add(SetGlobalTable(self, name, **kwargs))
 
+    def backlogged(self) -> bool:
+        """True while this app holds more unsent work than it should; the consumer
+        fetches nothing more until it is not (checked once per fetched batch)."""
+        producer = self._producer
+        if producer is not None and producer.backlogged:
+            return True
+        for table in self.tables:
+            if table.backlogged:
+                # Its changes go out with the next commit's flush.
+                if self.consumer is not None:
+                    self.consumer.request_commit()
+                return True
+        return False
+
     def partition_count_of(self, topic: str) -> int | None:
         """Partitions of ``topic`` as declared by this app (None if it did not declare it)."""
         return self._partition_counts.get(topic)

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Collection"]
 
-# Changed keys per partition that trigger an early commit (and so a flush).
-MAX_DIRTY_KEYS = 50_000
+#: Changed keys (of all partitions) at which a table asks for a commit (and so a flush)
+#: and the consumer stops fetching until it is done: the changes held in memory and the
+#: next flush stay small whatever the commit interval and the number of distinct keys.
+MAX_DIRTY_KEYS = 20_000
 
 logger = logging.getLogger(__name__)
 
@@ -203,12 +205,11 @@ class Collection:
         if dirty is None:
             dirty = self._dirty[partition] = set()
         dirty.add(key)
-        if len(dirty) == MAX_DIRTY_KEYS:
-            # Many distinct keys changed since the last commit: flush early rather than
-            # let the pending changes (and the next flush) grow with the commit interval.
-            consumer = self.app.consumer
-            if consumer is not None:
-                consumer.request_commit()
+
+    @property
+    def backlogged(self) -> bool:
+        """So many keys changed since the last flush that it should happen now."""
+        return sum(map(len, self._dirty.values())) >= MAX_DIRTY_KEYS
 
     def _local_partitions(self) -> list[int]:
         return sorted(self.store.partitions())

@@ -21,6 +21,9 @@ __all__ = ["Consumer"]
 
 logger = logging.getLogger(__name__)
 
+#: How often a fetch loop held back by a backlog looks again (seconds).
+BACKLOG_POLL = 0.005
+
 
 class Consumer(RebalanceListener):
     def __init__(self, app: Any, conductor: Any) -> None:
@@ -130,6 +133,18 @@ class Consumer(RebalanceListener):
             processed = sum(t.processed for t in trackers.values())
             if processed - self._processed_at_commit >= commit_every:
                 self._commit_now.set()
+            if self.app.backlogged():
+                await self._wait_out_backlog()
+
+    async def _wait_out_backlog(self) -> None:
+        """Fetch nothing more while the app holds too much unsent work.
+
+        Agents finish what is buffered meanwhile. Only this loop waits: nothing that
+        clears the backlog (the producer's drain, the commit and its table flushes, a
+        rebalance) waits for it, so the wait always ends.
+        """
+        while self.app.backlogged() and not self._stopping:
+            await asyncio.sleep(BACKLOG_POLL)
 
     def request_commit(self) -> None:
         """Commit as soon as possible instead of at the next interval."""

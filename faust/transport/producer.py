@@ -19,6 +19,12 @@ __all__ = ["Producer"]
 
 logger = logging.getLogger(__name__)
 
+#: Records the drainer hands the driver at a time: batches stay large, and ``buffered``
+#: keeps telling how far behind the broker the app is (the consumer stops fetching
+#: while it is over ``BUFFER_HIGH``).
+DRAIN_CHUNK = 5_000
+BUFFER_HIGH = 20_000
+
 
 class Producer:
     def __init__(self, driver: ProducerDriver) -> None:
@@ -33,6 +39,11 @@ class Producer:
     def buffered(self) -> int:
         """Records handed to ``send_soon`` and not yet passed to the driver."""
         return len(self._buffer)
+
+    @property
+    def backlogged(self) -> bool:
+        """More is buffered than the broker takes in a moment: stop adding work."""
+        return len(self._buffer) >= BUFFER_HIGH
 
     async def start(self) -> None:
         if self.started:
@@ -97,7 +108,12 @@ class Producer:
 
     async def _drain(self) -> None:
         while self._buffer:
-            records, self._buffer = self._buffer, []
+            buffer = self._buffer
+            if len(buffer) <= DRAIN_CHUNK:
+                records, self._buffer = buffer, []
+            else:
+                records = buffer[:DRAIN_CHUNK]
+                del buffer[:DRAIN_CHUNK]
             try:
                 await self.driver.send_many(records)
             except Exception as exc:

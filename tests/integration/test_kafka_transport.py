@@ -183,6 +183,41 @@ async def test_bad_sends_fail_clearly_and_spare_the_rest(kafka_app: AppFactory) 
         await topic.send(key="a", value="x", partition=9)
 
 
+async def test_a_producer_backlog_holds_back_fetching(
+    kafka_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent sending faster than Kafka acks: buffered records stay bounded, none lost."""
+    monkeypatch.setattr(faust.transport.producer, "BUFFER_HIGH", 300)
+    monkeypatch.setattr(faust.transport.producer, "DRAIN_CHUNK", 100)
+    app = kafka_app(stream_buffer_maxsize=100, broker_max_poll_records=50)
+    source = app.topic(unique("it-fanout-in"), key_type=str, value_type=int)
+    sink = app.topic(unique("it-fanout-out"), key_type=str, value_type=int)
+    await source.declare()
+    await sink.declare()
+    buffered_at_most = 0
+    acked: list[Any] = []
+
+    @app.agent(source)
+    async def fan_out(stream: Any) -> None:
+        nonlocal buffered_at_most
+        producer = app.producer_for_send_soon()
+        async for key, value in stream.items():
+            for copy in range(10):
+                acked.append(sink.send_soon(key=key, value=value * 10 + copy))
+            buffered_at_most = max(buffered_at_most, producer.buffered)
+
+    for i in range(2000):
+        source.send_soon(key=f"k{i % 50}", value=i)
+    await (await app.maybe_start_producer()).flush()
+    await app.start()
+    await eventually(lambda: len(acked) == 20_000, timeout=WAIT)
+    metas = await asyncio.gather(*acked)
+    assert len({(m.partition, m.offset) for m in metas}) == 20_000
+    # The agent finishes what its queue holds (100 events, 10 records each) after a
+    # fetch stopped: the buffer stays near BUFFER_HIGH instead of growing to 20,000.
+    assert 300 <= buffered_at_most <= 300 + 100 * 10 + 50 * 10
+
+
 async def await_ack(sending: Any) -> Any:
     """Await a producer send: queueing the record, then its ack."""
     return await (await sending)

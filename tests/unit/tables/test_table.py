@@ -288,3 +288,33 @@ async def test_a_change_made_after_the_revoke_flush_does_not_survive(app: faust.
     app.tables.on_partitions_revoked({TP(table.changelog_topic.name, 0)})
     assert store.get(0, "k") is MISSING
     assert 0 not in store.partitions()
+
+
+async def test_many_changed_keys_hold_back_fetching_until_flushed(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed keys in memory stay near MAX_DIRTY_KEYS whatever the commit interval."""
+    monkeypatch.setattr(faust.tables.base, "MAX_DIRTY_KEYS", 200)
+    app.conf.broker_commit_interval = 3600.0
+    app.conf.broker_commit_every = 1_000_000
+    app.conf.broker_max_poll_records = 50
+    app.conf.stream_buffer_maxsize = 100
+    topic = app.topic("readings", key_type=str, value_type=int, partitions=2)
+    table = app.Table("latest", partitions=2)
+    changed_at_most = 0
+
+    @app.agent(topic)
+    async def keep(stream):
+        nonlocal changed_at_most
+        async for key, value in stream.items():
+            table[key] = value
+            changed_at_most = max(changed_at_most, sum(map(len, table._dirty.values())))
+
+    await topic.declare()
+    for i in range(3000):
+        await topic.send(key=f"k{i}", value=i, partition=i % 2)
+    await app.start()
+    await eventually(lambda: table.changelog_records_sent == 3000, timeout=30)
+    assert dict(table.items()) == {f"k{i}": i for i in range(3000)}
+    # The agent may finish what was already buffered: a stream's queue and a fetch.
+    assert 200 <= changed_at_most <= 200 + 100 + 50
