@@ -24,7 +24,7 @@ import orjson
 from faust.exceptions import DecodeError, EncodeError, KeyDecodeError, ValueDecodeError
 from faust.models.fields import show
 from faust.models.record import Record
-from faust.serializers import Codec, CodecArg, get_codec, json, raw
+from faust.serializers import Codec, CodecArg, get_codec, json, json_default, raw
 
 __all__ = ["Schema"]
 
@@ -122,6 +122,54 @@ class Schema:
     def dumps_value(self, value: Any) -> bytes | None:
         """Encode a value; None stays None and bytes are taken as already encoded."""
         return self._encode(value, self.value_serializer, self.value_codec, "value")
+
+    def key_dumper(self) -> Callable[[Any], bytes | None]:
+        """``dumps_key`` for the common cases without its checks (what topics call)."""
+        return self._make_dumper(self.key_serializer, self.key_codec, self.dumps_key)
+
+    def value_dumper(self) -> Callable[[Any], bytes | None]:
+        """``dumps_value`` for the common cases without its checks (what topics call)."""
+        return self._make_dumper(self.value_serializer, self.value_codec, self.dumps_value)
+
+    def _make_dumper(
+        self, explicit: CodecArg | None, codec: Codec, slow: Callable[[Any], bytes | None]
+    ) -> Callable[[Any], bytes | None]:
+        # Fast paths give exactly what the slow path gives, else defer to it (which also
+        # raises the proper errors): a str with the raw codec, a Record whose codec is
+        # plain json.
+        record_codec = self._codec_for_record
+        orjson_dumps = orjson.dumps
+        plain_json: dict[type, bool] = {}
+
+        def is_plain_json(model: type) -> bool:
+            if not issubclass(model, Record):
+                return False
+            chosen = codec if explicit is not None else record_codec(model, codec)
+            return type(chosen) is json
+
+        def dump(obj: Any) -> bytes | None:
+            kind = type(obj)
+            if kind is str:
+                if raw_codec:
+                    try:
+                        return obj.encode()
+                    except UnicodeEncodeError:
+                        return slow(obj)
+                return slow(obj)
+            plain = plain_json.get(kind)
+            if plain is None:
+                plain = plain_json[kind] = is_plain_json(kind)
+            if plain:
+                try:
+                    data = orjson_dumps(obj.to_representation(), default=json_default)
+                except Exception:
+                    return slow(obj)
+                # Exact size: see the json codec.
+                return memoryview(data).tobytes()
+            return slow(obj)
+
+        raw_codec = type(codec) is raw
+        return dump
 
     def _encode(self, obj: Any, explicit: CodecArg | None, codec: Codec, side: str) -> Any:
         if obj is None or isinstance(obj, bytes):

@@ -88,8 +88,8 @@ class Topic(Channel):
         self.replicas = replicas
         self.internal = internal
         self.config = dict(config or {})
-        self._key_dumps = schema.dumps_key
-        self._value_dumps = schema.dumps_value
+        self._key_dumps = schema.key_dumper()
+        self._value_dumps = schema.value_dumper()
 
     def get_topic_name(self) -> str:
         if len(self.topics) > 1:
@@ -152,16 +152,21 @@ class Topic(Channel):
         Inside an agent, the event being processed is not committed until the record is
         acknowledged.
         """
-        fut = self.app.producer_for_send_soon().send_soon(
+        event = _current_event.get()
+        return self.app.producer_for_send_soon().send_soon(
             self.get_topic_name(),
-            self._dumps_key(key, key_serializer),
-            self._dumps_value(value, value_serializer),
+            self._key_dumps(key)
+            if key_serializer is None
+            else self._dumps_key(key, key_serializer),
+            self._value_dumps(value)
+            if value_serializer is None
+            else self._dumps_value(value, value_serializer),
             partition=partition,
             timestamp=timestamp,
-            headers=_encode_headers(headers),
+            headers=_encode_headers(headers) if headers else None,
+            # Its offset is not committed until this record is acked.
+            holder=None if event is None else event.message,
         )
-        _attach_to_current_event(fut)
-        return fut
 
     def _dumps_key(self, key: Any, serializer: Any) -> bytes | None:
         if serializer is not None:

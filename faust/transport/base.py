@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +24,8 @@ __all__ = [
     "Transport",
     "RebalanceListener",
 ]
+
+logger = logging.getLogger("faust.transport")
 
 
 class TP(NamedTuple):
@@ -171,16 +174,20 @@ class ConsumerDriver(abc.ABC):
         return set()
 
 
-class PendingRecord(NamedTuple):
-    """A record waiting in the producer's buffer, with the future its sender holds."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    timestamp: float | None
-    headers: Sequence[tuple[str, bytes]] | None
-    future: asyncio.Future[RecordMetadata]
+#: A record waiting in the producer's buffer: ``(topic, key, value, partition, timestamp,
+#: headers, future, holder)``. ``future`` is what its sender holds; ``holder`` is the
+#: message it was sent on behalf of (or None): one of that message's refs, released when
+#: the record is acked (see :func:`settle`). A plain tuple: one is made per record sent.
+PendingRecord = tuple[
+    str,
+    bytes | None,
+    bytes | None,
+    int | None,
+    float | None,
+    Sequence[tuple[str, bytes]] | None,
+    "asyncio.Future[RecordMetadata]",
+    "Message | None",
+]
 
 
 class ProducerDriver(abc.ABC):
@@ -211,21 +218,15 @@ class ProducerDriver(abc.ABC):
         Returns once all are queued. Drivers that can batch override this; the default
         sends one record at a time.
         """
-        for record in records:
-            future = record.future
+        for topic, key, value, partition, timestamp, headers, future, holder in records:
             try:
                 ack = await self.send(
-                    record.topic,
-                    record.key,
-                    record.value,
-                    partition=record.partition,
-                    timestamp=record.timestamp,
-                    headers=record.headers,
+                    topic, key, value, partition=partition, timestamp=timestamp, headers=headers
                 )
             except Exception as exc:
-                fail(future, exc)
+                settle(future, holder, exc=exc)
                 continue
-            chain(ack, future)
+            chain(ack, future, holder)
 
     @abc.abstractmethod
     async def flush(self) -> None: ...
@@ -279,24 +280,56 @@ def completed(result: RecordMetadata) -> asyncio.Future[RecordMetadata]:
     return fut
 
 
+def settle(
+    future: asyncio.Future[RecordMetadata],
+    holder: Message | None,
+    result: RecordMetadata | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    """Complete a sent record's future with its ack (``result``) or its error.
+
+    On an ack, the ``holder`` message (the event it was sent for) gets its ref back. On
+    an error it does not: that event never counts as processed, so its offset is not
+    committed and it is processed again after a restart.
+    """
+    if exc is None:
+        if not future.done():
+            future.set_result(result)  # type: ignore[arg-type]
+        if holder is not None:
+            holder.decref()
+        return
+    if not future.done():
+        future.set_exception(exc)
+    if holder is not None:
+        logger.error(
+            "Send on behalf of %s[%s]@%s failed: %r; its offset will not be committed.",
+            holder.topic,
+            holder.partition,
+            holder.offset,
+            exc,
+        )
+
+
 def fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     """Fail ``future`` with ``exc`` unless it is already done (its sender gave up)."""
     if not future.done():
         future.set_exception(exc)
 
 
-def chain(source: Awaitable[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:
-    """Complete ``target`` the way ``source`` completes."""
+def chain(
+    source: Awaitable[RecordMetadata],
+    target: asyncio.Future[RecordMetadata],
+    holder: Message | None = None,
+) -> None:
+    """Settle ``target`` (and ``holder``) the way ``source`` completes."""
     inner = asyncio.ensure_future(source)
 
     def _copy(f: asyncio.Future[RecordMetadata]) -> None:
-        if target.done():
-            return
         if f.cancelled():
-            target.cancel()
+            settle(target, holder, exc=asyncio.CancelledError())
         elif (exc := f.exception()) is not None:
-            target.set_exception(exc)
+            settle(target, holder, exc=exc)
         else:
-            target.set_result(f.result())
+            settle(target, holder, f.result())
 
     inner.add_done_callback(_copy)

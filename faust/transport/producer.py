@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 
-from .base import PendingRecord, ProducerDriver, RecordMetadata, completed, fail
+from .base import Message, PendingRecord, ProducerDriver, RecordMetadata, completed, settle
 
 __all__ = ["Producer"]
 
@@ -32,6 +32,7 @@ class Producer:
         self._send_now = getattr(driver, "send_now", None)
         self._buffer: list[PendingRecord] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started = False
         self.sent = 0
 
@@ -60,6 +61,7 @@ class Producer:
             self._drainer = None
         await self.driver.stop()
         self.started = False
+        self._loop = None
 
     async def send(
         self,
@@ -94,15 +96,26 @@ class Producer:
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
+        holder: Message | None = None,
     ) -> asyncio.Future[RecordMetadata]:
+        """Buffer a record; the future resolves on its ack.
+
+        ``holder``, the message of the event this record is sent for, does not count as
+        processed (its offset is not committed) until the record is acked.
+        """
         self.sent += 1
         if self._send_now is not None:
             return completed(self._send_now(topic, key, value, partition, timestamp, headers))
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[RecordMetadata] = loop.create_future()
-        self._buffer.append(PendingRecord(topic, key, value, partition, timestamp, headers, fut))
+        if holder is not None:
+            holder.refcount += 1
+        self._buffer.append((topic, key, value, partition, timestamp, headers, fut, holder))
         # One drainer at a time keeps buffered records in order.
-        if self._drainer is None or self._drainer.done():
+        drainer = self._drainer
+        if drainer is None or drainer.done():
             self._drainer = loop.create_task(self._drain())
         return fut
 
@@ -120,11 +133,11 @@ class Producer:
                 logger.error(
                     "Could not send %d record(s) (first to topic %r): %r",
                     len(records),
-                    records[0].topic,
+                    records[0][0],
                     exc,
                 )
                 for record in records:
-                    fail(record.future, exc)
+                    settle(record[6], record[7], exc=exc)
 
     async def flush(self) -> None:
         """Wait until every buffered record is handed to the driver and acked."""

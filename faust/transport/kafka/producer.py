@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaProducer
 
 from ...exceptions import ImproperlyConfigured
-from ..base import PendingRecord, ProducerDriver, RecordMetadata, fail
+from ..base import Message, PendingRecord, ProducerDriver, RecordMetadata, settle
 from ..partitioner import KeyPartitioner, RoundRobin
 from .clients import close_quietly
 
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 # Bytes a record may take in a batch beyond its key, value and headers (varints, attributes).
 _RECORD_OVERHEAD = 64
+_NO_HEADERS: list[tuple[str, bytes]] = []
 
 
 class KafkaProducer(ProducerDriver):
@@ -76,9 +77,7 @@ class KafkaProducer(ProducerDriver):
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> Awaitable[RecordMetadata]:
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        await self.send_many(
-            [PendingRecord(topic, key, value, partition, timestamp, headers, future)]
-        )
+        await self.send_many([(topic, key, value, partition, timestamp, headers, future, None)])
         return future
 
     async def send_many(self, records: Sequence[PendingRecord]) -> None:
@@ -88,7 +87,7 @@ class KafkaProducer(ProducerDriver):
             producer = self._producer
             assert producer is not None
         counts: dict[str, int] = {}
-        for topic in {record.topic for record in records}:
+        for topic in {record[0] for record in records}:
             if topic not in self._existing:
                 await self.transport.wait_for_topics({topic}, "Sending to")
                 self._existing.add(topic)
@@ -97,26 +96,36 @@ class KafkaProducer(ProducerDriver):
         now_ms = round(time.time() * 1000)
         open_batches: dict[tuple[str, int], _Batch] = {}
         full: list[_Batch] = []
+        # Records as large as this need their exact size checked.
+        large = limit // 2
+        key_partition = self._keys.partition
         for record in records:
-            topic, key, value, partition, timestamp, headers, future = record
+            topic, key, value, partition, timestamp, headers, future, holder = record
             count = counts[topic]
             if partition is None:
                 if key is not None:
-                    partition = self._keys.partition(key, count)
+                    partition = key_partition(key, count)
                 else:
                     partition = self._round_robin.next(topic, count)
-            error = _invalid(record, partition, count, limit)
-            if error is not None:
-                fail(future, error)
-                continue
+            if (
+                (key is None and value is None)
+                or not 0 <= partition < count
+                or (value is not None and len(value) > large)
+                or (key is not None and len(key) > large)
+                or headers
+            ):
+                error = _invalid(record, partition, count, limit)
+                if error is not None:
+                    settle(future, holder, exc=error)
+                    continue
             timestamp_ms = now_ms if timestamp is None else round(timestamp * 1000)
             batch = open_batches.get((topic, partition))
             if batch is None:
                 batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
-            if not batch.append(key, value, timestamp_ms, headers, future):
+            if not batch.append(key, value, timestamp_ms, headers, future, holder):
                 full.append(batch)
                 batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
-                batch.append(key, value, timestamp_ms, headers, future)
+                batch.append(key, value, timestamp_ms, headers, future, holder)
         # Per partition, the batches that filled up came first.
         for batch in [*full, *open_batches.values()]:
             try:
@@ -131,8 +140,8 @@ class KafkaProducer(ProducerDriver):
                     batch.partition,
                     exc,
                 )
-                for future in batch.futures:
-                    fail(future, exc)
+                for future, holder in zip(batch.futures, batch.holders, strict=True):
+                    settle(future, holder, exc=exc)
                 continue
             ack.add_done_callback(batch.acked)
 
@@ -144,13 +153,14 @@ class KafkaProducer(ProducerDriver):
 class _Batch:
     """Records for one partition, encoded into one aiokafka batch, acked together."""
 
-    __slots__ = ("builder", "topic", "partition", "futures", "timestamps")
+    __slots__ = ("builder", "topic", "partition", "futures", "holders", "timestamps")
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
         self.builder = producer.create_batch()
         self.topic = topic
         self.partition = partition
         self.futures: list[asyncio.Future[RecordMetadata]] = []
+        self.holders: list[Message | None] = []
         self.timestamps: list[int] = []
 
     def append(
@@ -160,6 +170,7 @@ class _Batch:
         timestamp_ms: int,
         headers: Sequence[tuple[str, bytes]] | None,
         future: asyncio.Future[RecordMetadata],
+        holder: Message | None,
     ) -> bool:
         """Add a record; False if the batch is full (an empty batch takes any record)."""
         if (
@@ -167,23 +178,19 @@ class _Batch:
                 timestamp=timestamp_ms,
                 key=key,
                 value=value,
-                headers=list(headers) if headers else [],
+                headers=list(headers) if headers else _NO_HEADERS,
             )
             is None
         ):
             return False
         self.futures.append(future)
+        self.holders.append(holder)
         self.timestamps.append(timestamp_ms)
         return True
 
     def acked(self, ack: asyncio.Future[Any]) -> None:
-        futures = self.futures
-        if ack.cancelled():
-            for future in futures:
-                if not future.done():
-                    future.cancel()
-            return
-        exc = ack.exception()
+        futures, holders = self.futures, self.holders
+        exc = asyncio.CancelledError() if ack.cancelled() else ack.exception()
         if exc is not None:
             logger.error(
                 "Could not send %d record(s) to topic %r partition %d: %r",
@@ -192,22 +199,25 @@ class _Batch:
                 self.partition,
                 exc,
             )
-            for future in futures:
-                fail(future, exc)
+            for future, holder in zip(futures, holders, strict=True):
+                settle(future, holder, exc=exc)
             return
         meta = ack.result()
-        topic, partition, base = self.topic, self.partition, meta.offset
+        topic, partition, offset = self.topic, self.partition, meta.offset
         # timestamp_type 1 is LogAppendTime: the broker chose the timestamp.
         appended = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else None
-        for i, (future, timestamp_ms) in enumerate(zip(futures, self.timestamps, strict=True)):
+        for future, holder, timestamp_ms in zip(futures, holders, self.timestamps, strict=True):
             if not future.done():
                 ts = timestamp_ms / 1000.0 if appended is None else appended
-                future.set_result(RecordMetadata(topic, partition, base + i, ts))
+                future.set_result(RecordMetadata(topic, partition, offset, ts))
+            if holder is not None:
+                holder.decref()
+            offset += 1
 
 
 def _invalid(record: PendingRecord, partition: int, count: int, limit: int) -> Exception | None:
     """Why ``record`` cannot be sent to ``partition`` of its topic, if it cannot."""
-    topic, key, value = record.topic, record.key, record.value
+    topic, key, value, headers = record[0], record[1], record[2], record[5]
     if key is None and value is None:
         return ValueError(f"Cannot send to topic {topic!r}: a Kafka record needs a key or a value.")
     if not 0 <= partition < count:
@@ -216,8 +226,8 @@ def _invalid(record: PendingRecord, partition: int, count: int, limit: int) -> E
             f"partition(s), numbered 0 to {count - 1}."
         )
     size = len(key or b"") + len(value or b"")
-    if record.headers:
-        size += sum(len(name) + len(data) for name, data in record.headers)
+    if headers:
+        size += sum(len(name) + len(data) for name, data in headers)
     if size > limit:
         return ValueError(
             f"Cannot send a record of {size:,} bytes to topic {topic!r}: larger than the "
