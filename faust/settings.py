@@ -101,7 +101,10 @@ class Settings:
     producer_compression_type: str | None = None
     #: Seconds a batch may wait for more records before it is sent.
     producer_linger: float = 0.0
-    producer_max_batch_size: int = 16_384
+    #: Bytes per partition batch. Larger than Kafka's 16 KiB default: each batch and
+    #: produce request costs Python work, and a send_soon burst (a changelog flush, a
+    #: repartition) fills big batches at once (256 KiB measured ~20% faster in bench e).
+    producer_max_batch_size: int = 262_144
     producer_max_request_size: int = 1_000_000
 
     # -- tables
