@@ -218,6 +218,50 @@ async def test_a_producer_backlog_holds_back_fetching(
     assert 300 <= buffered_at_most <= 300 + 100 * 10 + 50 * 10
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["messages-in-fetcher", "copied"])
+async def test_fetched_records_arrive_whole_either_way(
+    kafka_app: AppFactory, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    """Messages built inside aiokafka's fetcher, or copied from its ConsumerRecords."""
+    import faust.transport.kafka.consumer as kafka_consumer
+
+    if not direct:
+        monkeypatch.setattr(kafka_consumer, "supports", lambda consumer: False)
+    app = kafka_app()
+    topic = app.topic(unique("it-fetched"), key_type=str, value_type=str)
+    await topic.declare()
+    seen: list[Any] = []
+
+    @app.agent(topic)
+    async def collect(stream: Any) -> None:
+        async for event in stream.events():
+            seen.append(event)
+
+    acks = await asyncio.gather(
+        *(
+            topic.send_soon(
+                key=f"k{i % 5}", value=f"v{i}", headers={"n": str(i)}, timestamp=1.7e9 + i
+            )
+            for i in range(500)
+        )
+    )
+    await app.start()
+    # With the aiokafka this is tested with, the fetcher is the one fetching.py expects.
+    assert app.consumer is not None
+    assert app.consumer.driver._direct is direct, "aiokafka's fetcher changed"
+    await eventually(lambda: len(seen) >= 500, timeout=WAIT)
+    where = {(m.partition, m.offset): i for i, m in enumerate(acks)}
+    assert len(seen) == 500
+    for event in seen:
+        message = event.message
+        assert type(message) is faust.transport.base.Message
+        i = where[message.partition, message.offset]
+        assert (event.key, event.value) == (f"k{i % 5}", f"v{i}")
+        assert event.headers == {"n": str(i).encode()}
+        assert message.timestamp == 1.7e9 + i
+        assert message.topic == topic.get_topic_name()
+
+
 async def await_ack(sending: Any) -> Any:
     """Await a producer send: queueing the record, then its ack."""
     return await (await sending)

@@ -15,8 +15,9 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from ...exceptions import NotReady
 from ..base import TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
-from .clients import close_quietly, to_messages
+from .clients import close_quietly
 from .connection_log import connection_log
+from .fetching import adopt, supports, to_messages
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -60,6 +61,8 @@ class KafkaConsumer(ConsumerDriver):
         self._subscribed: frozenset[str] = frozenset()
         self._rebalance = _Rebalance(self)
         self._consumer: AIOKafkaConsumer | None = None
+        #: Fetched records become Messages inside aiokafka's fetcher (see fetching.py).
+        self._direct = False
         self._resubscriber: asyncio.Task[None] | None = None
         conf = transport.conf
         # One per consumer, kept across restarts of it, so assignments stay sticky.
@@ -94,6 +97,7 @@ class KafkaConsumer(ConsumerDriver):
             await self._apply_subscription()
             # Joins the group and waits for the first assignment when subscribed.
             await consumer.start()
+            self._direct = supports(consumer)
         except BaseException:
             self._consumer = None
             await close_quietly(consumer.stop())
@@ -164,6 +168,8 @@ class KafkaConsumer(ConsumerDriver):
             # Nothing to read: aiokafka would wait for an assignment without a timeout.
             await asyncio.sleep(timeout)
             return {}
+        if self._direct:
+            adopt(consumer)
         try:
             batches = await consumer.getmany(
                 timeout_ms=int(timeout * 1000), max_records=max_records

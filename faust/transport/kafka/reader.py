@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from ..base import TP, Message
-from .clients import close_quietly, to_messages
+from .clients import close_quietly
+from .fetching import adopt, supports, to_messages
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -72,15 +73,17 @@ class PartitionReader:
         try:
             consumer.seek(partition, start)
             topic, number = tp
+            direct = supports(consumer)
             while True:
+                if direct:
+                    adopt(consumer)
                 batches = await consumer.getmany(
                     partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
                 )
-                yield to_messages(
-                    topic,
-                    number,
-                    (r for r in batches.get(partition, ()) if r.offset < end),
-                )
+                records = batches.get(partition, [])
+                if records and records[-1].offset >= end:
+                    records = [r for r in records if r.offset < end]
+                yield to_messages(topic, number, records)
                 if await consumer.position(partition) >= end:
                     break
             finished = True
@@ -101,11 +104,14 @@ class PartitionReader:
             consumer.assign([partition])
             consumer.seek(partition, start)
             topic, number = tp
+            direct = supports(consumer)
             while True:
+                if direct:
+                    adopt(consumer)
                 batches = await consumer.getmany(
                     partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
                 )
-                yield to_messages(topic, number, batches.get(partition, ()))
+                yield to_messages(topic, number, batches.get(partition, []))
         finally:
             await close_quietly(consumer.stop())
 
