@@ -135,8 +135,8 @@ class Schema:
         self, explicit: CodecArg | None, codec: Codec, slow: Callable[[Any], bytes | None]
     ) -> Callable[[Any], bytes | None]:
         # Fast paths give exactly what the slow path gives, else defer to it (which also
-        # raises the proper errors): a str with the raw codec, a Record whose codec is
-        # plain json.
+        # raises the proper errors): a str with the raw or json codec, a Record whose
+        # codec is plain json.
         record_codec = self._codec_for_record
         orjson_dumps = orjson.dumps
         plain_json: dict[type, bool] = {}
@@ -150,11 +150,13 @@ class Schema:
         def dump(obj: Any) -> bytes | None:
             kind = type(obj)
             if kind is str:
-                if raw_codec:
-                    try:
+                try:
+                    if raw_codec:
                         return obj.encode()
-                    except UnicodeEncodeError:
-                        return slow(obj)
+                    if json_codec:
+                        return memoryview(orjson_dumps(obj)).tobytes()
+                except (UnicodeEncodeError, orjson.JSONEncodeError):
+                    pass
                 return slow(obj)
             plain = plain_json.get(kind)
             if plain is None:
@@ -169,6 +171,7 @@ class Schema:
             return slow(obj)
 
         raw_codec = type(codec) is raw
+        json_codec = type(codec) is json
         return dump
 
     def _encode(self, obj: Any, explicit: CodecArg | None, codec: Codec, side: str) -> Any:

@@ -272,6 +272,12 @@ class Stream:
                 )
         else:
             raise TypeError(f"group_by() key must be a model field or a callable, not {key!r}")
+        # Values go to the repartition topic as they came, in bytes, unless something
+        # may have changed them (a processor, or a topic of the caller's with its own
+        # schema): re-encoding would give the same value at a cost.
+        from .topics import Topic
+
+        as_received = topic is None and isinstance(self.channel, Topic) and not self._processors
         if topic is None:
             schema = self.channel.schema if self.channel is not None else None
             topic = self.app.topic(
@@ -286,7 +292,13 @@ class Stream:
 
         async def forward() -> None:
             async for event in self.events():
-                target.send_soon(key=getter(event.value), value=event.value)
+                value = event.value
+                received = event.message.value
+                target.send_soon(
+                    key=getter(value),
+                    # In-memory channels and test_context() deliver no bytes.
+                    value=received if as_received and received is not None else value,
+                )
 
         return self._derive(target, forward)
 

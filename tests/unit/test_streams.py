@@ -121,6 +121,39 @@ async def test_group_by_field_repartitions_through_an_internal_topic(app: faust.
     assert sorted(a for _, a in seen["acct-0"]) == list(range(0, 20, 2))
 
 
+async def test_group_by_forwards_values_as_received_unless_changed(app: faust.App) -> None:
+    """Unchanged values go to the repartition topic in their bytes (not re-encoded);
+    values a processor made go encoded."""
+    source = app.topic("raw-withdrawals", value_type=Withdrawal, partitions=2)
+    seen: list[tuple[str, int]] = []
+
+    @app.agent(source)
+    async def as_is(stream):
+        async for w in stream.group_by(Withdrawal.account, name="as-is"):
+            seen.append((w.account, w.amount))
+
+    @app.agent(source)
+    async def filtered(stream):
+        changed = stream.filter(lambda w: w.amount > 0)
+        async for w in changed.group_by(Withdrawal.account, name="changed"):
+            seen.append((w.account, w.amount))
+
+    await app.start()
+    # As another producer might write it: spaces, another field order.
+    data = b'{"amount": 7,  "account": "acct-1"}'
+    await source.send(value=data, partition=0)
+    await eventually(lambda: len(seen) == 2)
+    assert seen == [("acct-1", 7), ("acct-1", 7)]
+
+    def stored(name: str) -> list[bytes | None]:
+        logs = app.transport.broker.logs[f"{app.conf.id}-{name}-repartition"]
+        return [value for log in logs for (_, _, value, _) in log]
+
+    assert stored("as-is") == [data]
+    [encoded] = stored("changed")
+    assert encoded != data and Withdrawal.loads(encoded) == Withdrawal(account="acct-1", amount=7)
+
+
 async def test_group_by_callable_needs_a_name(app: faust.App) -> None:
     topic = app.topic("t", value_type=Withdrawal)
     errors: list[Exception] = []
