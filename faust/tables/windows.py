@@ -96,6 +96,10 @@ class Window(abc.ABC):
     def ranges(self, timestamp: float) -> list[WindowRange]:
         """Every range that contains ``timestamp``, oldest first."""
 
+    def ranges_of(self, timestamp: float) -> tuple[WindowRange, ...]:
+        """:meth:`ranges` as a tuple (windows that can cache it do)."""
+        return tuple(self.ranges(timestamp))
+
     def current(self, timestamp: float) -> WindowRange:
         """The newest range that contains ``timestamp`` (the one reads look at)."""
         return self.ranges(timestamp)[-1]
@@ -139,6 +143,7 @@ class HoppingWindow(Window):
                 f"({self.size:g} s): that would leave gaps no range covers"
             )
         self.expires = self.size if expires is None else _seconds(expires, "expires")
+        self._cached: tuple[float, float, tuple[WindowRange, ...]] | None = None
 
     @property
     def span(self) -> float:
@@ -171,6 +176,22 @@ class HoppingWindow(Window):
     def current(self, timestamp: float) -> WindowRange:
         start = self._newest(timestamp) * self.step
         return (float(start), float(start + self.size))
+
+    def ranges_of(self, timestamp: float) -> tuple[WindowRange, ...]:
+        """:meth:`ranges` as a tuple, from a cache while ``timestamp`` stays where the
+        same ranges contain it (a stream's timestamps mostly do): shared, do not change."""
+        cached = self._cached
+        if cached is not None and cached[0] <= timestamp < cached[1]:
+            return cached[2]
+        step, size = self.step, self.size
+        newest = self._newest(timestamp)
+        found = tuple(self.ranges(timestamp))
+        oldest = newest - len(found) + 1
+        # Exactly the comparisons _newest and ranges make: start <= t < end.
+        low = max(newest * step, (oldest - 1) * step + size)
+        high = min((newest + 1) * step, oldest * step + size)
+        self._cached = (low, high, found)
+        return found
 
     def __repr__(self) -> str:
         return f"HoppingWindow(size={self.size:g}, step={self.step:g}, expires={self.expires:g})"
@@ -425,6 +446,51 @@ class TableWindowing:
         table._set(window_key, value)
         index.add(window_key)
         self._written.add(partition)
+
+    def apply_in_event(
+        self, event: Event, key: Any, timestamp: float, op: Callable[[Any, Any], Any], value: Any
+    ) -> None:
+        """``table[key] op= value`` in every range of ``timestamp``, for an event of a
+        partitioned table: :meth:`admit` and :meth:`set` for each range, in one pass
+        (this runs once per event of a windowed aggregation)."""
+        message = event.message
+        partition = message.partition
+        table = self.table
+        if message.topic not in table._checked_topics:
+            table._check_copartitioned(message)
+        index = self._expiry.get(partition)
+        if index is None:
+            index = self._expiry_index(partition)  # seeds stream time after a restart
+        clocks = self._clocks
+        window = self.window
+        latest = clocks.get(partition)
+        if latest is not None and timestamp <= latest - window.expires:  # window.stale
+            self._drop_late(event, key, timestamp, latest)
+            return
+        if latest is None or timestamp > latest:
+            clocks[partition] = timestamp
+        store = table.store
+        dirty = table._dirty.get(partition)
+        if dirty is None:
+            dirty = table._dirty[partition] = set()
+        default = table.default
+        by_end = index._by_end
+        for window_range in window.ranges_of(timestamp):
+            window_key = (key, window_range)
+            old = store.get(partition, window_key)
+            if old is MISSING:
+                if default is None:
+                    raise KeyError(window_key)
+                old = default()
+            store.set(partition, window_key, op(old, value))
+            dirty.add(window_key)
+            indexed = by_end.get(window_range[1])
+            if indexed is None:
+                index.add(window_key)
+            else:
+                indexed[window_key] = None
+        if partition not in self._written:
+            self._written.add(partition)
 
     # -- expiry
     def _expire(self, now: float | None) -> list[tuple[Any, Any]]:

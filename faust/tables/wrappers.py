@@ -348,9 +348,12 @@ class WindowSet:
         event = self._event(event)
         timestamp = wrapper.get_timestamp(event)
         windowing = wrapper.windowing
+        table = wrapper.table
+        if event is not None and not (table.use_partitioner or table.is_global):
+            windowing.apply_in_event(event, self.key, timestamp, op, value)
+            return self
         if not windowing.admit(event, timestamp, self.key):
             return self
-        table = wrapper.table
         for window_range in windowing.window.ranges(timestamp):
             window_key = (self.key, window_range)
             old = table._get(window_key)

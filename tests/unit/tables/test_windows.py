@@ -491,3 +491,26 @@ async def test_the_worker_closes_windows_every_cleanup_interval() -> None:
         assert closed == [(("a", (start, start + 10)), 2)]
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        TumblingWindow(10),
+        HoppingWindow(25, 10),
+        HoppingWindow(0.3, 0.1),
+        SlidingWindow(2, 3),
+    ],
+    ids=repr,
+)
+def test_cached_ranges_match_computed_ones(window: Any) -> None:
+    """ranges_of (cached while the same ranges hold) agrees with ranges everywhere,
+    boundaries included, in any order of timestamps."""
+    rng = random.Random(7)
+    points = [i * 0.05 for i in range(2000)]
+    points += [r[0] for t in points[:500] for r in window.ranges(t)]  # starts
+    points += [r[1] for t in points[:500] for r in window.ranges(t)]  # ends
+    rng.shuffle(points)
+    points += sorted(points)
+    for t in points:
+        assert window.ranges_of(t) == tuple(window.ranges(t)), t
