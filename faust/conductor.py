@@ -90,12 +90,13 @@ class Conductor:
                 message.decref()
             return
         count = len(subs)
-        for message in messages:
-            message.refcount = count
         if count == 1:
+            # A fetched message starts with one ref: its single reader's.
             topic, queue = subs[0]
             await queue.put_many(self._decode(topic, messages, 1))
             return
+        for message in messages:
+            message.refcount = count
         # Decode once per schema, then give each queue its own events (acks are per queue).
         by_schema: dict[int, list[tuple[Topic, EventQueue]]] = {}
         for topic, queue in subs:

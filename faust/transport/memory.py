@@ -25,7 +25,7 @@ from .base import (
     Transport,
     completed,
 )
-from .partitioner import RoundRobin, partition_for_key
+from .partitioner import KeyPartitioner, RoundRobin
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
@@ -52,6 +52,7 @@ class MemoryBroker:
         self.groups: dict[str, _Group] = {}
         self._watchers: dict[str, set[MemoryConsumer]] = {}
         self._round_robin = RoundRobin()
+        self._keys = KeyPartitioner()
 
     # -- topics
     def ensure_topic(self, name: str, partitions: int | None = None) -> list[list[_Entry]]:
@@ -86,7 +87,7 @@ class MemoryBroker:
             if key is None:
                 partition = self._round_robin.next(topic, len(logs))
             else:
-                partition = partition_for_key(key, len(logs))
+                partition = self._keys.partition(key, len(logs))
         elif not 0 <= partition < len(logs):
             raise ValueError(
                 f"Topic {topic!r} has {len(logs)} partitions; partition {partition} does not exist."
@@ -243,7 +244,8 @@ class MemoryConsumer(ConsumerDriver):
                 continue
             topic, partition = tp
             records[tp] = [
-                Message(topic, partition, offset, *log[offset]) for offset in range(position, end)
+                Message(topic, partition, offset, ts, key, value, headers)
+                for offset, (ts, key, value, headers) in enumerate(log[position:end], position)
             ]
             self._positions[tp] = end
             budget -= end - position
