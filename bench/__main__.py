@@ -7,7 +7,8 @@ Uses ``KAFKA_BOOTSTRAP_SERVERS`` if set, else the Kafka of ``scripts/kafka`` (st
 is not running, and then stopped at the end). The data is that of bench/kafka.py: JSON
 values of about 100 bytes over 1,000 keys in a topic of 4 partitions, produced once.
 Every case runs ``--runs`` times (the runs go round the cases, so slow drifts of a shared
-machine spread over all of them) and the table shows medians.
+machine spread over all of them) and the table shows medians; a ratio is the median of the
+runs' ratios, each Faust run over the yardstick measured right before it.
 
 Cases (Kafka unless said otherwise):
 
@@ -91,10 +92,15 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        yardstick = self.yardstick
-        if not yardstick or self.unit == "ms":  # latency: lower is better, no ratio
+        """The median of the runs' ratios: each Faust run over the yardstick measured
+        right before it, so that a slow spell of a shared machine hits both sides."""
+        if not self.yardsticks or self.unit == "ms":  # latency: lower is better, no ratio
             return None
-        return self.value / yardstick
+        return statistics.median(
+            value / yardstick
+            for value, yardstick in zip(self.values, self.yardsticks, strict=True)
+            if yardstick
+        )
 
     def median(self, name: str) -> float:
         return statistics.median(self.extra[name])
@@ -390,7 +396,9 @@ def header(args: argparse.Namespace, bootstrap: str, started: bool, loop: str) -
         "aiokafka loop over the same",
         "topic (consume, orjson.loads, count per key in a dict) measured in the same run; "
         "f's: aiokafka -> rocksdict;",
-        "g's: a raw aiokafka consumer loop timed like the agent.",
+        "g's: a raw aiokafka consumer loop timed like the agent. Ratio: the median of the runs' "
+        "ratios (each Faust run",
+        "over the yardstick measured right before it).",
     ]
 
 
