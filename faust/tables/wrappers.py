@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, current_event
+from ..events import Event, _current_event, current_event
 from ..exceptions import ImproperlyConfigured
 from ..models.fields import FieldDescriptor
 from ..stores import MISSING
@@ -173,7 +173,7 @@ class WindowWrapper:
 
     # -- the dict API
     def __getitem__(self, key: Any) -> WindowSet:
-        return WindowSet(key, self, current_event())
+        return WindowSet(key, self, _current_event.get())
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(value, WindowSet):
@@ -345,7 +345,8 @@ class WindowSet:
     ) -> WindowSet:
         """Set every range of the event's timestamp to ``op(old, value)``."""
         wrapper = self.wrapper
-        event = self._event(event)
+        if event is None:
+            event = self.event
         timestamp = wrapper.get_timestamp(event)
         windowing = wrapper.windowing
         table = wrapper.table
