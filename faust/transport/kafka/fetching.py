@@ -14,6 +14,7 @@ when a consumer starts, and without them every record takes the ConsumerRecord p
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -56,28 +57,39 @@ def supports(consumer: Any) -> bool:
         _PartitionRecords is not None
         and _FetchResult is not None
         and isinstance(getattr(fetcher, "_records", None), dict)
-        and callable(getattr(_PartitionRecords, "_consumer_record", None))
         and callable(getattr(_PartitionRecords, "_unpack_records", None))
+        and _parameters(getattr(_PartitionRecords, "_consumer_record", None))
+        == ["self", "tp", "record"]
     )
     if not ok:
         logger.debug("aiokafka's fetcher is not the expected one: using ConsumerRecords")
     return ok
 
 
+def _parameters(function: Any) -> list[str] | None:
+    try:
+        return list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
 def adopt(consumer: Any) -> None:
     """Let the pending fetch results of ``consumer`` yield Messages."""
     for result in consumer._fetcher._records.values():
         if type(result) is _FetchResult:
-            records = result._partition_records
-            if type(records) is _PartitionRecords and records._records_iterator is not None:
+            records = getattr(result, "_partition_records", None)
+            if (
+                type(records) is _PartitionRecords
+                and getattr(records, "_records_iterator", None) is not None
+            ):
                 records.__class__ = MessageRecords
 
 
 def to_messages(topic: str, partition: int, records: Any) -> list[Message]:
     """Faust messages from what aiokafka returned: Messages already, or ConsumerRecords
     (timestamps in milliseconds) to copy."""
-    if type(records) is list and records and type(records[0]) is Message:
-        return records
+    if type(records) is list and records and type(records[0]) is type(records[-1]) is Message:
+        return records  # one fetch result's records: all of a kind
     return [
         record
         if type(record) is Message
