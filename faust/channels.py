@@ -82,12 +82,17 @@ class EventQueue:
         if not buffer:
             return None
         event = buffer.popleft()
+        if self._putter is not None:
+            self.wake_putter()
+        return event
+
+    def wake_putter(self) -> None:
+        """Let a waiting ``put_many`` go on once the buffer is down to half."""
         putter = self._putter
-        if putter is not None and len(buffer) <= self._low_water:
+        if putter is not None and len(self.buffer) <= self._low_water:
             self._putter = None
             if not putter.done():
                 putter.set_result(None)
-        return event
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until an event is buffered or the queue closes; False on timeout."""

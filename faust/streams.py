@@ -71,19 +71,28 @@ class Stream:
         return self
 
     async def __anext__(self) -> Any:
+        # This runs once per event: Event.ack and EventQueue.pop are inlined.
         prev = self._prev
         if prev is not None:
             self._prev = None
-            if self.autoack:
-                prev.ack()
+            if self.autoack and not prev.acked:
+                prev.acked = True
+                message = prev.message
+                message.refcount -= 1
+                if message.refcount == 0:
+                    on_done = message.on_done
+                    if on_done is not None:
+                        on_done(message)
         queue = self.queue
         # Fast path: an event is buffered and no operator needs to see it first.
-        if not self._processors and not queue.closed:
-            event = queue.pop()
-            if event is not None:
-                _current_event.set(event)
-                self._prev = event
-                return event.value
+        buffer = queue.buffer
+        if buffer and not self._processors and not queue.closed:
+            event = buffer.popleft()
+            if queue._putter is not None:
+                queue.wake_putter()
+            _current_event.set(event)
+            self._prev = event
+            return event.value
         event = await self._take_event(None)
         self._prev = event
         return event.value
