@@ -273,9 +273,16 @@ class Transport(abc.ABC):
         """Release shared resources (admin clients, the embedded broker)."""
 
 
-def completed(result: RecordMetadata) -> asyncio.Future[RecordMetadata]:
-    """A future that is already resolved (for brokers that ack synchronously)."""
-    fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+def completed(
+    result: RecordMetadata, loop: asyncio.AbstractEventLoop | None = None
+) -> asyncio.Future[RecordMetadata]:
+    """A future that is already resolved (for brokers that ack synchronously).
+
+    Pass ``loop`` where it is known: looking up the running loop costs a system call.
+    """
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    fut: asyncio.Future[RecordMetadata] = loop.create_future()
     fut.set_result(result)
     return fut
 

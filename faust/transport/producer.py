@@ -82,7 +82,9 @@ class Producer:
             )
         self.sent += 1
         if self._send_now is not None:
-            return completed(self._send_now(topic, key, value, partition, timestamp, headers))
+            return completed(
+                self._send_now(topic, key, value, partition, timestamp, headers), self._get_loop()
+            )
         return await self.driver.send(
             topic, key, value, partition=partition, timestamp=timestamp, headers=headers
         )
@@ -104,11 +106,11 @@ class Producer:
         processed (its offset is not committed) until the record is acked.
         """
         self.sent += 1
-        if self._send_now is not None:
-            return completed(self._send_now(topic, key, value, partition, timestamp, headers))
         loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        if loop is None or loop.is_closed():
+            loop = self._get_loop()
+        if self._send_now is not None:
+            return completed(self._send_now(topic, key, value, partition, timestamp, headers), loop)
         fut: asyncio.Future[RecordMetadata] = loop.create_future()
         if holder is not None:
             holder.refcount += 1
@@ -118,6 +120,13 @@ class Producer:
         if drainer is None or drainer.done():
             self._drainer = loop.create_task(self._drain())
         return fut
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        # Looked up once: asyncio.get_running_loop() costs a system call (getpid).
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     async def _drain(self) -> None:
         while self._buffer:
