@@ -29,6 +29,9 @@ __all__ = ["Collection"]
 #: Changed keys (of all partitions) at which a table asks for a commit (and so a flush)
 #: and the consumer stops fetching until it is done: the changes held in memory and the
 #: next flush stay small whatever the commit interval and the number of distinct keys.
+#: Twice the default ``broker_commit_every`` (10,000 events), so the regular commits
+#: flush first unless the flushes fall behind; 20,000 pending keys and their flush hold
+#: about 10-20 MB (bench rss: 1,000,000 keys in ~130 MB).
 MAX_DIRTY_KEYS = 20_000
 
 logger = logging.getLogger(__name__)
