@@ -49,7 +49,9 @@ class KeyPartitioner:
     """``partition_for_key`` with the hashes of recently seen keys remembered.
 
     Keys repeat in a stream (sensors, accounts, users), and hashing one in Python costs a
-    few microseconds; the cache holds at most ``size`` keys and starts over when full.
+    few microseconds; the cache holds at most ``size`` keys and starts over when full
+    (65,536 short keys take a few MB; a stream whose keys rarely repeat pays only the
+    hash it would pay anyway, plus a dict lookup).
     """
 
     def __init__(self, size: int = 65_536) -> None:
