@@ -2,7 +2,7 @@
 
 import pytest
 
-from faust.transport.partitioner import RoundRobin, murmur2, partition_for_key
+from faust.transport.partitioner import KeyPartitioner, RoundRobin, murmur2, partition_for_key
 
 # Expected values of org.apache.kafka.common.utils.Utils.murmur2 (Kafka's own tests).
 JAVA_MURMUR2 = {
@@ -40,3 +40,13 @@ def test_round_robin_cycles_per_topic() -> None:
     rr = RoundRobin()
     assert [rr.next("a", 3) for _ in range(4)] == [0, 1, 2, 0]
     assert rr.next("b", 3) == 0
+
+
+def test_key_partitioner_agrees_with_partition_for_key_and_stays_bounded() -> None:
+    partitioner = KeyPartitioner(size=100)
+    keys = [f"user-{i}".encode() for i in range(250)]
+    for _ in range(2):  # the second pass reads hashes from the cache
+        for key in keys:
+            for partitions in (1, 3, 4, 12):
+                assert partitioner.partition(key, partitions) == partition_for_key(key, partitions)
+    assert len(partitioner._hashes) <= 100
