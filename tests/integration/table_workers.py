@@ -14,21 +14,15 @@ so a test can tell how many changelog records a takeover read.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from .workers import Worker
+from .workers import Worker, WorkerCluster, read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -93,66 +87,25 @@ def assigned(app, tps, **kwargs):
 """
 
 
-class TableCluster:
+class TableCluster(WorkerCluster):
     """Worker processes of the counting app, plus helpers to feed and read its topics."""
 
+    prefix = "tables"
+
     def __init__(self, tmp_path: Path, bootstrap: str) -> None:
-        self.tmp_path = tmp_path
-        self.bootstrap = bootstrap
-        suffix = uuid.uuid4().hex[:8]
-        self.app_id = f"tables-{suffix}"
-        self.source = f"tables-source-{suffix}"
-        self.out = f"tables-out-{suffix}"
+        super().__init__(tmp_path, bootstrap, "table_app", TABLE_WORKER_APP)
         self.changelog = f"{self.app_id}-counts-changelog"
-        self.workers: list[Worker] = []
-        (tmp_path / "table_app.py").write_text(TABLE_WORKER_APP)
 
     def start_worker(self, datadir: str) -> Worker:
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-            PYTHONUNBUFFERED="1",
-            TW_APP_ID=self.app_id,
-            TW_BROKER=f"kafka://{self.bootstrap}",
-            TW_SOURCE=self.source,
-            TW_OUT=self.out,
-            TW_DATADIR=str(self.tmp_path / datadir),
+        return self.spawn(
+            {
+                "TW_APP_ID": self.app_id,
+                "TW_BROKER": f"kafka://{self.bootstrap}",
+                "TW_SOURCE": self.source,
+                "TW_OUT": self.out,
+                "TW_DATADIR": str(self.tmp_path / datadir),
+            }
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "table_app", "worker", "-l", "warning"],
-            cwd=self.tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        worker = Worker(proc)
-        stdout = proc.stdout
-        assert stdout is not None
-        threading.Thread(
-            target=lambda: worker.lines.extend(iter(stdout.readline, "")), daemon=True
-        ).start()
-        self.workers.append(worker)
-        return worker
-
-    def stop_all(self) -> None:
-        for worker in self.workers:
-            if worker.proc.poll() is None:
-                try:
-                    worker.stop()
-                except subprocess.TimeoutExpired:
-                    pass
-
-    async def create_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(self.source, PARTITIONS, 1), NewTopic(self.out, PARTITIONS, 1)]
-            )
-        finally:
-            await admin.close()
 
     async def produce(
         self, count: int, keys: int, chunk: int = 1000, pause: float = 0.0
@@ -175,47 +128,10 @@ class TableCluster:
             await producer.stop()
         return per_key
 
-    async def committed(self) -> dict[int, int]:
-        """The group's committed offset per source partition."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.app_id)
-        finally:
-            await admin.close()
-        return {
-            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.source
-        }
-
     async def output(self) -> list[dict]:
         """Every ``Out`` record written so far."""
         records = await read_topic(self.bootstrap, self.out)
         return [orjson.loads(value) for _, _, _, value in records if value is not None]
-
-
-Record = tuple[int, int, bytes | None, bytes | None]
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    """Every record of ``topic`` now, as (partition, offset, key, value), in offset order
-    per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Record] = []
-    try:
-        partitions = await _partitions(consumer, topic)
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning()
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
-                records.extend(
-                    (tp.partition, m.offset, m.key, m.value) for m in messages if m.offset < end[tp]
-                )
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def end_offsets(bootstrap: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
@@ -243,19 +159,6 @@ async def table_from_changelog(bootstrap: str, topic: str) -> dict[Any, Any]:
         else:
             table[name] = orjson.loads(value)
     return table
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    """The topic's partitions (the metadata of a fresh client may lag a moment)."""
-    deadline = time.monotonic() + 30
-    while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"topic {topic!r} has no partitions in the metadata")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.2)
 
 
 def _tuples(obj: Any) -> Any:

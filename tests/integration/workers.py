@@ -107,50 +107,45 @@ class Worker:
             raise
 
 
-class Cluster:
-    """Worker processes of one app, plus helpers to feed and read its topics."""
+class WorkerCluster:
+    """Worker processes of one app module (written to ``tmp_path``), with the app's
+    source and output topics, started with ``faust -A <module> worker``."""
 
-    def __init__(self, tmp_path: Path, bootstrap: str, *, group_by: bool = False) -> None:
+    prefix = "cluster"
+
+    def __init__(self, tmp_path: Path, bootstrap: str, module: str, source: str) -> None:
         self.tmp_path = tmp_path
         self.bootstrap = bootstrap
+        self.module = module
         suffix = uuid.uuid4().hex[:8]
-        self.app_id = f"chaos-{suffix}"
-        self.source = f"chaos-source-{suffix}"
-        self.out = f"chaos-out-{suffix}"
-        self.group_by = group_by
+        self.app_id = f"{self.prefix}-{suffix}"
+        self.source = f"{self.prefix}-source-{suffix}"
+        self.out = f"{self.prefix}-out-{suffix}"
         self.workers: list[Worker] = []
-        (tmp_path / "chaos_app.py").write_text(WORKER_APP)
+        (tmp_path / f"{module}.py").write_text(source)
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    def spawn(self, env: dict[str, str]) -> Worker:
+        """Start a worker process with ``env`` added to this process's environment."""
+        full_env = dict(os.environ)
+        full_env.update(
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")])),
             PYTHONUNBUFFERED="1",
-            CHAOS_APP_ID=self.app_id,
-            CHAOS_BROKER=f"kafka://{self.bootstrap}",
-            CHAOS_SOURCE=self.source,
-            CHAOS_OUT=self.out,
+            **env,
         )
-        if self.group_by:
-            env["CHAOS_GROUP_BY"] = "1"
-        return env
-
-    def start_worker(self, instance_id: str | None = None) -> Worker:
-        env = self.env()
-        if instance_id:
-            env["CHAOS_INSTANCE_ID"] = instance_id
         proc = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "chaos_app", "worker", "-l", "warning"],
+            [sys.executable, "-m", "faust", "-A", self.module, "worker", "-l", "warning"],
             cwd=self.tmp_path,
-            env=env,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         worker = Worker(proc)
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
         threading.Thread(
-            target=lambda: worker.lines.extend(iter(proc.stdout.readline, "")), daemon=True
+            target=lambda: worker.lines.extend(iter(stdout.readline, "")), daemon=True
         ).start()
         self.workers.append(worker)
         return worker
@@ -168,13 +163,45 @@ class Cluster:
         await admin.start()
         try:
             await admin.create_topics(
-                [
-                    NewTopic(self.source, partitions, 1),
-                    NewTopic(self.out, partitions, 1),
-                ]
+                [NewTopic(self.source, partitions, 1), NewTopic(self.out, partitions, 1)]
             )
         finally:
             await admin.close()
+
+    async def committed(self) -> dict[int, int]:
+        """The consumer group's committed offset per source partition."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.app_id)
+        finally:
+            await admin.close()
+        return {
+            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.source
+        }
+
+
+class Cluster(WorkerCluster):
+    """Worker processes of the forwarding app, plus helpers to feed and read its topics."""
+
+    prefix = "chaos"
+
+    def __init__(self, tmp_path: Path, bootstrap: str, *, group_by: bool = False) -> None:
+        super().__init__(tmp_path, bootstrap, "chaos_app", WORKER_APP)
+        self.group_by = group_by
+
+    def start_worker(self, instance_id: str | None = None) -> Worker:
+        env = {
+            "CHAOS_APP_ID": self.app_id,
+            "CHAOS_BROKER": f"kafka://{self.bootstrap}",
+            "CHAOS_SOURCE": self.source,
+            "CHAOS_OUT": self.out,
+        }
+        if self.group_by:
+            env["CHAOS_GROUP_BY"] = "1"
+        if instance_id:
+            env["CHAOS_INSTANCE_ID"] = instance_id
+        return self.spawn(env)
 
     async def produce(self, count: int, keys: int = 1000, start: int = 0) -> None:
         """Send ``count`` items; item i has key k{i % keys} and seq i."""
@@ -201,7 +228,7 @@ class Cluster:
         records: list[dict] = []
         seen: set[int] = set()
         try:
-            partitions = await self._partitions(consumer, self.out)
+            partitions = await partitions_of(consumer, self.out)
             consumer.assign([TopicPartition(self.out, p) for p in partitions])
             await consumer.seek_to_beginning()
             deadline = time.monotonic() + timeout
@@ -219,19 +246,6 @@ class Cluster:
             await consumer.stop()
         return records
 
-    @staticmethod
-    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-        """The topic's partitions (metadata of a fresh client may lag a moment)."""
-        deadline = time.monotonic() + 30
-        while True:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                return sorted(partitions)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic!r} has no partitions in the metadata")
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.2)
-
     async def wait_assigned(self, workers: list[Worker], timeout: float = 90) -> None:
         """Wait until each worker's latest assignment holds a source partition."""
         deadline = time.monotonic() + timeout
@@ -246,36 +260,51 @@ class Cluster:
                 raise AssertionError(f"not every worker got partitions: {latest}")
             await asyncio.sleep(0.3)
 
-    async def committed(self) -> dict[int, int]:
-        """The consumer group's committed offset per source partition."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.app_id)
-        finally:
-            await admin.close()
-        return {
-            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.source
-        }
-
     async def source_offsets(self) -> dict[tuple[int, int], int]:
         """(partition, offset) -> seq for every record of the source topic."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest")
-        await consumer.start()
-        result: dict[tuple[int, int], int] = {}
-        try:
-            partitions = await self._partitions(consumer, self.source)
-            tps = [TopicPartition(self.source, p) for p in partitions]
-            consumer.assign(tps)
-            end = await consumer.end_offsets(tps)
-            await consumer.seek_to_beginning()
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
-                    for m in messages:
-                        result[(tp.partition, m.offset)] = orjson.loads(m.value)["seq"]
-        finally:
-            await consumer.stop()
-        return result
+        return {
+            (partition, offset): orjson.loads(value)["seq"]
+            for partition, offset, _, value in await read_topic(self.bootstrap, self.source)
+            if value is not None
+        }
+
+
+Record = tuple[int, int, bytes | None, bytes | None]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    """Every record of ``topic`` now, as (partition, offset, key, value), in offset order
+    per partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Record] = []
+    try:
+        partitions = await partitions_of(consumer, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning()
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                records.extend(
+                    (tp.partition, m.offset, m.key, m.value) for m in messages if m.offset < end[tp]
+                )
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    """The topic's partitions (the metadata of a fresh client may lag a moment)."""
+    deadline = time.monotonic() + 30
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return sorted(partitions)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {topic!r} has no partitions in the metadata")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2)
 
 
 def first_seen_order(records: list[dict]) -> dict[str, list[int]]:
