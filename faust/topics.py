@@ -7,7 +7,6 @@ producer; reading subscribes a queue with the conductor, which the consumer feed
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Topic"]
 
-logger = logging.getLogger(__name__)
 
 Headers = Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None
 
@@ -124,6 +122,7 @@ class Topic(Channel):
     ) -> RecordMetadata:
         """Send a record and wait until the broker has it; returns where it was stored."""
         producer = await self.app.maybe_start_producer()
+        event = _current_event.get()
         fut = await producer.send(
             self.get_topic_name(),
             self._dumps_key(key, key_serializer),
@@ -131,8 +130,9 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=_encode_headers(headers),
+            # Its offset is not committed until this record is acked.
+            holder=None if event is None else event.message,
         )
-        _attach_to_current_event(fut)
         return await fut
 
     def send_soon(
@@ -218,28 +218,3 @@ class Topic(Channel):
 
     def __repr__(self) -> str:
         return f"<Topic {','.join(self.topics)}>"
-
-
-def _attach_to_current_event(fut: asyncio.Future[RecordMetadata] | Any) -> None:
-    """Hold back the commit of the event being processed until ``fut`` is acked."""
-    event = _current_event.get()
-    if event is None or fut.done():
-        return
-    message = event.message
-    message.refcount += 1
-
-    def _release(f: asyncio.Future[Any]) -> None:
-        if f.cancelled() or f.exception() is not None:
-            # Not acked: keep the event unprocessed so its offset is never committed,
-            # and it is processed again after a restart.
-            logger.error(
-                "Send on behalf of %s[%s]@%s failed: %r; its offset will not be committed.",
-                message.topic,
-                message.partition,
-                message.offset,
-                None if f.cancelled() else f.exception(),
-            )
-            return
-        message.decref()
-
-    fut.add_done_callback(_release)

@@ -317,12 +317,6 @@ def settle(
         )
 
 
-def fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    """Fail ``future`` with ``exc`` unless it is already done (its sender gave up)."""
-    if not future.done():
-        future.set_exception(exc)
-
-
 def chain(
     source: Awaitable[RecordMetadata],
     target: asyncio.Future[RecordMetadata],

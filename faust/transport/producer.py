@@ -13,7 +13,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 
-from .base import Message, PendingRecord, ProducerDriver, RecordMetadata, completed, settle
+from .base import (
+    Message,
+    PendingRecord,
+    ProducerDriver,
+    RecordMetadata,
+    chain,
+    completed,
+    settle,
+)
 
 __all__ = ["Producer"]
 
@@ -76,22 +84,38 @@ class Producer:
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
+        holder: Message | None = None,
     ) -> Awaitable[RecordMetadata]:
+        """Hand a record to the driver; the awaitable returned resolves on its ack.
+
+        ``holder`` is held as in :meth:`send_soon`.
+        """
         if self._send_now is None and (
             self._buffer or (self._drainer is not None and not self._drainer.done())
         ):
             # Keep order with records buffered by send_soon before this one.
             return self.send_soon(
-                topic, key, value, partition=partition, timestamp=timestamp, headers=headers
+                topic,
+                key,
+                value,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+                holder=holder,
             )
         self.sent += 1
+        loop = self._get_loop()
         if self._send_now is not None:
-            return completed(
-                self._send_now(topic, key, value, partition, timestamp, headers), self._get_loop()
-            )
-        return await self.driver.send(
+            return completed(self._send_now(topic, key, value, partition, timestamp, headers), loop)
+        ack = await self.driver.send(
             topic, key, value, partition=partition, timestamp=timestamp, headers=headers
         )
+        if holder is None:
+            return ack
+        holder.refcount += 1
+        fut: asyncio.Future[RecordMetadata] = loop.create_future()
+        chain(ack, fut, holder)
+        return fut
 
     def send_soon(
         self,

@@ -391,6 +391,49 @@ async def test_processed_offsets_are_committed_for_the_group(
     assert later == list(range(200, 210))
 
 
+@pytest.mark.parametrize("how", ["send", "send_soon"])
+async def test_an_event_whose_send_failed_is_never_committed(
+    kafka_app: AppFactory, kafka_bootstrap: str, how: str
+) -> None:
+    """A failed send keeps its event unprocessed: the commit stops before it."""
+    app = kafka_app(unique("it-failed-send"))
+    topic = app.topic(unique("it-events"), key_type=str, value_type=Item, partitions=1)
+    sink = app.topic(unique("it-sink"), key_type=str, value_type=int, partitions=1)
+    await topic.declare()
+    await sink.declare()
+    processed: list[int] = []
+    failures: list[BaseException] = []
+
+    @app.agent(topic)
+    async def forward(stream: Any) -> None:
+        async for item in stream:
+            # Event 5 sends to a partition the sink does not have.
+            partition = 7 if item.seq == 5 else 0
+            try:
+                if how == "send":
+                    await sink.send(key=item.key, value=item.seq, partition=partition)
+                else:
+                    await sink.send_soon(key=item.key, value=item.seq, partition=partition)
+            except ValueError as exc:
+                failures.append(exc)
+            processed.append(item.seq)
+
+    await app.start()
+    for seq in range(10):
+        await topic.send(key="k", value=Item(key="k", seq=seq))
+    await eventually(lambda: len(processed) == 10, timeout=WAIT)
+    assert len(failures) == 1 and "partition 7" in str(failures[0])
+    await app.stop()  # commits what was processed
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=app.conf.group_id)
+    await consumer.start()
+    try:
+        committed = await consumer.committed(TopicPartition(topic.get_topic_name(), 0))
+    finally:
+        await consumer.stop()
+    assert committed == 5  # events 0-4 done; 5 and after wait behind the failed one
+
+
 async def test_one_worker_of_a_group_is_leader(kafka_app: AppFactory) -> None:
     app_id = unique("it-leader")
     first, second = kafka_app(app_id), kafka_app(app_id)
