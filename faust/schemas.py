@@ -24,7 +24,7 @@ import orjson
 from faust.exceptions import DecodeError, EncodeError, KeyDecodeError, ValueDecodeError
 from faust.models.fields import show
 from faust.models.record import Record
-from faust.serializers import Codec, CodecArg, get_codec, json, json_default, raw
+from faust.serializers import Codec, CodecArg, get_codec, json, json_default, raw, want_bytes
 
 __all__ = ["Schema"]
 
@@ -328,16 +328,6 @@ def _to_str(obj: Any) -> str:
     return str(obj)
 
 
-def _to_bytes(obj: Any) -> bytes:
-    if isinstance(obj, bytes):
-        return obj
-    if isinstance(obj, str):
-        return obj.encode()
-    if isinstance(obj, bytearray | memoryview):
-        return bytes(obj)
-    raise TypeError(f"expected bytes, got {type(obj).__name__}")
-
-
 def _to_int(obj: Any) -> int:
     if type(obj) is int:
         return obj
@@ -358,7 +348,7 @@ def _to_float(obj: Any) -> float:
 
 _SCALARS: dict[Any, Callable[[Any], Any]] = {
     str: _to_str,
-    bytes: _to_bytes,
+    bytes: want_bytes,
     int: _to_int,
     float: _to_float,
 }

@@ -153,7 +153,8 @@ def _preview(data: Any) -> str:
     return f"a {type(data).__name__}"
 
 
-def _want_bytes(obj: Any) -> bytes:
+def want_bytes(obj: Any) -> bytes:
+    """``obj`` as bytes: bytes as they are, str as UTF-8, bytearray/memoryview copied."""
     if isinstance(obj, bytes):
         return obj
     if isinstance(obj, str):
@@ -178,7 +179,7 @@ class raw(Codec):
             # Numeric keys are common (user ids); their digits are the natural raw form.
             return str(obj).encode()
         try:
-            return _want_bytes(obj)
+            return want_bytes(obj)
         except TypeError:
             raise EncodeError(
                 f"raw codec takes bytes, str, int or float, not {type(obj).__name__}; "
@@ -265,7 +266,7 @@ class binary(Codec):
     name = "binary"
 
     def _dumps(self, obj: Any) -> bytes:
-        return base64.b64encode(_want_bytes(obj))
+        return base64.b64encode(want_bytes(obj))
 
     def _loads(self, data: bytes) -> Any:
         try:

@@ -295,7 +295,7 @@ class MemoryProducer(ProducerDriver):
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> Awaitable[RecordMetadata]:
-        return completed(self.broker.append(topic, key, value, partition, timestamp, headers))
+        return completed(self.send_now(topic, key, value, partition, timestamp, headers))
 
     def send_now(
         self,

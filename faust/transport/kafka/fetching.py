@@ -50,27 +50,30 @@ class MessageRecords(_PartitionRecords or object):  # type: ignore[misc]
         )
 
 
-def supports(consumer: Any) -> bool:
-    """True if ``consumer``'s fetcher has what :func:`adopt` relies on."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    ok = (
-        _PartitionRecords is not None
-        and _FetchResult is not None
-        and isinstance(getattr(fetcher, "_records", None), dict)
-        and callable(getattr(_PartitionRecords, "_unpack_records", None))
-        and _parameters(getattr(_PartitionRecords, "_consumer_record", None))
-        == ["self", "tp", "record"]
-    )
-    if not ok:
-        logger.debug("aiokafka's fetcher is not the expected one: using ConsumerRecords")
-    return ok
-
-
 def _parameters(function: Any) -> list[str] | None:
     try:
         return list(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return None
+
+
+# What the installed aiokafka's classes offer, checked once.
+_CLASSES_MATCH = (
+    _PartitionRecords is not None
+    and _FetchResult is not None
+    and callable(getattr(_PartitionRecords, "_unpack_records", None))
+    and _parameters(getattr(_PartitionRecords, "_consumer_record", None))
+    == ["self", "tp", "record"]
+)
+
+
+def supports(consumer: Any) -> bool:
+    """True if ``consumer``'s fetcher has what :func:`adopt` relies on."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    ok = _CLASSES_MATCH and isinstance(getattr(fetcher, "_records", None), dict)
+    if not ok:
+        logger.debug("aiokafka's fetcher is not the expected one: using ConsumerRecords")
+    return ok
 
 
 def adopt(consumer: Any) -> None:

@@ -72,18 +72,12 @@ class PartitionReader:
         finished = False
         try:
             consumer.seek(partition, start)
-            topic, number = tp
             direct = supports(consumer)
             while True:
-                if direct:
-                    adopt(consumer)
-                batches = await consumer.getmany(
-                    partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
-                )
-                records = batches.get(partition, [])
-                if records and records[-1].offset >= end:
-                    records = [r for r in records if r.offset < end]
-                yield to_messages(topic, number, records)
+                messages = await _fetch(consumer, partition, direct)
+                if messages and messages[-1].offset >= end:
+                    messages = [m for m in messages if m.offset < end]
+                yield messages
                 if await consumer.position(partition) >= end:
                     break
             finished = True
@@ -103,15 +97,9 @@ class PartitionReader:
         try:
             consumer.assign([partition])
             consumer.seek(partition, start)
-            topic, number = tp
             direct = supports(consumer)
             while True:
-                if direct:
-                    adopt(consumer)
-                batches = await consumer.getmany(
-                    partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH
-                )
-                yield to_messages(topic, number, batches.get(partition, []))
+                yield await _fetch(consumer, partition, direct)
         finally:
             await close_quietly(consumer.stop())
 
@@ -150,3 +138,13 @@ class PartitionReader:
             self._offsets = None
         for consumer in consumers:
             await close_quietly(consumer.stop())
+
+
+async def _fetch(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, direct: bool
+) -> list[Message]:
+    """The next batch of ``partition`` (empty after READ_WAIT_MS without records)."""
+    if direct:
+        adopt(consumer)
+    batches = await consumer.getmany(partition, timeout_ms=READ_WAIT_MS, max_records=READ_BATCH)
+    return to_messages(partition.topic, partition.partition, batches.get(partition, []))
