@@ -21,7 +21,7 @@ from .channels import Channel
 from .conductor import Conductor
 from .exceptions import ImproperlyConfigured
 from .schemas import Schema
-from .services import Service, cancel_tasks
+from .services import BackgroundTasks, Service
 from .settings import Settings
 from .signals import Signal
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
@@ -67,7 +67,7 @@ class App:
         self.consumer: Consumer | None = None
         self.replies: ReplyConsumer | None = None
         self._running_services: list[Service] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(self)
         self._discovered = False
         self._declared: set[tuple[str, ...]] = set()
         self._partition_counts: dict[str, int] = {}
@@ -460,7 +460,7 @@ class App:
         """Stop gracefully: agents finish the event in hand, sends are flushed, and the
         processed offsets are committed."""
         await self.on_before_shutdown.send()
-        await cancel_tasks(self._tasks)
+        await self._tasks.cancel()
         if self.consumer is not None:
             await self.consumer.stop()
         for agent in self.agents.values():
@@ -493,15 +493,7 @@ class App:
         await self.stop()
 
     def _spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._on_task_done)
-        return task
-
-    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Task %s crashed", task.get_name(), exc_info=task.exception())
+        return self._tasks.spawn(coro, name)
 
     async def partitions_revoked(self, revoked: set[TP]) -> None:
         """Called by the consumer after it committed and dropped ``revoked``'s events."""

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["Service"]
+__all__ = ["Service", "BackgroundTasks", "cancel_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Service:
     def __init__(self, app: Any = None) -> None:
         self.app = app
         self.started = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(self)
 
     async def on_start(self) -> None:
         """Called when the service starts."""
@@ -49,24 +49,40 @@ class Service:
             return
         self.started = False
         await self.on_stop()
-        await cancel_tasks(self._tasks)
+        await self._tasks.cancel()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background until the service stops; a crash is logged."""
+        return self._tasks.spawn(coro, name)
+
+
+class BackgroundTasks:
+    """Tasks an owner (app, service, table manager) runs until it stops: each is kept
+    until done, and one that crashes is logged with its owner and traceback."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._on_task_done)
+        task.add_done_callback(self._done)
         return task
 
-    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "Background task %s of %r crashed",
                 task.get_name(),
-                self,
+                self.owner,
                 exc_info=task.exception(),
             )
+
+    async def cancel(self) -> None:
+        """Cancel every task and wait until they have finished."""
+        await cancel_tasks(self._tasks)
 
 
 async def cancel_tasks(tasks: set[asyncio.Task[Any]] | list[asyncio.Task[Any]]) -> None:

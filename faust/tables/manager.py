@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from ..services import cancel_tasks
+from ..services import BackgroundTasks
 from ..transport.base import TP
 from .base import Collection
 
@@ -41,7 +41,7 @@ class TableManager:
         self._by_changelog: dict[str, Collection] = {}
         self._recovery: asyncio.Task[None] | None = None
         self._pending: set[TP] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(self)
         self._standbys: set[TP] = set()
         self._standby_task: asyncio.Task[None] | None = None
         self.records_restored = 0
@@ -90,7 +90,7 @@ class TableManager:
         if self._standby_task is not None:
             self._standby_task.cancel()
         self._standbys = set()
-        await cancel_tasks(self._tasks)
+        await self._tasks.cancel()
         for table in self.tables.values():
             if table._store is not None:
                 table._store.close()
@@ -282,9 +282,10 @@ class TableManager:
                 logger.exception("Expiring windows of table %r failed", table.name)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
+
+    def __repr__(self) -> str:
+        return f"<TableManager of {self.app!r}>"
 
 
 def _next_offset(persisted: int | None) -> int:
