@@ -30,7 +30,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from rocksdict import AccessType, Options, Rdict
 import faust
 
 from .embedded import Reading
+from .kafka import FirstToLast, produce_batches, run_until_done
 from .tables import delete_topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,14 +119,6 @@ async def delete_app_topics(bootstrap: str, app_id: str) -> None:
     await delete_topics(bootstrap, prefix=f"{app_id}-")
 
 
-async def timed(app: faust.App, done: asyncio.Event, started: Callable[[], float | None]) -> float:
-    """Start ``app``, wait for ``done``; CPU seconds since ``started()`` (the first event)."""
-    await app.start()
-    faust.worker.tune_gc()  # as the worker does after start-up
-    await asyncio.wait_for(done.wait(), TIMEOUT)
-    return time.process_time() - (started() or 0.0)
-
-
 async def read_back(bootstrap: str, topic: str) -> tuple[Counter[str], int]:
     """Records per key in ``topic`` (read with a raw consumer), and its end offsets' sum."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -157,29 +150,23 @@ async def group_by_count(bootstrap: str, topic_name: str, events: int, datadir: 
     app = new_app("bench-groupby", bootstrap, datadir)
     topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=PARTITIONS)
     counts = app.Table("counts", default=int, partitions=PARTITIONS)
-    done = asyncio.Event()
-    seen = 0
-    start: float | None = None
+    clock = FirstToLast(events)
 
     def by_sensor(reading: Reading) -> str:
         # The repartition key; called for each event of the source topic, so the clock
         # starts at the first event read, before any is repartitioned.
-        nonlocal start
-        if start is None:
-            start = time.process_time()
+        clock.first()
         return reading.sensor
 
     @app.agent(topic)
     async def count(stream):
-        nonlocal seen
         async for reading in stream.group_by(by_sensor, name="by-sensor"):
+            clock.seen()
             counts[reading.sensor] += 1
-            seen += 1
-            if seen == events:
-                done.set()
 
     try:
-        elapsed = await timed(app, done, lambda: start)
+        await run_until_done(app, clock, TIMEOUT)
+        elapsed = clock.elapsed()
         check("group_by + table count", Counter(counts.as_dict()), expected_counts(events))
     finally:
         await app.stop()
@@ -195,23 +182,17 @@ async def window_count(bootstrap: str, topic_name: str, events: int, datadir: st
     topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=PARTITIONS)
     table = app.Table("per-minute", default=int, partitions=PARTITIONS)
     per_minute = table.tumbling(60, expires=3600)  # by the messages' timestamps
-    done = asyncio.Event()
-    seen = 0
-    start: float | None = None
+    clock = FirstToLast(events)
 
     @app.agent(topic)
     async def count(stream):
-        nonlocal seen, start
         async for reading in stream:
-            if start is None:
-                start = time.process_time()
+            clock.seen()
             per_minute[reading.sensor] += 1
-            seen += 1
-            if seen == events:
-                done.set()
 
     try:
-        elapsed = await timed(app, done, lambda: start)
+        await run_until_done(app, clock, TIMEOUT)
+        elapsed = clock.elapsed()
         per_key: Counter[str] = Counter()
         for (key, _range), value in table.as_dict().items():
             per_key[key] += value
@@ -233,34 +214,25 @@ async def transform_send(bootstrap: str, topic_name: str, events: int, datadir: 
     out_name = f"{app.conf.id}-fahrenheit"
     await create_topic(bootstrap, out_name)
     out = app.topic(out_name, key_type=str, value_type=Fahrenheit, partitions=PARTITIONS)
-    done = asyncio.Event()
-    seen = 0
-    start: float | None = None
+    clock = FirstToLast(events)
 
     @app.agent(topic)
     async def convert(stream):
-        nonlocal seen, start
         async for reading in stream:
-            if start is None:
-                start = time.process_time()
+            clock.seen()
             out.send_soon(
                 key=reading.sensor,
                 value=Fahrenheit(
                     sensor=reading.sensor, fahrenheit=reading.value * 1.8 + 32.0, seq=reading.seq
                 ),
             )
-            seen += 1
-            if seen == events:
-                done.set()
 
     try:
         try:
-            await app.start()
-            faust.worker.tune_gc()
-            await asyncio.wait_for(done.wait(), TIMEOUT)
+            await run_until_done(app, clock, TIMEOUT)
             producer = await app.maybe_start_producer()
             await producer.flush()  # every record acknowledged: the output topic holds them
-            elapsed = time.process_time() - (start or 0.0)
+            elapsed = clock.elapsed()
         finally:
             await app.stop()
         counts, total = await read_back(bootstrap, out_name)
@@ -405,28 +377,11 @@ async def produce_batched(
 ) -> int:
     """Write ``records`` round-robin over the partitions in large batches; returns the count."""
     await create_topic(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1024 * 1024)
-    await producer.start()
-    count = 0
-    try:
-        batches = [producer.create_batch() for _ in range(PARTITIONS)]
-        pending = []
-        for count, (key, value) in enumerate(records, 1):
-            partition = count % PARTITIONS
-            if batches[partition].append(key=key, value=value, timestamp=None) is None:
-                batches[partition].close()
-                pending.append(
-                    await producer.send_batch(batches[partition], topic, partition=partition)
-                )
-                batches[partition] = producer.create_batch()
-                batches[partition].append(key=key, value=value, timestamp=None)
-        for partition, batch in enumerate(batches):
-            batch.close()
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return count
+    return await produce_batches(
+        bootstrap,
+        topic,
+        ((count % PARTITIONS, key, value) for count, (key, value) in enumerate(records, 1)),
+    )
 
 
 def rss_worker(bootstrap: str, topic_name: str, keys: int, datadir: str, app_id: str) -> int:

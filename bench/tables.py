@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -54,7 +54,7 @@ from faust.transport.memory import MemoryTransport
 from faust.transport.partitioner import partition_for_key
 
 from .embedded import Reading, make_data
-from .kafka import REPO, bring_up_kafka, produce
+from .kafka import REPO, FirstToLast, bring_up_kafka, produce, produce_batches, run_until_done
 from .kafka import faust_run as stateless_run
 
 PARTITIONS = 4
@@ -107,28 +107,19 @@ async def faust_sum(
     """Run the table-summing agent over ``events`` events of ``topic``; returns events per
     CPU-second (first to last event), the table's contents and changelog records sent."""
     table = app.Table(TABLE, default=int, store="rocksdb://", partitions=PARTITIONS)
-    done = asyncio.Event()
-    seen = 0
-    start: float | None = None
+    clock = FirstToLast(events)
 
     @app.agent(topic)
     async def summing(stream):
-        nonlocal seen, start
         async for reading in stream:
-            if start is None:
-                start = time.process_time()
+            clock.seen()
             table[reading.sensor] += reading.value
-            seen += 1
-            if seen == events:
-                done.set()
 
     if before_start is not None:
         await before_start()
-    await app.start()
-    faust.worker.tune_gc()  # as the worker does after start-up
     try:
-        await asyncio.wait_for(done.wait(), TIMEOUT)
-        elapsed = time.process_time() - (start or 0.0)
+        await run_until_done(app, clock, TIMEOUT)
+        elapsed = clock.elapsed()
         assert app.consumer is not None
         await app.consumer.commit()  # flush the last changes, so the check sees them sent
         sums = table.as_dict()
@@ -202,27 +193,14 @@ async def produce_changelog(bootstrap: str, topic: str, records: int, keys: int)
         )
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1024 * 1024)
-    await producer.start()
-    try:
-        batches = [producer.create_batch() for _ in range(PARTITIONS)]
-        pending = []
-        for i in range(records):
-            key, value = changelog_record(i, keys)
-            partition = partition_for_key(key, PARTITIONS)
-            if batches[partition].append(key=key, value=value, timestamp=None) is None:
-                batches[partition].close()
-                pending.append(
-                    await producer.send_batch(batches[partition], topic, partition=partition)
-                )
-                batches[partition] = producer.create_batch()
-                batches[partition].append(key=key, value=value, timestamp=None)
-        for partition, batch in enumerate(batches):
-            batch.close()
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    await produce_batches(
+        bootstrap,
+        topic,
+        (
+            (partition_for_key(key, PARTITIONS), key, value)
+            for key, value in (changelog_record(i, keys) for i in range(records))
+        ),
+    )
 
 
 def expected_restore(records: int, keys: int) -> dict[str, int]:
