@@ -175,43 +175,28 @@ async def case_b(bench: Bench, run: int) -> None:
     await with_yardstick(bench, row, faust_sum)
 
 
-async def case_c(bench: Bench, run: int) -> None:
-    row = bench.row(
-        "c", "group_by (repartition) + Table count", "events/s", ("ratio", RATIO_TARGETS["c"])
-    )
-    await with_yardstick(
-        bench,
-        row,
-        lambda: cases.group_by_count(
-            bench.bootstrap, bench.topic, bench.args.events, bench.dir(f"c-{run}")
-        ),
-    )
+def faust_case(
+    case: str, title: str, run_case: Callable[[str, str, int, str], Awaitable[float]]
+) -> Callable[[Bench, int], Awaitable[None]]:
+    """A case of bench/cases.py: ``run_case(bootstrap, topic, events, datadir)`` beside
+    the yardstick."""
+
+    async def runner(bench: Bench, run: int) -> None:
+        row = bench.row(case, title, "events/s", ("ratio", RATIO_TARGETS[case]))
+        await with_yardstick(
+            bench,
+            row,
+            lambda: run_case(
+                bench.bootstrap, bench.topic, bench.args.events, bench.dir(f"{case}-{run}")
+            ),
+        )
+
+    return runner
 
 
-async def case_d(bench: Bench, run: int) -> None:
-    row = bench.row(
-        "d", "tumbling(60) window count per key", "events/s", ("ratio", RATIO_TARGETS["d"])
-    )
-    await with_yardstick(
-        bench,
-        row,
-        lambda: cases.window_count(
-            bench.bootstrap, bench.topic, bench.args.events, bench.dir(f"d-{run}")
-        ),
-    )
-
-
-async def case_e(bench: Bench, run: int) -> None:
-    row = bench.row(
-        "e", "consume, transform, send (all acked)", "events/s", ("ratio", RATIO_TARGETS["e"])
-    )
-    await with_yardstick(
-        bench,
-        row,
-        lambda: cases.transform_send(
-            bench.bootstrap, bench.topic, bench.args.events, bench.dir(f"e-{run}")
-        ),
-    )
+case_c = faust_case("c", "group_by (repartition) + Table count", cases.group_by_count)
+case_d = faust_case("d", "tumbling(60) window count per key", cases.window_count)
+case_e = faust_case("e", "consume, transform, send (all acked)", cases.transform_send)
 
 
 async def case_f(bench: Bench, run: int) -> None:
