@@ -11,18 +11,32 @@ Example::
             while True:
                 await asyncio.sleep(1.0)
                 print('alive')
+
+Long-running loops inside Faust (fetching, committing, following changelogs, expiring
+windows, recovery) run under :class:`Supervised`: a crash is logged with its traceback
+and the loop starts again after a back-off, instead of leaving the worker half-alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["Service", "BackgroundTasks", "cancel_tasks"]
+__all__ = ["Service", "BackgroundTasks", "Supervised", "cancel_tasks"]
 
 logger = logging.getLogger(__name__)
+
+#: First wait before a crashed loop starts again (seconds): long enough that a loop that
+#: fails at once (broker gone) does not spin, short next to a rebalance or a recovery.
+RESTART_BACKOFF = 1.0
+#: The back-off doubles per crash up to this, so a loop that keeps failing logs about
+#: twice a minute rather than once a second.
+MAX_RESTART_BACKOFF = 30.0
+#: A loop that ran this long before it crashed counts as healthy: its back-off starts
+#: again from RESTART_BACKOFF (one crash an hour must not wait like ten in a row).
+HEALTHY_AFTER = 60.0
 
 
 class Service:
@@ -55,6 +69,11 @@ class Service:
         """Run ``coro`` in the background until the service stops; a crash is logged."""
         return self._tasks.spawn(coro, name)
 
+    def supervise(self, loop: Callable[[], Awaitable[Any]], name: str) -> asyncio.Task[Any]:
+        """Run the long-running ``loop()`` until the service stops, restarted (with
+        back-off) whenever it crashes; see :class:`Supervised`."""
+        return self._tasks.supervise(loop, name)
+
 
 class BackgroundTasks:
     """Tasks an owner (app, service, table manager) runs until it stops: each is kept
@@ -70,6 +89,13 @@ class BackgroundTasks:
         task.add_done_callback(self._done)
         return task
 
+    def supervise(
+        self, loop: Callable[[], Awaitable[Any]], name: str, **options: float
+    ) -> asyncio.Task[Any]:
+        """Run ``loop()`` under a :class:`Supervised` until cancelled (options: its
+        ``backoff``, ``max_backoff``, ``healthy_after``)."""
+        return self.spawn(Supervised(loop, name, owner=self.owner, **options).run(), name)
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -83,6 +109,72 @@ class BackgroundTasks:
     async def cancel(self) -> None:
         """Cancel every task and wait until they have finished."""
         await cancel_tasks(self._tasks)
+
+
+class Supervised:
+    """Runs a long-running loop for as long as it is needed: when ``loop()`` raises, the
+    crash is logged with its traceback and ``loop()`` is called again after a back-off
+    that doubles per crash (``backoff`` up to ``max_backoff``) and starts over once the
+    loop has run ``healthy_after`` seconds without crashing. It ends when ``loop()``
+    returns (its work is done) or when cancelled.
+
+    Example::
+
+        async def follow():
+            while True:
+                await read_more()
+
+        task = asyncio.create_task(Supervised(follow, 'follower').run())
+        ...
+        task.cancel()  # stops it
+    """
+
+    def __init__(
+        self,
+        loop: Callable[[], Awaitable[Any]],
+        name: str,
+        *,
+        owner: Any = None,
+        backoff: float = RESTART_BACKOFF,
+        max_backoff: float = MAX_RESTART_BACKOFF,
+        healthy_after: float = HEALTHY_AFTER,
+    ) -> None:
+        self.loop = loop
+        self.name = name
+        self.owner = owner
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.healthy_after = healthy_after
+        #: How many times the loop crashed, and the waits before each restart.
+        self.crashes = 0
+        self.delays: list[float] = []
+
+    async def run(self) -> None:
+        clock = asyncio.get_running_loop().time
+        delay = self.backoff
+        while True:
+            started = clock()
+            try:
+                await self.loop()
+                return
+            except Exception:
+                ran = clock() - started
+                if ran >= self.healthy_after:
+                    delay = self.backoff
+                self.crashes += 1
+                self.delays.append(delay)
+                logger.error(
+                    "%s%s crashed after running %.1f s; restarting it in %.1f s "
+                    "(crash %d; the traceback says why)",
+                    self.name,
+                    "" if self.owner is None else f" of {self.owner!r}",
+                    ran,
+                    delay,
+                    self.crashes,
+                    exc_info=True,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
 
 
 async def cancel_tasks(tasks: set[asyncio.Task[Any]] | list[asyncio.Task[Any]]) -> None:
