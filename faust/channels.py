@@ -29,10 +29,20 @@ class EventQueue:
     """A bounded buffer of events between the broker side and one stream.
 
     ``put_many`` waits while the buffer is full (backpressure reaches the consumer, which
-    stops fetching); ``close`` makes readers stop at their next ``get``.
+    stops fetching); ``close`` makes readers stop at their next ``get``. Events a waiting
+    ``put_many`` still holds count as the queue's: ``discard`` removes them too.
     """
 
-    __slots__ = ("buffer", "maxsize", "_low_water", "_getter", "_putter", "closed", "__weakref__")
+    __slots__ = (
+        "buffer",
+        "maxsize",
+        "_low_water",
+        "_getter",
+        "_putter",
+        "_held",
+        "closed",
+        "__weakref__",
+    )
 
     def __init__(self, maxsize: int = 4096) -> None:
         self.buffer: deque[Event] = deque()
@@ -42,6 +52,8 @@ class EventQueue:
         self._low_water = maxsize // 2
         self._getter: asyncio.Future[None] | None = None
         self._putter: asyncio.Future[None] | None = None
+        # What a put_many waiting for room has yet to append (see discard).
+        self._held: list[Event] | None = None
         self.closed = False
 
     def __len__(self) -> int:
@@ -57,24 +69,32 @@ class EventQueue:
 
     async def put_many(self, events: list[Event]) -> None:
         """Append events, waiting whenever the buffer is full (so it never holds more
-        than ``maxsize``)."""
+        than ``maxsize``). Events removed by ``discard`` while it waits are not
+        appended."""
         buffer = self.buffer
-        start = 0
-        total = len(events)
-        while start < total:
+        while events:
             space = self.maxsize - len(buffer)
             if space > 0 or self.closed:
-                end = total if self.closed else min(total, start + space)
-                buffer.extend(events[start:end] if start or end < total else events)
-                start = end
+                if self.closed or space >= len(events):
+                    buffer.extend(events)
+                    events = []
+                else:
+                    buffer.extend(events[:space])
+                    events = events[space:]
                 getter = self._getter
                 if getter is not None:
                     self._getter = None
                     if not getter.done():
                         getter.set_result(None)
-            if start < total:
+            if events:
+                self._held = events
                 self._putter = asyncio.get_running_loop().create_future()
-                await self._putter
+                try:
+                    await self._putter
+                finally:
+                    # discard may have filtered what was held meanwhile.
+                    events = self._held or []
+                    self._held = None
 
     def pop(self) -> Event | None:
         """Take the next event if one is buffered (no await)."""
@@ -118,13 +138,29 @@ class EventQueue:
         self._getter = self._putter = None
 
     def discard(self, predicate: Callable[[Event], bool]) -> int:
-        """Remove buffered events for which ``predicate`` is true; returns how many."""
+        """Remove events for which ``predicate`` is true, buffered or still held by a
+        waiting ``put_many``; returns how many.
+
+        A waiting ``put_many`` is woken: the room made here may be all it waits for (a
+        rebalance that drops every buffered event leaves the stream nothing to pop, so
+        nothing else would wake it).
+        """
         buffer = self.buffer
         kept = [event for event in buffer if not predicate(event)]
         dropped = len(buffer) - len(kept)
         if dropped:
             buffer.clear()
             buffer.extend(kept)
+        held = self._held
+        if held:
+            kept_held = [event for event in held if not predicate(event)]
+            dropped += len(held) - len(kept_held)
+            self._held = kept_held
+        putter = self._putter
+        if putter is not None and (dropped or len(buffer) < self.maxsize):
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
         return dropped
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..services import BackgroundTasks
 from .base import TP, ConsumerDriver, RebalanceListener
 from .offsets import OffsetTracker
 
@@ -34,8 +35,13 @@ class Consumer(RebalanceListener):
         self.trackers: dict[TP, OffsetTracker] = {}
         self.committed: dict[TP, int] = {}
         self.before_commit: list[Callable[[], Awaitable[None]]] = []
-        self._fetcher: asyncio.Task[None] | None = None
-        self._committer: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks(self)
+        # Partitions revoked since the fetch loop's current batch was fetched: the rest
+        # of that batch is not delivered for them (the new owner, maybe this worker
+        # again, reads them from the committed offset).
+        self._revoked_since_fetch: set[TP] = set()
+        #: Set once this member knows its partitions (the first assignment or fetch).
+        self.assigned_once = asyncio.Event()
         self._commit_now = asyncio.Event()
         self._stopping = False
         self._processed_at_commit = 0
@@ -45,9 +51,10 @@ class Consumer(RebalanceListener):
     async def start(self) -> None:
         self.update_subscription()
         await self.driver.start()
-        loop = asyncio.get_running_loop()
-        self._fetcher = loop.create_task(self._fetch_loop(), name="faust-consumer-fetch")
-        self._committer = loop.create_task(self._commit_loop(), name="faust-consumer-commit")
+        # The loops must outlive any single failure: if one ended, the worker would sit
+        # idle forever with its partitions assigned.
+        self._tasks.supervise(self._fetch_batches, "faust-consumer-fetch")
+        self._tasks.supervise(self._commit_loop, "faust-consumer-commit")
 
     def update_subscription(self) -> None:
         self.driver.set_standby_topics(self.conductor.passive_topic_names())
@@ -56,15 +63,7 @@ class Consumer(RebalanceListener):
     async def stop(self) -> None:
         """Stop fetching; the caller commits after the agents have stopped."""
         self._stopping = True
-        for task in (self._fetcher, self._committer):
-            if task is not None:
-                task.cancel()
-        for task in (self._fetcher, self._committer):
-            if task is not None:
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        await self._tasks.cancel()
 
     async def close(self) -> None:
         """Commit and leave the group (after the agents have stopped)."""
@@ -85,6 +84,7 @@ class Consumer(RebalanceListener):
             # E.g. the group already moved on (this worker was too slow): the events
             # are processed again by the new owner; still drop what is buffered.
             logger.exception("Could not commit revoked partitions; their owner resumes")
+        self._revoked_since_fetch |= revoked
         dropped = self.conductor.drop_buffered(revoked)
         if dropped:
             logger.info(
@@ -99,29 +99,28 @@ class Consumer(RebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
         await self.app.partitions_assigned(assigned)
+        self.assigned_once.set()
 
     # -- fetching
-    async def _fetch_loop(self) -> None:
-        # The loop must outlive any single failure: if it ended, the worker would sit
-        # idle forever with its partitions assigned.
-        while not self._stopping:
-            try:
-                await self._fetch_batches()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Fetching failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
-
     async def _fetch_batches(self) -> None:
         driver = self.driver
         deliver = self.conductor.deliver
         trackers = self.trackers
         commit_every = self._commit_every
         max_records = self.app.conf.broker_max_poll_records
+        revoked = self._revoked_since_fetch
         while not self._stopping:
             records = await driver.getmany(1.0, max_records)
+            # Cleared only now: a rebalance inside getmany already left out what it
+            # revoked, and what it fetched after it is valid.
+            revoked.clear()
+            # A driver that rebalances inside getmany (the embedded broker) has applied
+            # its first assignment by now, even an empty one.
+            self.assigned_once.set()
             for tp, messages in records.items():
+                if revoked and tp in revoked:
+                    # Revoked while an earlier batch of this fetch waited for room.
+                    continue
                 tracker = trackers.get(tp)
                 if tracker is None:
                     tracker = trackers[tp] = OffsetTracker(tp, messages[0].offset)
