@@ -297,6 +297,42 @@ class App:
                 return True
         return False
 
+    @property
+    def ready(self) -> bool:
+        """True while this worker is ready to process: started, its partitions known,
+        and every assigned table partition recovered. False again while a rebalance's
+        recovery runs. ``await app.wait_ready()`` waits for it.
+
+        Example::
+
+            @app.page('/ready')
+            async def ready(web, request):
+                return web.json({'ready': app.ready}, status=200 if app.ready else 503)
+        """
+        if not self.started:
+            return False
+        consumer = self.consumer
+        if consumer is not None and not consumer.assigned_once.is_set():
+            return False
+        return not self.tables.recovering
+
+    async def wait_ready(self) -> None:
+        """Wait until :attr:`ready` (the worker logs ``Worker ready`` then).
+
+        Example::
+
+            await app.start()
+            await app.wait_ready()  # tables restored: reads see the full state
+        """
+        while not self.ready:
+            consumer = self.consumer
+            if consumer is not None:
+                await consumer.assigned_once.wait()
+            await self.tables.wait_recovered()
+            if not self.started:
+                # Ready is about a started app: look again shortly.
+                await asyncio.sleep(0.05)
+
     def partition_count_of(self, topic: str) -> int | None:
         """Partitions of ``topic`` as declared by this app (None if it did not declare it)."""
         return self._partition_counts.get(topic)

@@ -143,13 +143,23 @@ class Worker:
                 logger.info("Stopped while starting")
                 await asyncio.gather(starting, return_exceptions=True)
                 return
-            stopping.cancel()
-            starting.result()
-            tune_gc()
-            if not self.quiet:
-                self._print_banner(uvloop)
-            logger.info("Worker ready")
-            await self._stop_requested.wait()
+            try:
+                starting.result()
+                tune_gc()
+                if not self.quiet:
+                    self._print_banner(uvloop)
+                # Ready only once the assigned table partitions are recovered: whoever
+                # waits for this line (a process manager, a test) may read the tables.
+                if not self.app.ready:
+                    logger.info("Worker started; waiting for its partitions and table recovery")
+                    ready = asyncio.ensure_future(self.app.wait_ready())
+                    await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+                    ready.cancel()
+                if not stopping.done():
+                    logger.info("Worker ready")
+                await self._stop_requested.wait()
+            finally:
+                stopping.cancel()
         finally:
             logger.info("Stopping worker...")
             try:

@@ -6,6 +6,12 @@ against a table that is not up to date. Changelog partitions are subscribed in t
 consumer group (so the assignor keeps changelog partition ``p`` with source partition
 ``p``) but never consumed as a stream: they stay paused and are read by the recovery.
 Global tables are read in full at start and followed for as long as the app runs.
+
+Each assignment supersedes the recovery in progress: a recovery belongs to one
+assignment generation, restores every assigned changelog partition not yet restored, and
+only then resumes the paused partitions. A superseded one is cancelled between two
+batches, so a changelog partition's position (the store's persisted offset) only ever
+covers records that were applied, and the next recovery goes on from there.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 from ..services import BackgroundTasks
-from ..transport.base import TP
+from ..transport.base import TP, Message
 from .base import Collection
 
 __all__ = ["TableManager"]
@@ -40,10 +47,17 @@ class TableManager:
         self.tables: dict[str, Collection] = {}
         self._by_changelog: dict[str, Collection] = {}
         self._recovery: asyncio.Task[None] | None = None
+        # Source partitions paused until the recovery of this generation is done.
         self._pending: set[TP] = set()
+        # Changelog partitions assigned to this worker, and those fully restored since.
+        self._active: set[TP] = set()
+        self._restored: set[TP] = set()
+        self._generation = 0
+        self._recovered = asyncio.Event()
+        self._recovered.set()
         self._tasks = BackgroundTasks(self)
         self._standbys: set[TP] = set()
-        self._standby_task: asyncio.Task[None] | None = None
+        self._standby_task: asyncio.Task[Any] | None = None
         self.records_restored = 0
         self.started = False
 
@@ -80,15 +94,16 @@ class TableManager:
         for table in self.tables.values():
             if table.is_global:
                 await self._restore_global(table)
-                self._spawn(self._follow_global(table))
+                self._tasks.supervise(
+                    partial(self._follow_global, table), f"global table {table.name!r} follower"
+                )
             if table.windowing is not None:
-                self._spawn(self._expire_windows(table))
+                self._tasks.supervise(
+                    partial(self._expire_windows, table), f"window expiry of table {table.name!r}"
+                )
 
     async def stop(self) -> None:
-        if self._recovery is not None:
-            self._recovery.cancel()
-        if self._standby_task is not None:
-            self._standby_task.cancel()
+        # Cancels the recovery, the standby and global followers and window expiry.
         self._standbys = set()
         await self._tasks.cancel()
         for table in self.tables.values():
@@ -96,10 +111,36 @@ class TableManager:
                 table._store.close()
         self.started = False
 
+    @property
+    def recovering(self) -> bool:
+        """True while assigned table partitions are being restored from their changelogs."""
+        return not self._recovered.is_set()
+
+    async def wait_recovered(self) -> None:
+        """Return once no recovery is in progress (at once if none is)."""
+        await self._recovered.wait()
+
     async def flush(self) -> None:
-        """Send every table's pending changes to its changelog (before a commit)."""
+        """Send every table's pending changes to its changelog (before a commit).
+
+        Changes to a partition still being restored stay pending until it is: flushing
+        them would persist a changelog position past records not applied yet. (Only an
+        event taken before a rebalance makes such a change; its offset is not committed.)
+        """
+        restoring = self._active - self._restored
         for table in self.tables.values():
-            await table.flush()
+            held: dict[int, set[Any]] = {}
+            if restoring and table._dirty:
+                topic = table.changelog_topic.name
+                for partition in list(table._dirty):
+                    if TP(topic, partition) in restoring:
+                        held[partition] = table._dirty.pop(partition)
+            try:
+                await table.flush()
+            finally:
+                for partition, keys in held.items():
+                    for key in keys:
+                        table._mark_dirty(partition, key)
 
     # -- rebalancing
     def on_partitions_assigned(self, assigned: set[TP]) -> None:
@@ -114,14 +155,24 @@ class TableManager:
             table = self._by_changelog[tp.topic]
             table.active_partitions.add(tp.partition)
             table.store.open_partition(tp.partition)
-        if not changelogs:
+        self._active |= changelogs
+        if not self.recovering and not (self._active - self._restored):
             return
         sources = assigned - changelogs
         driver.pause(sources)
         self._pending |= sources
-        restore = sorted(changelogs)
-        self._recovery = asyncio.get_running_loop().create_task(
-            self._recover(restore), name="table-recovery"
+        self._start_recovery()
+
+    def _start_recovery(self) -> None:
+        """Start the recovery of a new generation, superseding the one in progress."""
+        self._generation += 1
+        generation = self._generation
+        previous = self._recovery
+        if previous is not None:
+            previous.cancel()
+        self._recovered.clear()
+        self._recovery = self._tasks.supervise(
+            lambda: self._recover(generation, previous), f"table recovery #{generation}"
         )
 
     def _update_standbys(self, standbys: set[TP]) -> None:
@@ -138,9 +189,8 @@ class TableManager:
             table.store.open_partition(tp.partition)
         self._standbys = standbys
         if standbys and (self._standby_task is None or self._standby_task.done()):
-            self._standby_task = asyncio.get_running_loop().create_task(
-                self._follow_standbys(), name="table-standbys"
-            )
+            # Ends by itself once there are no standbys left.
+            self._standby_task = self._tasks.supervise(self._follow_standbys, "standby follower")
 
     async def _follow_standbys(self) -> None:
         """Keep standby partitions close to their changelog's end, so a takeover
@@ -149,50 +199,53 @@ class TableManager:
         while self._standbys:
             for tp in list(self._standbys):
                 table = self._by_changelog[tp.topic]
-                try:
-                    start = _next_offset(table.store.persisted_offset(tp.partition))
-                    end = await transport.end_offset(tp)
-                    if end > start:
-                        async for messages in transport.read_partition(tp, start, end):
-                            if tp not in self._standbys:
-                                break  # became active (or moved away) meanwhile
-                            table.apply_changelog(tp.partition, messages)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("Standby %s[%d] could not follow its changelog", *tp)
+                start = _next_offset(table.store.persisted_offset(tp.partition))
+                end = await transport.end_offset(tp)
+                if end > start:
+                    async for messages in transport.read_partition(tp, start, end):
+                        if tp not in self._standbys:
+                            break  # became active (or moved away) meanwhile
+                        table.apply_changelog(tp.partition, messages)
             await asyncio.sleep(FOLLOW_INTERVAL)
 
     def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            table = self._by_changelog.get(tp.topic)
-            if table is not None:
-                table.active_partitions.discard(tp.partition)
-                if table._dirty.pop(tp.partition, None):
-                    # Changed after the revoke's flush by an event still in hand: that
-                    # event is not committed, so its change must not survive here.
-                    table.store.forget_partition(tp.partition)
-                else:
-                    table.store.close_partition(tp.partition)
+        changelogs = {tp for tp in revoked if tp.topic in self._by_changelog}
+        if self.recovering and changelogs & (self._active - self._restored):
+            # Stop restoring what is no longer ours; the next assignment's recovery
+            # (every revoke is followed by one) restores what is left.
+            if self._recovery is not None:
+                self._recovery.cancel()
+        for tp in changelogs:
+            table = self._by_changelog[tp.topic]
+            table.active_partitions.discard(tp.partition)
+            if table._dirty.pop(tp.partition, None):
+                # Changed after the revoke's flush by an event still in hand: that
+                # event is not committed, so its change must not survive here.
+                table.store.forget_partition(tp.partition)
+            else:
+                table.store.close_partition(tp.partition)
+        self._active -= changelogs
+        self._restored -= changelogs
         self._pending -= revoked
 
-    async def _recover(self, changelogs: list[TP]) -> None:
-        try:
-            for tp in changelogs:
-                table = self._by_changelog[tp.topic]
-                await self._restore(table, tp)
-            for table in {self._by_changelog[tp.topic] for tp in changelogs}:
-                await table.call_recover_callbacks()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("Table recovery failed")
-            self.app.crash("table recovery failed (see the error above)")
-            return
+    async def _recover(self, generation: int, previous: asyncio.Task[Any] | None) -> None:
+        """Restore every assigned changelog partition not yet restored, then resume the
+        paused partitions, unless a newer assignment superseded this recovery."""
+        if previous is not None and not previous.done():
+            # Cancelled by the caller: wait until it has let go of its readers.
+            await asyncio.wait([previous])
+        for tp in sorted(self._active - self._restored):
+            await self._restore(self._by_changelog[tp.topic], tp)
+            self._restored.add(tp)
+        for table in {self._by_changelog[tp.topic] for tp in self._active}:
+            await table.call_recover_callbacks()
+        if generation != self._generation:
+            return  # superseded meanwhile: the newer recovery resumes what it restored
         pending, self._pending = self._pending, set()
         consumer = self.app.consumer
         if consumer is not None:
             consumer.driver.resume(pending)
+        self._recovered.set()
 
     async def _restore(self, table: Collection, tp: TP) -> int:
         """Read ``tp`` from the store's persisted offset to the end; returns records read."""
@@ -202,9 +255,40 @@ class TableManager:
         if end <= start:
             return 0
         total = end - start
+        began = time.monotonic()
+        batches = transport.read_partition(tp, start, end)
+        try:
+            read = await self._apply_batches(table, tp, batches, total, began)
+        finally:
+            # A superseded recovery is cancelled mid-read: close the reader now rather
+            # than whenever the generator is collected.
+            aclose = getattr(batches, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self.records_restored += read
+        elapsed = time.monotonic() - began
+        if read:
+            logger.info(
+                "Recovered table %r partition %d: %d records in %.2f s",
+                table.name,
+                tp.partition,
+                read,
+                elapsed,
+            )
+        return read
+
+    async def _apply_batches(
+        self,
+        table: Collection,
+        tp: TP,
+        batches: AsyncIterator[list[Message]],
+        total: int,
+        began: float,
+    ) -> int:
+        """Apply ``batches`` of ``tp`` to ``table``, reporting progress and stalls."""
         read = 0
-        began = last_report = last_progress = time.monotonic()
-        async for messages in transport.read_partition(tp, start, end):
+        last_report = last_progress = began
+        async for messages in batches:
             now = time.monotonic()
             if messages:
                 table.apply_changelog(tp.partition, messages)
@@ -236,16 +320,6 @@ class TableManager:
                     eta,
                 )
                 last_report = now
-        self.records_restored += read
-        elapsed = time.monotonic() - began
-        if read:
-            logger.info(
-                "Recovered table %r partition %d: %d records in %.2f s",
-                table.name,
-                tp.partition,
-                read,
-                elapsed,
-            )
         return read
 
     # -- global tables
@@ -276,13 +350,7 @@ class TableManager:
         assert windowing is not None
         while True:
             await asyncio.sleep(windowing.cleanup_interval)
-            try:
-                await windowing.cleanup()
-            except Exception:
-                logger.exception("Expiring windows of table %r failed", table.name)
-
-    def _spawn(self, coro: Any) -> None:
-        self._tasks.spawn(coro)
+            await windowing.cleanup()
 
     def __repr__(self) -> str:
         return f"<TableManager of {self.app!r}>"
