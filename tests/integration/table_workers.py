@@ -8,7 +8,13 @@ time a table recovery finishes, the worker prints one line::
 
     RECOVERED {"restored": <records restored so far>, "active": [...], "standby": [...]}
 
-so a test can tell how many changelog records a takeover read.
+so a test can tell how many changelog records a takeover read, and once the app says it
+is ready (``app.wait_ready()``)::
+
+    READY {"restored": <records restored so far>}
+
+With ``restore_delay`` every changelog read of the worker first waits that many seconds
+(as a big table or a slow broker makes a recovery slow); the data read is unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 
 TABLE_WORKER_APP = """
+import asyncio
 import json
 import os
 
@@ -58,6 +65,17 @@ out = app.topic(os.environ["TW_OUT"], key_type=str, value_type=Out)
 counts = app.Table("counts", default=int)
 PID = os.getpid()
 
+RESTORE_DELAY = float(os.environ.get("TW_RESTORE_DELAY", "0"))
+if RESTORE_DELAY:
+    read_partition = app.transport.read_partition
+
+    async def slow_read_partition(tp, start, end):
+        await asyncio.sleep(RESTORE_DELAY)
+        async for batch in read_partition(tp, start, end):
+            yield batch
+
+    app.transport.read_partition = slow_read_partition
+
 
 @app.agent(source)
 async def count(stream):
@@ -81,6 +99,12 @@ def recovered():
     print("RECOVERED", json.dumps(state), flush=True)
 
 
+@app.task
+async def announce_ready():
+    await app.wait_ready()
+    print("READY", json.dumps({"restored": app.tables.records_restored}), flush=True)
+
+
 @app.on_partitions_assigned.connect
 def assigned(app, tps, **kwargs):
     print("ASSIGNED", sorted(tp.partition for tp in tps if tp.topic == source.name), flush=True)
@@ -96,7 +120,7 @@ class TableCluster(WorkerCluster):
         super().__init__(tmp_path, bootstrap, "table_app", TABLE_WORKER_APP)
         self.changelog = f"{self.app_id}-counts-changelog"
 
-    def start_worker(self, datadir: str) -> Worker:
+    def start_worker(self, datadir: str, restore_delay: float = 0.0) -> Worker:
         return self.spawn(
             {
                 "TW_APP_ID": self.app_id,
@@ -104,6 +128,7 @@ class TableCluster(WorkerCluster):
                 "TW_SOURCE": self.source,
                 "TW_OUT": self.out,
                 "TW_DATADIR": str(self.tmp_path / datadir),
+                "TW_RESTORE_DELAY": str(restore_delay),
             }
         )
 

@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO = Path(__file__).resolve().parents[2]
 
 WORKER_APP = """
+import asyncio
 import os
 import faust
 
@@ -56,6 +57,8 @@ app = faust.App(
 source = app.topic(os.environ["CHAOS_SOURCE"], key_type=str, value_type=Item)
 out = app.topic(os.environ["CHAOS_OUT"], key_type=str, value_type=Out)
 PID = os.getpid()
+# Seconds the agent spends per event (a slow agent keeps its queue full).
+EVENT_DELAY = float(os.environ.get("CHAOS_EVENT_DELAY", "0"))
 
 if os.environ.get("CHAOS_GROUP_BY"):
     @app.agent(source)
@@ -71,6 +74,8 @@ else:
     @app.agent(source)
     async def process(stream):
         async for event in stream.events():
+            if EVENT_DELAY:
+                await asyncio.sleep(EVENT_DELAY)
             m = event.message
             out.send_soon(
                 key=event.value.key,
@@ -168,6 +173,20 @@ class WorkerCluster:
         finally:
             await admin.close()
 
+    async def wait_assigned(self, workers: list[Worker], timeout: float = 90) -> None:
+        """Wait until each worker's latest assignment holds a source partition."""
+        deadline = time.monotonic() + timeout
+        while True:
+            latest = [
+                [line for line in w.output().splitlines() if line.startswith("ASSIGNED")][-1:]
+                for w in workers
+            ]
+            if all(lines and lines[0] != "ASSIGNED []" for lines in latest):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not every worker got partitions: {latest}")
+            await asyncio.sleep(0.3)
+
     async def committed(self) -> dict[int, int]:
         """The consumer group's committed offset per source partition."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
@@ -190,7 +209,7 @@ class Cluster(WorkerCluster):
         super().__init__(tmp_path, bootstrap, "chaos_app", WORKER_APP)
         self.group_by = group_by
 
-    def start_worker(self, instance_id: str | None = None) -> Worker:
+    def start_worker(self, instance_id: str | None = None, event_delay: float = 0.0) -> Worker:
         env = {
             "CHAOS_APP_ID": self.app_id,
             "CHAOS_BROKER": f"kafka://{self.bootstrap}",
@@ -201,6 +220,8 @@ class Cluster(WorkerCluster):
             env["CHAOS_GROUP_BY"] = "1"
         if instance_id:
             env["CHAOS_INSTANCE_ID"] = instance_id
+        if event_delay:
+            env["CHAOS_EVENT_DELAY"] = str(event_delay)
         return self.spawn(env)
 
     async def produce(self, count: int, keys: int = 1000, start: int = 0) -> None:
@@ -245,20 +266,6 @@ class Cluster(WorkerCluster):
         finally:
             await consumer.stop()
         return records
-
-    async def wait_assigned(self, workers: list[Worker], timeout: float = 90) -> None:
-        """Wait until each worker's latest assignment holds a source partition."""
-        deadline = time.monotonic() + timeout
-        while True:
-            latest = [
-                [line for line in w.output().splitlines() if line.startswith("ASSIGNED")][-1:]
-                for w in workers
-            ]
-            if all(lines and lines[0] != "ASSIGNED []" for lines in latest):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not every worker got partitions: {latest}")
-            await asyncio.sleep(0.3)
 
     async def source_offsets(self) -> dict[tuple[int, int], int]:
         """(partition, offset) -> seq for every record of the source topic."""
