@@ -305,9 +305,10 @@ class App:
 
         Example::
 
-            @app.page('/ready')
-            async def ready(web, request):
-                return web.json({'ready': app.ready}, status=200 if app.ready else 503)
+            @app.timer(interval=5.0)
+            async def health():
+                if not app.ready:
+                    print('restoring tables; not serving reads yet')
         """
         if not self.started:
             return False
