@@ -126,6 +126,12 @@ class Consumer(RebalanceListener):
                     tracker = trackers[tp] = OffsetTracker(tp, messages[0].offset)
                 tracker.fetched(messages)
                 await deliver(tp, messages)
+                if revoked and tp in revoked:
+                    # Revoked while this batch waited for room: the revoke emptied the
+                    # queues, but a topic with several readers got the batch into the
+                    # queues after the first one since; nothing newer of tp is there yet.
+                    self.conductor.drop_buffered({tp})
+                    continue
                 # Keeps the tracker's backlog to what is still in flight.
                 tracker.advance()
             # Checked per batch rather than per event: cheap, and a batch is small
