@@ -241,6 +241,31 @@ async def test_an_agent_over_a_filtered_stream_goes_on_after_a_crash(app: faust.
     await eventually(lambda: _committable(app, "filtered") == 4)
 
 
+async def test_a_retry_of_a_revoked_partition_is_left_to_its_new_owner(app: faust.App) -> None:
+    slow = faust.App(f"{app.conf.id}-revoke", agent_restart_backoff=0.3)
+    topic = slow.topic("moving", value_type=int, partitions=1)
+    seen: list[int] = []
+
+    @slow.agent(topic)
+    async def moving(stream):
+        async for value in stream:
+            if value == 1:
+                raise ConnectionError("away")
+            seen.append(value)
+
+    await slow.start()
+    try:
+        await topic.send(value=1)
+        await eventually(lambda: slow.error_counts.retried == 1)
+        await slow.consumer.on_partitions_revoked({TP("moving", 0)})  # during the back-off
+        await asyncio.sleep(0.5)
+        assert slow.error_counts.agent_errors == 1  # not handed again
+        assert not moving._attempts
+        assert slow.error_counts.dead_lettered == 0
+    finally:
+        await slow.stop()
+
+
 async def test_each_failing_event_waits_only_the_first_back_off(app: faust.App) -> None:
     """An agent failing now and then never ends up pausing long after each failure."""
     slow = faust.App(f"{app.conf.id}-backoff", agent_restart_backoff=0.1)
