@@ -230,7 +230,7 @@ class Agent:
             finally:
                 self._streams.discard(stream)
                 _close_derived(stream, queue)
-            delay, retry = await self._on_crash(
+            delay, retry = self._on_crash(
                 error, self._failed_event(stream), backoff, loop.time() - started
             )
             if delay is None:
@@ -250,7 +250,7 @@ class Agent:
         stream._prev = None
         return event
 
-    async def _on_crash(
+    def _on_crash(
         self, exc: Exception, event: Event | None, backoff: RestartBackoff, ran_for: float
     ) -> tuple[float | None, Event | None]:
         """Log and count the crash; return the wait before the restart (None: do not
