@@ -126,3 +126,52 @@ async def test_an_event_that_keeps_raising_lands_in_the_dead_letter_topic(
             assert (committed or 0) == per_partition[partition], partition
     finally:
         await consumer.stop()
+
+
+async def test_a_record_that_cannot_be_decoded_lands_in_the_dead_letter_topic(
+    kafka_app: AppFactory,  # noqa: F811
+    kafka_bootstrap: str,
+) -> None:
+    app = kafka_app(unique("it-undecodable"))
+    topic = app.topic(unique("it-items"), key_type=str, value_type=Item, partitions=1)
+    processed: list[int] = []
+
+    @app.agent(topic)
+    async def collect(stream: Any) -> None:
+        async for item in stream:
+            processed.append(item.seq)
+
+    await app.start()
+    raw = app.topic(topic.get_topic_name(), key_serializer="raw", value_serializer="raw")
+    await topic.send(key="a", value=Item(key="a", seq=0))
+    await raw.send(key=b"a", value=b"\x00not json")
+    await topic.send(key="a", value=Item(key="a", seq=2))
+    await eventually(
+        lambda: processed == [0, 2] and app.error_counts.dead_lettered == 1, timeout=WAIT
+    )
+    await app.stop()
+    assert app.error_counts.decode_errors == 1
+
+    dlq = f"{app.conf.id}-{topic.get_topic_name()}-dlq"
+    consumer = AIOKafkaConsumer(
+        dlq, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=int(WAIT * 1000), max_records=10)
+        records = [record for batch in batches.values() for record in batch]
+    finally:
+        await consumer.stop()
+    [record] = records
+    assert (record.key, record.value) == (b"a", b"\x00not json")
+    headers = dict(record.headers)
+    assert headers["faust.error.type"] == b"faust.exceptions.ValueDecodeError"
+    assert headers["faust.source.offset"] == b"1"
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=app.conf.group_id)
+    await consumer.start()
+    try:
+        committed = await consumer.committed(TopicPartition(topic.get_topic_name(), 0))
+    finally:
+        await consumer.stop()
+    assert committed == 3
