@@ -155,12 +155,18 @@ class Conductor:
                 "restart (the message was not committed)."
             )
             return
+        # The message reaches none of the queues reading with this schema: their refs go
+        # now, but one, which the dead letter releases once it holds the message.
+        for _ in range(readers - 1):
+            message.decref()
         if action == "dead_letter":
             dead_letters = app.dead_letters
             target = dead_letters.topic_name(message.topic, topic.dead_letter_topic)
-            dead_letters.submit(target, message, error_headers(message, exc))
+            headers = error_headers(message, exc)
+            dead_letters.submit(target, message, headers, release=message.decref)
             outcome = f"writing it to dead-letter topic {target!r}"
         else:
+            message.decref()
             app.error_counts.skipped += 1
             outcome = "skipping it (on_error='skip')"
         logger.error(
@@ -172,6 +178,3 @@ class Conductor:
             outcome,
             topic,
         )
-        # The message reaches none of the queues reading with this schema.
-        for _ in range(readers):
-            message.decref()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -149,24 +150,25 @@ class DeadLetters:
         message: Message,
         headers: list[tuple[str, bytes]],
         *,
+        release: Callable[[], Any],
         key: bytes | None = None,
         value: bytes | None = None,
     ) -> None:
         """Write ``message`` (or ``key``/``value`` for in-process events) to ``topic``.
 
-        ``message`` keeps one extra ref from now until its dead letter is acked, so its
-        offset is not committed before; if the dead letter cannot be written it is never
-        released, and the record is read again after a restart.
+        ``release`` (the caller's ack of the message) is called once the record is handed
+        to the producer on the message's behalf, so the offset is committed only after the
+        broker acks the dead letter. If it cannot be written, ``release`` is never called:
+        the offset is not committed and the record is read again after a restart.
         """
-        message.refcount += 1
         if message.key is not None or message.value is not None:
             key, value = message.key, message.value
         count = self._declared.get(topic)
         if count is not None:
-            self._send(topic, count, message, key, value, headers)
+            self._send(topic, count, message, key, value, headers, release)
             return
         self.app._spawn(
-            self._declare_and_send(topic, message, key, value, headers),
+            self._declare_and_send(topic, message, key, value, headers, release),
             name=f"dead-letter:{topic}",
         )
 
@@ -177,6 +179,7 @@ class DeadLetters:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]],
+        release: Callable[[], Any],
     ) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -198,7 +201,7 @@ class DeadLetters:
                 exc,
             )
             return
-        self._send(topic, count, message, key, value, headers)
+        self._send(topic, count, message, key, value, headers, release)
 
     async def _declare(self, topic: str, source: str) -> int:
         app = self.app
@@ -232,6 +235,7 @@ class DeadLetters:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]],
+        release: Callable[[], Any],
     ) -> None:
         partition = message.partition if 0 <= message.partition < partitions else None
         try:
@@ -239,12 +243,12 @@ class DeadLetters:
                 topic, key, value, partition=partition, headers=headers, holder=message
             )
         except Exception as exc:
-            # Our hold stays: the source offset is never committed past a lost record.
+            # Not released: the source offset is never committed past a lost record.
             self._failed(topic, message, exc)
             return
         fut.add_done_callback(lambda f: self._on_sent(f, topic, message))
-        # The record now holds the message (released on its ack): drop our own hold.
-        message.decref()
+        # The record now holds the message until its ack.
+        release()
 
     def _on_sent(self, fut: asyncio.Future[RecordMetadata], topic: str, message: Message) -> None:
         if fut.cancelled():

@@ -308,6 +308,7 @@ class Agent:
         if self.on_error == "dead_letter":
             outcome = f"wrote it to dead-letter topic {self._dead_letter(event, exc, attempts)!r}"
         else:
+            event.ack()
             app.error_counts.skipped += 1
             outcome = "skipped it (on_error='skip')"
         logger.error(
@@ -319,8 +320,6 @@ class Agent:
             outcome,
             exc_info=exc,
         )
-        # After the dead letter holds the message: committed once that is acked.
-        event.ack()
         return 0.0, None
 
     def _reads(self, event: Event) -> bool:
@@ -330,9 +329,12 @@ class Agent:
         return event.message.topic in topics
 
     def _dead_letter(self, event: Event, exc: BaseException, attempts: int) -> str:
+        """Hand ``event`` to the dead-letter topic; it is acked (its offset committable)
+        once the dead letter holds its message."""
         target = self.dead_letter_topic
         if self._dead_letter_sink is not None:
             self._dead_letter_sink.append((event, exc))
+            event.ack()
             return target
         message = event.message
         key = value = None
@@ -340,7 +342,9 @@ class Agent:
             # An in-process channel's event has no bytes: encode what it carries.
             key, value = self._encode(event)
         headers = error_headers(message, exc, agent=self.name, attempts=attempts)
-        self.app.dead_letters.submit(target, message, headers, key=key, value=value)
+        self.app.dead_letters.submit(
+            target, message, headers, release=event.ack, key=key, value=value
+        )
         return target
 
     def _encode(self, event: Event) -> tuple[bytes | None, bytes | None]:
