@@ -284,6 +284,55 @@ async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
     assert replies == [i * 2 for i in range(10)]
 
 
+async def _topics_now(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_reply_topic_lives_from_the_first_ask_to_a_clean_stop(
+    kafka_app: AppFactory, kafka_bootstrap: str
+) -> None:
+    app = kafka_app(reply_expires=120.0)
+    topic = app.topic(unique("it-triple"), value_type=Item)
+
+    @app.agent(topic)
+    async def triple(stream: Any) -> AsyncIterator[int]:
+        async for item in stream:
+            yield item.seq * 3
+
+    await app.start()
+    reply_topic = app.conf.reply_to
+    await triple.send(value=Item(key="a", seq=1))
+    prefix = f"{app.conf.id}-reply-"
+    assert [t for t in await _topics_now(kafka_bootstrap) if t.startswith(prefix)] == []
+
+    assert await triple.ask(Item(key="a", seq=2), timeout=WAIT) == 6
+    assert reply_topic in await _topics_now(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, reply_topic)]
+        )
+        ((code, _msg, _type, _name, entries),) = response.resources
+        config = {entry[0]: entry[1] for entry in entries}
+    finally:
+        await admin.close()
+    assert not code
+    # Replies expire, and segments close in time for the expiry to apply.
+    assert config["retention.ms"] == config["segment.ms"] == "120000"
+
+    await app.stop()
+    deadline = time.monotonic() + WAIT
+    while reply_topic in await _topics_now(kafka_bootstrap):  # deletion is asynchronous
+        assert time.monotonic() < deadline, f"{reply_topic} still exists after stop"
+        await asyncio.sleep(0.2)
+
+
 async def test_declare_creates_topics_and_rejects_another_partition_count(
     kafka_app: AppFactory,
 ) -> None:
