@@ -41,6 +41,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# A stop waits this long for the broker to delete the reply topic (a broker that is down
+# would otherwise hold the shutdown for a whole request timeout).
+DELETE_WITHIN = 5.0
+
 REPLY_TO = "faust-reply-to"
 CORRELATION_ID = "faust-correlation-id"
 
@@ -149,17 +153,22 @@ class ReplyConsumer:
             self._declared = False
             name = self.topic.name
             try:
-                await self.app.transport.delete_topic(name)
+                async with asyncio.timeout(DELETE_WITHIN):
+                    await self.app.transport.delete_topic(name)
+            except TimeoutError:
+                self._not_deleted(name, f"no answer within {DELETE_WITHIN:g} s")
             except Exception as exc:
-                logger.warning(
-                    "Could not delete this worker's reply topic %r (%s); it keeps no "
-                    "records after reply_expires=%g s. Delete it with kafka-topics.sh "
-                    "--delete --topic %s",
-                    name,
-                    exc,
-                    self.app.conf.reply_expires,
-                    name,
-                )
+                self._not_deleted(name, repr(exc))
+
+    def _not_deleted(self, name: str, reason: str) -> None:
+        logger.warning(
+            "Could not delete this worker's reply topic %r (%s); it keeps no records "
+            "after reply_expires=%g s. Delete it with kafka-topics.sh --delete --topic %s",
+            name,
+            reason,
+            self.app.conf.reply_expires,
+            name,
+        )
 
     def expect(self, correlation_id: str) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
