@@ -267,23 +267,6 @@ async def await_ack(sending: Any) -> Any:
     return await (await sending)
 
 
-async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
-    app = kafka_app()
-    topic = app.topic(unique("it-double"), value_type=Item)
-
-    @app.agent(topic)
-    async def double(stream: Any) -> AsyncIterator[int]:
-        async for item in stream:
-            yield item.seq * 2
-
-    await app.start()
-    assert await double.ask(Item(key="a", seq=21), timeout=WAIT) == 42
-    replies = await asyncio.gather(
-        *(double.ask(Item(key=f"k{i}", seq=i), timeout=WAIT) for i in range(10))
-    )
-    assert replies == [i * 2 for i in range(10)]
-
-
 async def _topics_now(bootstrap: str) -> set[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -293,24 +276,32 @@ async def _topics_now(bootstrap: str) -> set[str]:
         await admin.close()
 
 
-async def test_reply_topic_lives_from_the_first_ask_to_a_clean_stop(
+async def test_ask_returns_the_agent_reply_on_a_topic_that_lives_until_stop(
     kafka_app: AppFactory, kafka_bootstrap: str
 ) -> None:
     app = kafka_app(reply_expires=120.0)
-    topic = app.topic(unique("it-triple"), value_type=Item)
+    topic = app.topic(unique("it-double"), value_type=Item)
 
     @app.agent(topic)
-    async def triple(stream: Any) -> AsyncIterator[int]:
+    async def double(stream: Any) -> AsyncIterator[int]:
         async for item in stream:
-            yield item.seq * 3
+            yield item.seq * 2
 
     await app.start()
-    reply_topic = app.conf.reply_to
-    await triple.send(value=Item(key="a", seq=1))
+    await double.send(value=Item(key="a", seq=0))
+    # A worker that has not asked has no reply topic...
     prefix = f"{app.conf.id}-reply-"
     assert [t for t in await _topics_now(kafka_bootstrap) if t.startswith(prefix)] == []
 
-    assert await triple.ask(Item(key="a", seq=2), timeout=WAIT) == 6
+    assert await double.ask(Item(key="a", seq=21), timeout=WAIT) == 42
+    replies = await asyncio.gather(
+        *(double.ask(Item(key=f"k{i}", seq=i), timeout=WAIT) for i in range(10))
+    )
+    assert replies == [i * 2 for i in range(10)]
+
+    # ...the first ask made it, with replies expiring, and segments that close in time
+    # for the expiry to apply...
+    reply_topic = app.conf.reply_to
     assert reply_topic in await _topics_now(kafka_bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -323,9 +314,9 @@ async def test_reply_topic_lives_from_the_first_ask_to_a_clean_stop(
     finally:
         await admin.close()
     assert not code
-    # Replies expire, and segments close in time for the expiry to apply.
     assert config["retention.ms"] == config["segment.ms"] == "120000"
 
+    # ...and a clean stop deletes it.
     await app.stop()
     deadline = time.monotonic() + WAIT
     while reply_topic in await _topics_now(kafka_bootstrap):  # deletion is asynchronous
