@@ -384,7 +384,8 @@ class App:
         return producer
 
     async def maybe_start_replies(self) -> ReplyConsumer:
-        """Start reading this app's reply topic (for ``agent.ask``)."""
+        """Create and start reading this app's reply topic (``agent.ask`` calls this
+        before its first request; a clean :meth:`stop` deletes the topic again)."""
         if self.replies is None:
             self.replies = ReplyConsumer(self)
         await self.replies.start()
@@ -436,9 +437,8 @@ class App:
         if not self.conf.producer_only:
             # Every reader subscribes before the consumer starts, so the consumer group
             # sees the full subscription at once (one rebalance, not one per agent).
-            if self.replies is None:
-                self.replies = ReplyConsumer(self)
-            await self.replies.start()
+            # The reply topic is not created here but by the first ask() (see
+            # maybe_start_replies): most workers never ask.
             if not self.conf.client_only:
                 for agent in self.agents.values():
                     await agent.declare_channel()
@@ -458,7 +458,8 @@ class App:
         await self.on_startup_finished.send()
 
     async def start_client(self) -> None:
-        """Start only the producer and the reply consumer (for a web process)."""
+        """Start only the producer (for a web process); the first ``ask()`` starts
+        reading replies."""
         self.conf.client_only = True
         await self.start()
 

@@ -68,9 +68,12 @@ class Settings:
     stream_buffer_maxsize: int = 4096
     #: Time zone of crontab timers.
     timezone: datetime.tzinfo = datetime.UTC
-    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance.
+    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance, created
+    #: by the first ask() and deleted on a clean stop unless you set the name yourself.
     reply_to: str = ""
-    reply_expires: float = 86400.0
+    #: Seconds the reply topic keeps a reply (Kafka retention): replies matter only
+    #: while an ask() waits, and a killed worker's leftover topic should not hold data.
+    reply_expires: float = 3600.0
     #: Only send (a web process): no consumer, no agents.
     producer_only: bool = False
     #: Send and receive replies, but run no agents.
