@@ -19,6 +19,7 @@ from .agents import Agent
 from .agents.replies import ReplyConsumer
 from .channels import Channel
 from .conductor import Conductor
+from .deadletter import DeadLetters, ErrorCounts
 from .exceptions import ImproperlyConfigured
 from .schemas import Schema
 from .services import BackgroundTasks, Service
@@ -60,6 +61,9 @@ class App:
         self.services: list[type[Service] | Service] = []
         self.commands: dict[str, Any] = {}
         self._startup_tasks: list[tuple[Callable[..., Any], bool]] = []
+        #: Decode errors, agent errors, retries and dead letters since the app started.
+        self.error_counts = ErrorCounts()
+        self.dead_letters = DeadLetters(self)
         self.conductor = Conductor(self, on_topics_changed=self._on_topics_changed)
         self._transport: Transport | None = None
         self._producer: Producer | None = None
@@ -77,7 +81,6 @@ class App:
         self.on_crash: Callable[[str], None] | None = None
         self.tables = TableManager(self)
         self.started = False
-        self.agent_errors = 0
 
         self.on_configured = Signal("on_configured", self)
         self.on_worker_init = Signal("on_worker_init", self)
@@ -88,6 +91,11 @@ class App:
         self.on_shutdown = Signal("on_shutdown", self)
 
     # -- settings
+    @property
+    def agent_errors(self) -> int:
+        """Times an agent raised (``error_counts.agent_errors``)."""
+        return self.error_counts.agent_errors
+
     @property
     def producer_only(self) -> bool:
         return self.conf.producer_only
@@ -167,6 +175,11 @@ class App:
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
         """Declare an agent: an ``async def`` over a stream of the channel's values.
+
+        An event the agent raises on is handed again to the restarted agent ``retries``
+        times (default: the ``agent_retries`` setting), then ``on_error`` applies
+        (``'dead_letter'``, ``'stop'`` or ``'skip'``; default: the ``on_error`` setting);
+        ``dead_letter_topic`` names its dead-letter topic.
 
         Example::
 
@@ -408,7 +421,8 @@ class App:
         return producer
 
     async def maybe_start_replies(self) -> ReplyConsumer:
-        """Start reading this app's reply topic (for ``agent.ask``)."""
+        """Create and start reading this app's reply topic (``agent.ask`` calls this
+        before its first request; a clean :meth:`stop` deletes the topic again)."""
         if self.replies is None:
             self.replies = ReplyConsumer(self)
         await self.replies.start()
@@ -460,9 +474,8 @@ class App:
         if not self.conf.producer_only:
             # Every reader subscribes before the consumer starts, so the consumer group
             # sees the full subscription at once (one rebalance, not one per agent).
-            if self.replies is None:
-                self.replies = ReplyConsumer(self)
-            await self.replies.start()
+            # The reply topic is not created here but by the first ask() (see
+            # maybe_start_replies): most workers never ask.
             if not self.conf.client_only:
                 for agent in self.agents.values():
                     await agent.declare_channel()
@@ -482,7 +495,8 @@ class App:
         await self.on_startup_finished.send()
 
     async def start_client(self) -> None:
-        """Start only the producer and the reply consumer (for a web process)."""
+        """Start only the producer (for a web process); the first ``ask()`` starts
+        reading replies."""
         self.conf.client_only = True
         await self.start()
 
@@ -552,7 +566,7 @@ class App:
 
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
         """Called when an agent crashes (it is restarted by its supervisor)."""
-        self.agent_errors += 1
+        self.error_counts.agent_errors += 1
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id}: {len(self.agents)} agents>"

@@ -2,7 +2,9 @@
 
 Messages of one partition arrive as a batch; each batch is decoded once per schema and
 the resulting events go to every subscribed queue. A message that cannot be decoded is
-logged with its topic, partition and offset, counted, and skipped.
+logged with its topic, partition and offset, counted, and handled as its topic's
+``on_error`` says: written to a dead-letter topic (the default), stopping the worker, or
+skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .deadletter import error_headers
 from .events import Event
 from .exceptions import DecodeError
 from .transport.base import TP, Message
@@ -31,7 +34,11 @@ class Conductor:
         # Subscribed in the consumer group but never read as a stream (table changelogs).
         self._passive: set[str] = set()
         self.on_topics_changed = on_topics_changed
-        self.decode_errors = 0
+
+    @property
+    def decode_errors(self) -> int:
+        """Records that could not be decoded (``app.error_counts.decode_errors``)."""
+        return int(self.app.error_counts.decode_errors)
 
     def subscribe(self, topic: Topic, queue: EventQueue) -> None:
         changed = False
@@ -135,18 +142,39 @@ class Conductor:
     def _on_decode_error(
         self, topic: Topic, message: Message, part: str, exc: Exception, readers: int
     ) -> None:
-        self.decode_errors += 1
+        app = self.app
+        app.error_counts.decode_errors += 1
         reason = exc.args[0] if isinstance(exc, DecodeError) and exc.args else repr(exc)
+        where = f"topic={message.topic} partition={message.partition} offset={message.offset}"
+        action = topic.on_error or app.conf.on_error
+        if action == "stop":
+            # Not released: the record is never committed and is read again on restart.
+            app.crash(
+                f"Message {where} cannot be decoded ({part}): {reason}; on_error='stop' "
+                f"stops the worker. Check the producer's serializer against {topic!r}, then "
+                "restart (the message was not committed)."
+            )
+            return
+        # The message reaches none of the queues reading with this schema: their refs go
+        # now, but one, which the dead letter releases once it holds the message.
+        for _ in range(readers - 1):
+            message.decref()
+        if action == "dead_letter":
+            dead_letters = app.dead_letters
+            target = dead_letters.topic_name(message.topic, topic.dead_letter_topic)
+            headers = error_headers(message, exc)
+            dead_letters.submit(target, message, headers, release=message.decref)
+            outcome = f"writing it to dead-letter topic {target!r}"
+        else:
+            message.decref()
+            app.error_counts.skipped += 1
+            outcome = "skipping it (on_error='skip')"
         logger.error(
-            "Skipping message that cannot be decoded: topic=%s partition=%s offset=%s "
-            "(%s): %s. Check the producer's serializer against %r.",
-            message.topic,
-            message.partition,
-            message.offset,
+            "Message %s cannot be decoded (%s): %s; %s. Check the producer's serializer "
+            "against %r.",
+            where,
             part,
             reason,
+            outcome,
             topic,
         )
-        # The message reaches none of the queues reading with this schema.
-        for _ in range(readers):
-            message.decref()

@@ -24,6 +24,10 @@ __all__ = ["Settings", "ENV_PREFIX"]
 
 ENV_PREFIX = "FAUST_"
 
+#: What happens to an event that cannot be processed (``on_error=``): written to its
+#: dead-letter topic, the worker stopped, or only logged and counted.
+ON_ERROR_CHOICES = ("dead_letter", "stop", "skip")
+
 # Settings accepted under an earlier name (the 1.0 pre-release API).
 ALIASES = {"url": "broker"}
 
@@ -64,9 +68,12 @@ class Settings:
     stream_buffer_maxsize: int = 4096
     #: Time zone of crontab timers.
     timezone: datetime.tzinfo = datetime.UTC
-    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance.
+    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance, created
+    #: by the first ask() and deleted on a clean stop unless you set the name yourself.
     reply_to: str = ""
-    reply_expires: float = 86400.0
+    #: Seconds the reply topic keeps a reply (Kafka retention): replies matter only
+    #: while an ask() waits, and a killed worker's leftover topic should not hold data.
+    reply_expires: float = 3600.0
     #: Only send (a web process): no consumer, no agents.
     producer_only: bool = False
     #: Send and receive replies, but run no agents.
@@ -75,6 +82,17 @@ class Settings:
     worker_shutdown_timeout: float = 10.0
     #: First wait after an agent crash before its restart; doubles up to 30 s.
     agent_restart_backoff: float = 0.5
+    #: Times the event an agent raised on is handed again to the restarted agent (each
+    #: after the restart back-off) before ``on_error`` applies; 0 turns retries off.
+    agent_retries: int = 3
+    #: What happens to an event whose agent still raises after its retries, and to a
+    #: record that cannot be decoded: ``dead_letter`` (written to its dead-letter topic,
+    #: then committed past), ``stop`` (the worker stops with exit code 1, the record is not
+    #: committed) or ``skip`` (logged and counted, then committed past).
+    on_error: str = "dead_letter"
+    #: Name of the dead-letter topics: ``{app_id}`` and ``{name}`` (the agent's name, or
+    #: the topic's for undecodable records) are replaced.
+    dead_letter_topic: str = "{app_id}-{name}-dlq"
 
     # -- Kafka
     #: At start-up, give up reaching the brokers after this many seconds (one error line).
@@ -310,6 +328,13 @@ def _string(value: Any) -> str:
     return value
 
 
+def _topic_template(value: Any) -> str:
+    name = _string(value).strip()
+    if not name:
+        raise ValueError("expected a topic name like '{app_id}-{name}-dlq', got ''")
+    return name
+
+
 def _autodiscover(value: Any) -> bool | list[str]:
     if isinstance(value, bool):
         return value
@@ -348,6 +373,9 @@ _COERCERS: dict[str, Any] = {
     "client_only": _bool,
     "worker_shutdown_timeout": _positive_float,
     "agent_restart_backoff": _positive_float,
+    "agent_retries": _non_negative_int,
+    "on_error": _choice(*ON_ERROR_CHOICES),
+    "dead_letter_topic": _topic_template,
     "broker_connect_timeout": _positive_float,
     "broker_session_timeout": _positive_float,
     "broker_heartbeat_interval": _positive_float,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import Channel, EventQueue
 from .events import _current_event
+from .settings import ON_ERROR_CHOICES
 from .transport.base import RecordMetadata, TopicSpec
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Topic(Channel):
         config: Mapping[str, Any] | None = None,
         maxsize: int | None = None,
         allow_empty: bool = False,
+        on_error: str | None = None,
+        dead_letter_topic: str | None = None,
     ) -> None:
         if not topics:
             raise ValueError("app.topic() needs at least one topic name")
@@ -67,6 +70,11 @@ class Topic(Channel):
         if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
             raise ValueError(
                 f"Topic {topics[0]!r}: partitions must be an int >= 1, not {partitions!r}"
+            )
+        if on_error is not None and on_error not in ON_ERROR_CHOICES:
+            raise ValueError(
+                f"Topic {topics[0]!r}: on_error must be one of {', '.join(ON_ERROR_CHOICES)}, "
+                f"not {on_error!r}"
             )
         if schema is None:
             schema = app.schema(
@@ -86,6 +94,10 @@ class Topic(Channel):
         self.replicas = replicas
         self.internal = internal
         self.config = dict(config or {})
+        #: For records that cannot be decoded; None: the app's ``on_error`` setting.
+        self.on_error = on_error
+        #: Their dead-letter topic; None: the app's ``dead_letter_topic`` setting.
+        self.dead_letter_topic = dead_letter_topic
         self._key_dumps = schema.key_dumper()
         self._value_dumps = schema.value_dumper()
 
@@ -212,6 +224,8 @@ class Topic(Channel):
             "internal": self.internal,
             "config": self.config,
             "maxsize": self.maxsize,
+            "on_error": self.on_error,
+            "dead_letter_topic": self.dead_letter_topic,
         }
         options.update(changes)
         return Topic(self.app, **options)

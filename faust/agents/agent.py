@@ -3,9 +3,10 @@
 The supervisor runs ``concurrency`` actors over one queue (each event goes to one of
 them), or one actor per partition with ``isolated_partitions=True``. An actor that
 raises is logged with its traceback and the event it was on, and restarted after a
-back-off; the event it crashed on is acked so one bad event cannot stop the partition.
-Values an async-generator agent yields go to its sinks and, for ``ask()``, back to the
-caller.
+back-off (see ``backoff.py``). The event it raised on is handed to the restarted actor
+first, up to ``retries`` times; after that ``on_error`` decides: write it to the agent's
+dead-letter topic and move on, stop the worker, or skip it. Values an async-generator
+agent yields go to its sinks and, for ``ask()``, back to the caller.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..channels import Channel, EventQueue
+from ..deadletter import error_headers
 from ..events import Event, _current_event
 from ..exceptions import ImproperlyConfigured
+from ..settings import ON_ERROR_CHOICES
 from ..streams import Stream
+from .backoff import RestartBackoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
 if TYPE_CHECKING:
@@ -32,12 +36,15 @@ logger = logging.getLogger(__name__)
 
 AgentFun = Callable[[Stream], Any]
 
-# Restart back-off never grows past this (seconds).
-MAX_RESTART_BACKOFF = 30.0
-
 
 class Agent:
     """A stream processor declared with ``@app.agent(topic)``.
+
+    ``retries`` (default: the ``agent_retries`` setting) is how many times the event the
+    agent raised on is handed again to the restarted agent; then ``on_error`` (default:
+    the ``on_error`` setting) applies: ``'dead_letter'`` writes it to
+    ``dead_letter_topic`` (default ``{app_id}-{agent name}-dlq``), ``'stop'`` stops the
+    worker, ``'skip'`` only logs and counts it.
 
     Example::
 
@@ -63,7 +70,22 @@ class Agent:
         help: str | None = None,
         key_type: Any = None,
         value_type: Any = None,
+        retries: int | None = None,
+        on_error: str | None = None,
+        dead_letter_topic: str | None = None,
     ) -> None:
+        label = name or fun.__qualname__
+        if retries is None:
+            retries = app.conf.agent_retries
+        elif isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"Agent {label}: retries must be an int >= 0 (0: no retry)")
+        if on_error is None:
+            on_error = app.conf.on_error
+        elif on_error not in ON_ERROR_CHOICES:
+            raise ValueError(
+                f"Agent {label}: on_error must be one of {', '.join(ON_ERROR_CHOICES)}, "
+                f"not {on_error!r}"
+            )
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"Agent {name or fun.__qualname__}: concurrency must be >= 1")
         if isolated_partitions and concurrency != 1:
@@ -76,6 +98,9 @@ class Agent:
         self.name = name or f"{fun.__module__}.{fun.__qualname__}"
         self.concurrency = concurrency
         self.isolated_partitions = isolated_partitions
+        self.retries: int = retries
+        self.on_error: str = on_error
+        self._dead_letter_topic = dead_letter_topic
         self.help = help or (inspect.getdoc(fun) or "").split("\n")[0]
         self._sinks: list[Any] = list(sink or ())
         if channel is None or isinstance(channel, str):
@@ -88,6 +113,11 @@ class Agent:
         self._partition_actors: dict[int, tuple[EventQueue, asyncio.Task[None]]] = {}
         self._stopping = False
         self._results: dict[int, Any] | None = None
+        # Events the agent raised on and that are being retried -> failures so far
+        # (shared by the actors: with concurrency > 1 another actor may take the retry).
+        self._attempts: dict[Event, int] = {}
+        # Set by test_context(): dead letters are collected there instead of sent.
+        self._dead_letter_sink: list[tuple[Event, BaseException]] | None = None
         self.__doc__ = fun.__doc__
         self.__name__ = getattr(fun, "__name__", self.name)
         self.__wrapped__ = fun
@@ -137,7 +167,11 @@ class Agent:
         return entry[0]
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        """Stop the actors of revoked partitions (``isolated_partitions`` agents)."""
+        """Forget retries of revoked partitions and stop their actors
+        (``isolated_partitions`` agents)."""
+        for event in [e for e in self._attempts if e.message.tp in revoked]:
+            # Its new owner reads it again from the committed offset.
+            del self._attempts[event]
         if not self.isolated_partitions:
             return
         topics = set(getattr(self.channel, "topics", ()))
@@ -164,47 +198,161 @@ class Agent:
         self._actors.clear()
         self._queues.clear()
         self._partition_actors.clear()
+        self._attempts.clear()
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Where events this agent gives up on go (``on_error='dead_letter'``)."""
+        return str(self.app.dead_letters.topic_name(self.name, self._dead_letter_topic))
 
     async def _supervise(self, queue: EventQueue) -> None:
-        backoff = self.app.conf.agent_restart_backoff
+        loop = asyncio.get_running_loop()
+        backoff = RestartBackoff(self.app.conf.agent_restart_backoff)
+        retry: Event | None = None
         while not self._stopping and not queue.closed:
+            if retry is not None:
+                # First in line: before any later event of its partition (concurrency=1
+                # keeps partition order through retries).
+                queue.buffer.appendleft(retry)
+                retry = None
+            # An event left current by the last run must not be taken for this run's.
+            _current_event.set(None)
             stream = Stream(self.app, queue, channel=self.channel)
             self._streams.add(stream)
+            started = loop.time()
             try:
                 await self._run(stream)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._on_crash(stream, exc, backoff)
+                error = exc
             finally:
                 self._streams.discard(stream)
-                for child in stream._children:
-                    child.close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_RESTART_BACKOFF)
+                _close_derived(stream, queue)
+            delay, retry = self._on_crash(
+                error, self._failed_event(stream), backoff, loop.time() - started
+            )
+            if delay is None:
+                return
+            if delay:
+                await asyncio.sleep(delay)
+            if retry is not None and retry not in self._attempts:
+                retry = None  # its partition was revoked meanwhile
 
-    def _on_crash(self, stream: Stream, exc: Exception, backoff: float) -> None:
-        event = _current_event.get() or stream._prev
-        where = "" if event is None else f" on {_describe(event)}"
+    def _failed_event(self, stream: Stream) -> Event | None:
+        """The event the agent raised on: the one it holds, or one a processor was on."""
+        event = stream._prev
+        if event is None or event.acked:
+            event = _current_event.get()
+        if event is None or event.acked:
+            return None
+        stream._prev = None
+        return event
+
+    def _on_crash(
+        self, exc: Exception, event: Event | None, backoff: RestartBackoff, ran_for: float
+    ) -> tuple[float | None, Event | None]:
+        """Log and count the crash; return the wait before the restart (None: do not
+        restart) and the event to hand the restarted agent first."""
+        app = self.app
+        app.on_agent_error(self, exc)
+        if isinstance(exc, ImproperlyConfigured):
+            # A configuration error happens again on every event: stop the worker with
+            # the message instead of restarting forever (the event is not committed).
+            logger.error("Agent %s crashed: %r", self.name, exc, exc_info=exc)
+            app.crash(str(exc))
+            return None, None
+        if event is None:
+            delay = backoff.next(ran_for)
+            logger.error(
+                "Agent %s crashed: %r. Restarting it in %.2f s.",
+                self.name,
+                exc,
+                delay,
+                exc_info=exc,
+            )
+            return delay, None
+        # Forget events retried before and processed since (crashes are rare: no per-event
+        # cost for the bookkeeping).
+        for done in [e for e in self._attempts if e.acked]:
+            del self._attempts[done]
+        attempts = self._attempts.get(event, 0) + 1
+        where = _describe(event)
+        if attempts <= self.retries and self._reads(event):
+            self._attempts[event] = attempts
+            delay = retry_delay(app.conf.agent_restart_backoff, attempts)
+            app.error_counts.retried += 1
+            logger.error(
+                "Agent %s raised on %s: %r. Retry %d of %d in %.2f s.",
+                self.name,
+                where,
+                exc,
+                attempts,
+                self.retries,
+                delay,
+                # The traceback once per event; retries add one line each.
+                exc_info=exc if attempts == 1 else None,
+            )
+            return delay, event
+        self._attempts.pop(event, None)
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        if self.on_error == "stop":
+            logger.error("Agent %s raised on %s%s: %r", self.name, where, tried, exc, exc_info=exc)
+            app.crash(
+                f"Agent {self.name} raised {exc!r} on {where}{tried}; on_error='stop' stops "
+                "the worker. Fix the cause and restart: the event was not committed and is "
+                "processed again."
+            )
+            return None, None
+        if self.on_error == "dead_letter":
+            outcome = f"wrote it to dead-letter topic {self._dead_letter(event, exc, attempts)!r}"
+        else:
+            event.ack()
+            app.error_counts.skipped += 1
+            outcome = "skipped it (on_error='skip')"
         logger.error(
-            "Agent %s crashed%s: %r. Restarting it in %.1f s.",
+            "Agent %s raised on %s%s: %r; %s and moved on.",
             self.name,
             where,
+            tried,
             exc,
-            backoff,
+            outcome,
             exc_info=exc,
         )
-        self.app.on_agent_error(self, exc)
-        if isinstance(exc, ImproperlyConfigured):
-            # A configuration error happens again on every event: stop the worker
-            # with the message instead of restarting forever.
-            self.app.crash(str(exc))
-        if stream._prev is not None:
-            # The event that crashed the agent is skipped (logged above), so one bad
-            # event cannot stop its partition forever.
-            stream._prev.ack()
-            stream._prev = None
+        return 0.0, None
+
+    def _reads(self, event: Event) -> bool:
+        """True if ``event`` came from this agent's own queue (not a derived stream's,
+        such as a group_by's repartition topic, which closes with the crash)."""
+        topics = getattr(self.channel, "topics", None) or (self.channel.name,)
+        return event.message.topic in topics
+
+    def _dead_letter(self, event: Event, exc: BaseException, attempts: int) -> str:
+        """Hand ``event`` to the dead-letter topic; it is acked (its offset committable)
+        once the dead letter holds its message."""
+        target = self.dead_letter_topic
+        if self._dead_letter_sink is not None:
+            self._dead_letter_sink.append((event, exc))
+            event.ack()
+            return target
+        message = event.message
+        key = value = None
+        if message.key is None and message.value is None:
+            # An in-process channel's event has no bytes: encode what it carries.
+            key, value = self._encode(event)
+        headers = error_headers(message, exc, agent=self.name, attempts=attempts)
+        self.app.dead_letters.submit(
+            target, message, headers, release=event.ack, key=key, value=value
+        )
+        return target
+
+    def _encode(self, event: Event) -> tuple[bytes | None, bytes | None]:
+        schema = self.channel.schema
+        try:
+            return schema.dumps_key(event.key), schema.dumps_value(event.value)
+        except Exception:  # noqa: BLE001 - a dead letter is better than none
+            return None, repr(event.value).encode()
 
     async def _run(self, stream: Stream) -> None:
         result = self.fun(stream)
@@ -384,6 +532,9 @@ class AgentTestWrapper:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.results: dict[int, Any] = {}
+        #: Events the agent gave up on, with the error (``on_error='dead_letter'``): kept
+        #: here instead of being sent to the dead-letter topic.
+        self.dead_letters: list[tuple[Event, BaseException]] = []
         self.processed_offset = -1
         self._queue = EventQueue(agent.channel.maxsize)
         self._offset = 0
@@ -391,6 +542,7 @@ class AgentTestWrapper:
 
     async def __aenter__(self) -> AgentTestWrapper:
         self.agent._results = self.results
+        self.agent._dead_letter_sink = self.dead_letters
         self.agent._stopping = False
         self._task = asyncio.get_running_loop().create_task(self.agent._supervise(self._queue))
         return self
@@ -402,6 +554,7 @@ class AgentTestWrapper:
         if self._task is not None:
             await _wait_or_cancel([self._task], 5.0)
         self.agent._results = None
+        self.agent._dead_letter_sink = None
 
     async def put(
         self,
@@ -435,7 +588,7 @@ class AgentTestWrapper:
         await self._queue.put_many([event])
         if wait:
             # The stream acks an event when the agent asks for the next one, which it
-            # does as soon as it is done with this one (or crashed on it).
+            # does as soon as it is done with this one (or gave up on it after its retries).
             assert self._task is not None, "use put() inside 'async with agent.test_context()'"
             await asyncio.wait([processed, self._task], return_when=asyncio.FIRST_COMPLETED)
             self.processed_offset = message.offset
@@ -465,6 +618,16 @@ async def _wait_or_cancel(tasks: list[asyncio.Task[None]], timeout: float) -> No
         task.cancel()
     if still_running:
         await asyncio.wait(still_running)
+
+
+def _close_derived(stream: Stream, queue: EventQueue) -> None:
+    """Close the streams an agent derived from ``stream`` (group_by, through) but not
+    ``queue``: views of it (filter, noack) share it, and the restarted agent reads it."""
+    for child in stream._children:
+        if child.queue is queue:
+            _close_derived(child, queue)
+        else:
+            child.close()
 
 
 def _describe(event: Event) -> str:

@@ -252,6 +252,10 @@ class Transport(abc.ABC):
         """Create the topic if missing; fail clearly if it exists with other partitions."""
 
     @abc.abstractmethod
+    async def delete_topic(self, name: str) -> None:
+        """Delete the topic and its records; a topic that does not exist is no error."""
+
+    @abc.abstractmethod
     async def partition_count(self, topic: str) -> int | None:
         """The topic's partition count, or None if it does not exist."""
 

@@ -101,6 +101,17 @@ class MemoryBroker:
                 consumer.wakeup.set()
         return RecordMetadata(topic, partition, len(log) - 1, ts)
 
+    def delete(self, name: str) -> None:
+        if self.logs.pop(name, None) is None:
+            return
+        self.specs.pop(name, None)
+        self._watchers.pop(name, None)
+        for group in self.groups.values():
+            # Like Kafka: the group's offsets of a deleted topic go with it.
+            for tp in [tp for tp in group.committed if tp.topic == name]:
+                del group.committed[tp]
+        self._rebalance_all(name)
+
     # -- consumer groups
     def join(self, consumer: MemoryConsumer) -> None:
         group = self.groups.setdefault(consumer.group_id, _Group())
@@ -138,7 +149,8 @@ class MemoryBroker:
         topics = sorted({t for m in group.members for t in m.topics})
         for topic in topics:
             subscribers = [m for m in group.members if topic in m.topics]
-            for partition in range(len(self.ensure_topic(topic))):
+            # A subscribed topic that was deleted has no partitions to hand out.
+            for partition in range(len(self.logs.get(topic, ()))):
                 plan[subscribers[partition % len(subscribers)]].add(TP(topic, partition))
         for member, tps in plan.items():
             member.set_assignment(tps)
@@ -337,6 +349,9 @@ class MemoryTransport(Transport):
 
     async def declare_topic(self, spec: TopicSpec) -> None:
         self.broker.declare(spec)
+
+    async def delete_topic(self, name: str) -> None:
+        self.broker.delete(name)
 
     async def partition_count(self, topic: str) -> int | None:
         logs = self.broker.logs.get(topic)

@@ -267,8 +267,19 @@ async def await_ack(sending: Any) -> Any:
     return await (await sending)
 
 
-async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
-    app = kafka_app()
+async def _topics_now(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_ask_returns_the_agent_reply_on_a_topic_that_lives_until_stop(
+    kafka_app: AppFactory, kafka_bootstrap: str
+) -> None:
+    app = kafka_app(reply_expires=120.0)
     topic = app.topic(unique("it-double"), value_type=Item)
 
     @app.agent(topic)
@@ -277,11 +288,40 @@ async def test_ask_returns_the_agent_reply(kafka_app: AppFactory) -> None:
             yield item.seq * 2
 
     await app.start()
+    await double.send(value=Item(key="a", seq=0))
+    # A worker that has not asked has no reply topic...
+    prefix = f"{app.conf.id}-reply-"
+    assert [t for t in await _topics_now(kafka_bootstrap) if t.startswith(prefix)] == []
+
     assert await double.ask(Item(key="a", seq=21), timeout=WAIT) == 42
     replies = await asyncio.gather(
         *(double.ask(Item(key=f"k{i}", seq=i), timeout=WAIT) for i in range(10))
     )
     assert replies == [i * 2 for i in range(10)]
+
+    # ...the first ask made it, with replies expiring, and segments that close in time
+    # for the expiry to apply...
+    reply_topic = app.conf.reply_to
+    assert reply_topic in await _topics_now(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, reply_topic)]
+        )
+        ((code, _msg, _type, _name, entries),) = response.resources
+        config = {entry[0]: entry[1] for entry in entries}
+    finally:
+        await admin.close()
+    assert not code
+    assert config["retention.ms"] == config["segment.ms"] == "120000"
+
+    # ...and a clean stop deletes it.
+    await app.stop()
+    deadline = time.monotonic() + WAIT
+    while reply_topic in await _topics_now(kafka_bootstrap):  # deletion is asynchronous
+        assert time.monotonic() < deadline, f"{reply_topic} still exists after stop"
+        await asyncio.sleep(0.2)
 
 
 async def test_declare_creates_topics_and_rejects_another_partition_count(

@@ -189,3 +189,34 @@ async def test_static_member_restarting_keeps_its_partitions(
         assert {r["seq"] for r in records} == set(range(200))
     finally:
         cluster.stop_all()
+
+
+async def test_a_rebalance_is_logged_as_a_rebalance(tmp_path: Path, kafka_bootstrap: str) -> None:
+    cluster = Cluster(tmp_path, kafka_bootstrap)
+    cluster.loglevel = "info"
+    await cluster.create_topics()
+    first = cluster.start_worker()
+    try:
+        await cluster.wait_assigned([first])
+        await cluster.produce(500)
+        second = cluster.start_worker()  # joins: the group rebalances
+        await cluster.wait_assigned([first, second])
+        await cluster.produce(500, start=500)
+        records = await cluster.read_output(1000, timeout=120)
+        # Long enough for a connection log to end an outage (it waits for quiet).
+        await asyncio.sleep(5)
+    finally:
+        cluster.stop_all()
+    assert {r["seq"] for r in records} == set(range(1000))
+    for worker in (first, second):
+        output = worker.output()
+        assert worker.proc.returncode == 0, output[-3000:]
+        assert "Lost the connection" not in output, output[-3000:]
+        assert "Connection to Kafka is back" not in output, output[-3000:]
+        assert " -0.0" not in output and "after -" not in output, output[-3000:]
+        # One line per rebalance, naming what moved, instead of aiokafka's steps.
+        assert "Rebalanced group" in output, output[-3000:]
+        assert "Setting newly assigned partitions" not in output, output[-3000:]
+    assert f"gained {cluster.source}[" in second.output()
+    lost = [line for line in first.output().splitlines() if f"lost {cluster.source}[" in line]
+    assert len(lost) == 1, first.output()[-3000:]

@@ -117,6 +117,8 @@ class WorkerCluster:
     source and output topics, started with ``faust -A <module> worker``."""
 
     prefix = "cluster"
+    #: The workers' ``-l`` level (INFO shows rebalances).
+    loglevel = "warning"
 
     def __init__(self, tmp_path: Path, bootstrap: str, module: str, source: str) -> None:
         self.tmp_path = tmp_path
@@ -138,7 +140,7 @@ class WorkerCluster:
             **env,
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", self.module, "worker", "-l", "warning"],
+            [sys.executable, "-m", "faust", "-A", self.module, "worker", "-l", self.loglevel],
             cwd=self.tmp_path,
             env=full_env,
             stdin=subprocess.DEVNULL,

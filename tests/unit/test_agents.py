@@ -8,6 +8,7 @@ import logging
 import pytest
 
 import faust
+from faust.transport.base import TP
 from tests.conftest import eventually
 
 
@@ -118,12 +119,16 @@ async def test_yielded_values_go_to_every_kind_of_sink(app: faust.App) -> None:
     assert received == [101, 101]
 
 
+def _committable(app: faust.App, topic: str, partition: int = 0) -> int:
+    return app.consumer.trackers[TP(topic, partition)].committable()
+
+
 async def test_crashing_agent_is_logged_and_restarted(
     app: faust.App, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[int] = []
 
-    @app.agent(app.topic("fragile", value_type=int, partitions=1))
+    @app.agent(app.topic("fragile", value_type=int, partitions=1), retries=0)
     async def fragile(stream):
         async for value in stream:
             if value == 13:
@@ -135,12 +140,264 @@ async def test_crashing_agent_is_logged_and_restarted(
         for value in (1, 13, 2):
             await fragile.send(value=value)
         await eventually(lambda: seen == [1, 2])
-    crash = [r for r in caplog.records if "crashed" in r.getMessage()]
+    crash = [r for r in caplog.records if "raised" in r.getMessage()]
     assert len(crash) == 1
     assert "unlucky number" in crash[0].getMessage()
     assert "offset=1" in crash[0].getMessage()
     assert crash[0].exc_info is not None  # the traceback is logged
     assert app.agent_errors == 1
+
+
+async def test_a_transient_error_heals_with_a_retry_in_partition_order(app: faust.App) -> None:
+    """The event the agent raised on is handed again, before the events after it."""
+    topic = app.topic("flaky", value_type=int, partitions=1)
+    seen: list[int] = []
+    failed: set[int] = set()
+
+    @app.agent(topic)
+    async def flaky(stream):
+        async for value in stream:
+            if value in (3, 7) and value not in failed:
+                failed.add(value)
+                raise ConnectionError(f"database away while on {value}")
+            seen.append(value)
+
+    await app.start()
+    for value in range(10):
+        await topic.send(value=value)
+    await eventually(lambda: len(seen) == 10)
+    assert seen == list(range(10))
+    counts = app.error_counts
+    assert (counts.agent_errors, counts.retried, counts.dead_lettered) == (2, 2, 0)
+    await eventually(lambda: _committable(app, "flaky") == 10)
+    assert not any(name.endswith("-dlq") for name in app.transport.broker.logs)
+
+
+async def test_an_event_that_keeps_raising_is_retried_then_dead_lettered(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = app.topic("payments", key_type=str, value_type=int, partitions=2)
+    seen: list[int] = []
+    tries = 0
+
+    @app.agent(topic, retries=2)
+    async def pay(stream):
+        nonlocal tries
+        async for value in stream:
+            if value == 13:
+                tries += 1
+                raise ValueError("amount 13 is refused")
+            seen.append(value)
+
+    await app.start()
+    with caplog.at_level(logging.ERROR):
+        for value in (1, 13, 2):
+            await topic.send(key="acct", value=value, partition=1, headers={"trace": b"t-1"})
+        await eventually(lambda: app.error_counts.dead_lettered == 1)
+    assert seen == [1, 2] and tries == 3
+    counts = app.error_counts
+    assert (counts.agent_errors, counts.retried, counts.dead_lettered) == (3, 2, 1)
+    assert counts.dead_letter_failures == 0 and counts.skipped == 0
+
+    dlq = f"{app.conf.id}-{pay.name}-dlq".replace("<", "_").replace(">", "_")
+    assert pay.dead_letter_topic == dlq
+    logs = app.transport.broker.logs[dlq]
+    assert len(logs) == 2  # as many partitions as the source topic
+    assert logs[0] == [] and len(logs[1]) == 1  # the source's partition
+    _, key, value, headers = logs[1][0]
+    assert (key, value) == (b"acct", b"13")  # the original bytes
+    assert dict(headers) == {
+        "trace": b"t-1",
+        "faust.error.type": b"ValueError",
+        "faust.error.message": b"amount 13 is refused",
+        "faust.source.topic": b"payments",
+        "faust.source.partition": b"1",
+        "faust.source.offset": b"1",
+        "faust.agent": pay.name.encode(),
+        "faust.error.attempts": b"3",
+    }
+    # Nothing else was skipped, and the offset moves on past the dead letter.
+    await eventually(lambda: _committable(app, "payments", 1) == 3)
+    gave_up = [r.getMessage() for r in caplog.records if "dead-letter topic" in r.getMessage()]
+    assert len(gave_up) == 1 and "offset=1 after 3 attempts" in gave_up[0]
+
+
+async def test_an_agent_over_a_filtered_stream_goes_on_after_a_crash(app: faust.App) -> None:
+    """The restart keeps the agent's queue, which a filter's view of it shares."""
+    topic = app.topic("filtered", value_type=int, partitions=1)
+    seen: list[int] = []
+
+    @app.agent(topic, retries=0)
+    async def positive(stream):
+        async for value in stream.filter(lambda v: v > 0):
+            if value == 2:
+                raise RuntimeError("two")
+            seen.append(value)
+
+    await app.start()
+    for value in (1, -1, 2, 3):
+        await topic.send(value=value)
+    await eventually(lambda: seen == [1, 3])
+    await eventually(lambda: _committable(app, "filtered") == 4)
+
+
+async def test_a_retry_of_a_revoked_partition_is_left_to_its_new_owner(app: faust.App) -> None:
+    slow = faust.App(f"{app.conf.id}-revoke", agent_restart_backoff=0.3)
+    topic = slow.topic("moving", value_type=int, partitions=1)
+    seen: list[int] = []
+
+    @slow.agent(topic)
+    async def moving(stream):
+        async for value in stream:
+            if value == 1:
+                raise ConnectionError("away")
+            seen.append(value)
+
+    await slow.start()
+    try:
+        await topic.send(value=1)
+        await eventually(lambda: slow.error_counts.retried == 1)
+        await slow.consumer.on_partitions_revoked({TP("moving", 0)})  # during the back-off
+        await asyncio.sleep(0.5)
+        assert slow.error_counts.agent_errors == 1  # not handed again
+        assert not moving._attempts
+        assert slow.error_counts.dead_lettered == 0
+    finally:
+        await slow.stop()
+
+
+async def test_each_failing_event_waits_only_the_first_back_off(app: faust.App) -> None:
+    """An agent failing now and then never ends up pausing long after each failure."""
+    slow = faust.App(f"{app.conf.id}-backoff", agent_restart_backoff=0.1)
+    topic = slow.topic("every-third", value_type=int, partitions=1)
+    seen: list[int] = []
+    failed: set[int] = set()
+
+    @slow.agent(topic)
+    async def sometimes(stream):
+        async for value in stream:
+            if value % 3 == 0 and value not in failed:
+                failed.add(value)
+                raise ConnectionError("flaky")
+            seen.append(value)
+
+    await slow.start()
+    try:
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        for value in range(24):  # eight failures
+            await topic.send(value=value)
+        await eventually(lambda: len(seen) == 24, timeout=10.0)
+        # 8 x 0.1 s; a back-off that doubled per crash would wait 0.1 + 0.2 + ... = 25.5 s.
+        assert loop.time() - begin < 3.0
+        assert seen == list(range(24))
+    finally:
+        await slow.stop()
+
+
+async def test_back_off_without_an_event_resets_after_a_healthy_run(
+    app: faust.App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faust.agents import backoff
+
+    monkeypatch.setattr(backoff, "HEALTHY_RUN", 0.3)
+    topic = app.topic("startup", value_type=str, partitions=1)
+    starts = 0
+    seen: list[str] = []
+
+    @app.agent(topic)
+    async def boot(stream):
+        nonlocal starts
+        starts += 1
+        if starts <= 3:
+            raise ConnectionError("cannot reach the cache at start")
+        async for event in stream.noack().events():
+            event.ack()  # nothing in hand when it raises
+            if event.value == "die":
+                raise RuntimeError("lost the cache")
+            seen.append(event.value)
+
+    await app.start()
+    with caplog.at_level(logging.ERROR):
+        await eventually(lambda: starts == 4)
+        await asyncio.sleep(0.4)  # a healthy run
+        await topic.send(value="die")
+        await topic.send(value="after")
+        await eventually(lambda: seen == ["after"])
+    waits = [
+        r.getMessage().rsplit(" in ", 1)[1]
+        for r in caplog.records
+        if "Restarting it in" in r.getMessage()
+    ]
+    assert waits == ["0.01 s.", "0.02 s.", "0.04 s.", "0.01 s."]
+    assert backoff.RestartBackoff(0.5).next(ran_for=0.0) == 0.5
+    doubling = backoff.RestartBackoff(0.5)
+    assert [doubling.next(ran_for=0.0) for _ in range(8)][-3:] == [16.0, 30.0, 30.0]
+    assert doubling.next(ran_for=0.3) == 0.5
+
+
+async def test_on_error_stop_stops_the_worker_without_committing(
+    app: faust.App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faust.worker import Worker
+
+    topic = app.topic("strict", value_type=int, partitions=1)
+    seen: list[int] = []
+
+    @app.agent(topic, retries=1, on_error="stop")
+    async def strict(stream):
+        async for value in stream:
+            if value == 13:
+                raise ValueError("refused")
+            seen.append(value)
+
+    worker = Worker(app, quiet=True)
+    running = asyncio.ensure_future(worker.run())
+    await eventually(lambda: app.started)
+    for value in (1, 13, 2):
+        await topic.send(value=value)
+    await asyncio.wait_for(running, 5.0)
+    assert worker.exit_code == 1
+    assert seen == [1]  # nothing after the failing event is processed
+    errors = [line for line in capsys.readouterr().err.splitlines() if "faust: error:" in line]
+    assert len(errors) == 1
+    assert "on_error='stop'" in errors[0] and "offset=1 after 2 attempts" in errors[0]
+    committed = app.transport.broker.groups[app.conf.group_id].committed
+    assert committed[("strict", 0)] == 1  # the failing event is read again on restart
+    assert app.error_counts.dead_lettered == 0
+
+
+async def test_test_context_keeps_dead_letters(app: faust.App) -> None:
+    @app.agent(value_type=int, retries=1)
+    async def picky(stream):
+        async for value in stream:
+            if value < 0:
+                raise ValueError(f"negative: {value}")
+            yield value
+
+    async with picky.test_context() as agent:
+        await agent.put(-1)
+        event = await agent.put(5)
+        assert agent.results == {event.message.offset: 5}
+        [(dead, exc)] = agent.dead_letters
+        assert dead.value == -1 and "negative: -1" in str(exc)
+    assert app.error_counts.retried == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"retries": -1}, "retries must be an int >= 0"),
+        ({"on_error": "ignore"}, "on_error must be one of dead_letter, stop, skip"),
+    ],
+)
+def test_wrong_error_options_are_refused(app: faust.App, options: dict, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+
+        @app.agent(**options)
+        async def bad(stream):
+            async for _ in stream:
+                pass
 
 
 async def test_concurrency_spreads_events_over_actors(app: faust.App) -> None:

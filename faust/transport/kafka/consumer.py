@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from ...exceptions import NotReady
 from ..base import TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
 from .clients import close_quietly
-from .connection_log import connection_log
+from .connection_log import connection_log, format_partitions, rebalance_line
 from .fetching import adopt, supports, to_messages
 
 if TYPE_CHECKING:
@@ -28,13 +29,21 @@ logger = logging.getLogger(__name__)
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Tells the app's listener about aiokafka's rebalances, in faust TPs."""
+    """Tells the app's listener about aiokafka's rebalances, in faust TPs, and logs each
+    rebalance as one line."""
 
     def __init__(self, consumer: KafkaConsumer) -> None:
         self.consumer = consumer
+        self._held: set[TP] = set()
+        self._since = time.monotonic()
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         tps = {TP(tp.topic, tp.partition) for tp in revoked}
+        self._held = set(self.consumer.assigned)
+        self._since = time.monotonic()
+        logger.debug(
+            "Rebalancing group %r: giving up %s", self.consumer.group_id, format_partitions(tps)
+        )
         # Dropped before the app hears of it: leadership ends with the revoke.
         self.consumer.assigned = set()
         if tps:
@@ -43,6 +52,17 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         tps = {TP(tp.topic, tp.partition) for tp in assigned}
         self.consumer.assigned = tps
+        # Joining the group took answers from the coordinator.
+        connection_log.succeeded()
+        logger.info(
+            rebalance_line(
+                self.consumer.group_id,
+                self.consumer.generation(),
+                time.monotonic() - self._since,
+                self._held,
+                tps,
+            )
+        )
         await self.consumer.listener.on_partitions_assigned(tps)
 
 
@@ -114,6 +134,13 @@ class KafkaConsumer(ConsumerDriver):
         self._subscribed = frozenset()
         if consumer is not None:
             await consumer.stop()
+
+    def generation(self) -> int | None:
+        """The group generation this member joined last (None before it joined)."""
+        # aiokafka keeps it on its (private) coordinator; only for the log line.
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        generation = getattr(coordinator, "generation", None)
+        return generation if isinstance(generation, int) and generation >= 0 else None
 
     def subscribe(self, topics: Iterable[str]) -> None:
         self._topics = frozenset(topics)

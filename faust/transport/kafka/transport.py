@@ -20,6 +20,7 @@ from aiokafka.errors import (
     KafkaError,
     SaslAuthenticationFailed,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     UnsupportedSaslMechanismError,
     for_code,
 )
@@ -325,6 +326,22 @@ class KafkaTransport(Transport):
                     f"Kafka at {self.describe()} refused to create topic {name!r} "
                     f"({error.message}: {reason})."
                 )
+
+    async def delete_topic(self, name: str) -> None:
+        admin = await self.connect()
+        response = await admin.delete_topics([name])
+        for topic, code, *_ in response.topic_error_codes:
+            if not code:
+                logger.info("Deleted topic %r", topic)
+                continue
+            error = for_code(code)
+            if error is UnknownTopicOrPartitionError:
+                continue  # already gone
+            raise ImproperlyConfigured(
+                f"Kafka at {self.describe()} refused to delete topic {topic!r} "
+                f"({error.message}: {error.description}); delete it with "
+                f"kafka-topics.sh --delete --topic {topic}."
+            )
 
     async def wait_for_topics(self, topics: Collection[str], use: str) -> None:
         """Wait up to ``UNDECLARED_WAIT`` s for ``topics`` to exist before ``use``

@@ -120,3 +120,26 @@ def test_named_brokers_are_shared_and_plain_memory_is_private() -> None:
     d = MemoryTransport(["memory://"], FakeApp())
     assert a.broker is b.broker
     assert c.broker is not d.broker
+
+
+async def test_deleted_topic_is_gone_with_its_records_offsets_and_assignment() -> None:
+    broker = MemoryBroker(default_partitions=2)
+    broker.declare(TopicSpec("doomed", partitions=2))
+    broker.append("doomed", None, b"x", 0, None, None)
+    broker.declare(TopicSpec("kept", partitions=1))
+    listener = Recorder()
+    consumer = MemoryConsumer(broker, "g", listener)
+    consumer.subscribe(["doomed", "kept"])
+    await consumer.start()
+    await consumer.getmany(0.1, 10)
+    await consumer.commit({TP("doomed", 0): 1})
+    assert listener.assigned == {TP("doomed", 0), TP("doomed", 1), TP("kept", 0)}
+
+    broker.delete("doomed")
+    broker.delete("doomed")  # deleting what does not exist is no error
+    assert "doomed" not in broker.logs and "doomed" not in broker.specs
+    assert await consumer.committed(TP("doomed", 0)) is None
+    await consumer.getmany(0.1, 10)
+    assert listener.assigned == {TP("kept", 0)}  # still subscribed, nothing to read
+    assert consumer.assignment() == {TP("kept", 0)}
+    await consumer.stop()
