@@ -48,8 +48,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.kafka)
 
 
-def run_kafka_script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run scripts/kafka with this interpreter (it needs only the standard library)."""
+def run_kafka_script(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run scripts/kafka with this interpreter (it needs only the standard library);
+    ``env`` is added to this process's environment (e.g. another FAUST_KAFKA_HOME)."""
     return subprocess.run(
         [sys.executable, str(KAFKA_SCRIPT), *args],
         cwd=REPO_ROOT,
@@ -57,6 +60,7 @@ def run_kafka_script(*args: str, timeout: float) -> subprocess.CompletedProcess[
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -149,3 +153,57 @@ def kafka_script() -> Callable[..., subprocess.CompletedProcess[str]]:
 def kafka_is_external() -> bool:
     """True when KAFKA_BOOTSTRAP_SERVERS points at a cluster the script did not start."""
     return external_bootstrap() is not None
+
+
+class OwnKafka:
+    """A Kafka cluster of one test's own, next to the session's: its home under the
+    test's tmp_path, its client ports from FAUST_KAFKA_OWN_PORT (default: the session
+    cluster's FAUST_KAFKA_PORT + 10, so 9102 next to the default 9092)."""
+
+    def __init__(self, home: Path) -> None:
+        own = os.environ.get("FAUST_KAFKA_OWN_PORT", "").strip()
+        port = int(own) if own else int(os.environ.get("FAUST_KAFKA_PORT") or 9092) + 10
+        self.env = {
+            "FAUST_KAFKA_HOME": str(home),
+            "FAUST_KAFKA_PORT": str(port),
+            "FAUST_KAFKA_CONTROLLER_PORT": str(port + 1000),
+        }
+        self.started = False
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run ``scripts/kafka ARGS...`` on this cluster; fail the test if it fails."""
+        command = shlex.join(["scripts/kafka", *args])
+        try:
+            done = run_kafka_script(*args, timeout=timeout, env=self.env)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"`{command}` did not finish within {exc.timeout}s", pytrace=False)
+        if done.returncode != 0:
+            pytest.fail(
+                f"`{command}` (with {self.env}) failed (exit {done.returncode}):\n"
+                f"{done.stderr.strip()}",
+                pytrace=False,
+            )
+        return done
+
+    def up(self, *options: str) -> str:
+        """``scripts/kafka up OPTIONS...``; returns the bootstrap servers."""
+        self.started = True
+        return self.run("up", *options, timeout=UP_TIMEOUT).stdout.strip().splitlines()[-1]
+
+    def down(self) -> None:
+        if self.started:
+            down = run_kafka_script("down", timeout=DOWN_TIMEOUT, env=self.env)
+            if down.returncode != 0:
+                sys.stderr.write(f"`scripts/kafka down` ({self.env}) failed:\n{down.stderr}\n")
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[OwnKafka]:
+    """A separate cluster the test brings up itself (``own_kafka.up("--brokers", "3")``)
+    and may break (``own_kafka.run("stop-broker", "2", "--kill")``); always stopped, and
+    its data deleted, after the test."""
+    cluster = OwnKafka(tmp_path / "kafka")
+    try:
+        yield cluster
+    finally:
+        cluster.down()

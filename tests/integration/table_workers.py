@@ -1,10 +1,11 @@
 """Worker processes of an app that counts events per key in a RocksDB table, on Kafka.
 
-The app reads keyed events from a source topic and adds one to the key's count in the
-table ``counts`` (standby replicas on, each worker with its own datadir). For every
-event it sends an ``Out`` record (key, the new count, the source partition and offset,
-its pid) to an output topic, so a test sees from outside what each worker counted. Each
-time a table recovery finishes, the worker prints one line::
+The app reads keyed events from a source topic (each value a unique sequence number)
+and adds one to the key's count in the table ``counts`` (standby replicas on, each worker
+with its own datadir). For every event it sends an ``Out`` record (key, the new count, the
+event's sequence number, source partition and offset, its pid) to an output topic, so a
+test sees from outside what each worker counted. Each time a table recovery finishes, the
+worker prints one line::
 
     RECOVERED {"restored": <records restored so far>, "active": [...], "standby": [...]}
 
@@ -15,12 +16,16 @@ is ready (``app.wait_ready()``)::
 
 With ``restore_delay`` every changelog read of the worker first waits that many seconds
 (as a big table or a slow broker makes a recovery slow); the data read is unchanged.
+``OutputWatch`` follows the output topic while the workers run, to tell when a partition
+stops making progress.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from .workers import Worker, WorkerCluster, read_topic
+from .workers import Worker, WorkerCluster, partitions_of, read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -44,6 +49,7 @@ import faust
 class Out(faust.Record, serializer="json"):
     key: str
     count: int
+    seq: int
     partition: int
     offset: int
     pid: int
@@ -54,8 +60,10 @@ app = faust.App(
     broker=os.environ["TW_BROKER"],
     store="rocksdb://",
     datadir=os.environ["TW_DATADIR"],
-    topic_partitions=4,
+    topic_partitions=int(os.environ.get("TW_PARTITIONS", "4")),
+    topic_replication_factor=int(os.environ.get("TW_REPLICATION", "1")),
     table_standby_replicas=1,
+    consumer_max_fetch_size=int(os.environ.get("TW_MAX_FETCH") or 1_048_576),
     broker_commit_interval=0.3,
     broker_session_timeout=6.0,
     broker_heartbeat_interval=1.0,
@@ -64,6 +72,8 @@ source = app.topic(os.environ["TW_SOURCE"], key_type=str, value_type=int)
 out = app.topic(os.environ["TW_OUT"], key_type=str, value_type=Out)
 counts = app.Table("counts", default=int)
 PID = os.getpid()
+# Stands for per-event I/O (a lookup, a call) when a test wants workers behind their input.
+EVENT_DELAY = float(os.environ.get("TW_EVENT_DELAY", "0"))
 
 RESTORE_DELAY = float(os.environ.get("TW_RESTORE_DELAY", "0"))
 if RESTORE_DELAY:
@@ -80,12 +90,21 @@ if RESTORE_DELAY:
 @app.agent(source)
 async def count(stream):
     async for event in stream.events():
+        if EVENT_DELAY:
+            await asyncio.sleep(EVENT_DELAY)
         key = event.key
         counts[key] += 1
         m = event.message
         out.send_soon(
             key=key,
-            value=Out(key=key, count=counts[key], partition=m.partition, offset=m.offset, pid=PID),
+            value=Out(
+                key=key,
+                count=counts[key],
+                seq=event.value,
+                partition=m.partition,
+                offset=m.offset,
+                pid=PID,
+            ),
         )
 
 
@@ -116,9 +135,25 @@ class TableCluster(WorkerCluster):
 
     prefix = "tables"
 
-    def __init__(self, tmp_path: Path, bootstrap: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        bootstrap: str,
+        *,
+        partitions: int = PARTITIONS,
+        replication: int = 1,
+        event_delay: float = 0.0,
+        max_fetch: int | None = None,
+    ) -> None:
+        """``partitions`` and ``replication`` of the app's topics (its changelog too);
+        ``event_delay``: seconds the agent waits per event, as if it did some I/O;
+        ``max_fetch``: the app's consumer_max_fetch_size."""
         super().__init__(tmp_path, bootstrap, "table_app", TABLE_WORKER_APP)
         self.changelog = f"{self.app_id}-counts-changelog"
+        self.partitions = partitions
+        self.replication = replication
+        self.event_delay = event_delay
+        self.max_fetch = max_fetch
 
     def start_worker(self, datadir: str, restore_delay: float = 0.0) -> Worker:
         return self.spawn(
@@ -129,23 +164,32 @@ class TableCluster(WorkerCluster):
                 "TW_OUT": self.out,
                 "TW_DATADIR": str(self.tmp_path / datadir),
                 "TW_RESTORE_DELAY": str(restore_delay),
+                "TW_PARTITIONS": str(self.partitions),
+                "TW_REPLICATION": str(self.replication),
+                "TW_EVENT_DELAY": str(self.event_delay),
+                "TW_MAX_FETCH": str(self.max_fetch or ""),
             }
         )
 
     async def produce(
-        self, count: int, keys: int, chunk: int = 1000, pause: float = 0.0
+        self, count: int, keys: int, chunk: int = 1000, pause: float = 0.0, start: int = 0
     ) -> dict[str, int]:
-        """Send ``count`` events (event i has key k{i % keys}), ``chunk`` at a time with
-        ``pause`` seconds between chunks; returns the number of events per key."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        """Send ``count`` events numbered from ``start`` (event i has key k{i % keys} and
+        value i, its sequence number), ``chunk`` at a time with ``pause`` seconds between
+        chunks; returns the number of events per key."""
+        # acks=all: an event acked by the leader alone could vanish with a killed
+        # broker, and the test would blame the workers for the loss.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, linger_ms=5, acks="all", enable_idempotence=True
+        )
         await producer.start()
         per_key: dict[str, int] = {}
         try:
-            for i in range(count):
+            for i in range(start, start + count):
                 key = f"k{i % keys}"
                 per_key[key] = per_key.get(key, 0) + 1
-                await producer.send(self.source, key=key.encode(), value=b"1")
-                if pause and (i + 1) % chunk == 0:
+                await producer.send(self.source, key=key.encode(), value=str(i).encode())
+                if pause and (i + 1 - start) % chunk == 0:
                     await producer.flush()
                     await asyncio.sleep(pause)
             await producer.flush()
@@ -208,3 +252,107 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+class OutputWatch:
+    """Reads the output topic while the workers write it: which source events have been
+    processed, and how long each source partition has gone without progress.
+
+    A source partition is *silent* while some of its events are unprocessed and none of
+    them was processed (for the first time) since it last moved on, or since its pending
+    events arrived. Use as ``async with OutputWatch(...) as watch:``.
+    """
+
+    def __init__(self, bootstrap: str, out: str, source: str) -> None:
+        self.bootstrap = bootstrap
+        self.out = out
+        self.source = source
+        self.records: list[dict] = []
+        self.seqs: set[int] = set()
+        self.processed: dict[int, set[int]] = defaultdict(set)  # source partition -> offsets
+        self.ends: dict[int, int] = {}  # source partition -> its end offset when last asked
+        self.longest: dict[int, float] = defaultdict(float)  # longest silence seen so far
+        self._since: dict[int, float] = {}  # when each partition last moved on (or fell behind)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> OutputWatch:
+        self._task = asyncio.ensure_future(self._follow())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def silences(self) -> dict[int, float]:
+        """Seconds each behind partition has been silent now (0 when caught up)."""
+        now = time.monotonic()
+        return {
+            p: (now - self._since[p]) if len(self.processed[p]) < end else 0.0
+            for p, end in self.ends.items()
+        }
+
+    def check(self, limit: float) -> None:
+        """Fail if a partition has been silent for more than ``limit`` seconds."""
+        self._note_silences()
+        if self._task is not None and self._task.done():
+            self._task.result()  # the reader itself failed: say why
+        silent = {p: s for p, s in self.silences().items() if s > limit}
+        if silent:
+            raise AssertionError(
+                f"source partition(s) of {self.source} silent for more than {limit:.0f} s: "
+                + ", ".join(
+                    f"[{p}] {s:.0f} s with {len(self.processed[p])} of {self.ends[p]} processed"
+                    for p, s in sorted(silent.items())
+                )
+            )
+
+    def _note_silences(self) -> None:
+        for p, silence in self.silences().items():
+            self.longest[p] = max(self.longest[p], silence)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            out_tps = [TopicPartition(self.out, p) for p in await partitions_of(consumer, self.out)]
+            source_tps = [
+                TopicPartition(self.source, p) for p in await partitions_of(consumer, self.source)
+            ]
+            consumer.assign(out_tps)
+            await consumer.seek_to_beginning()
+            ask_ends_at = 0.0
+            while True:
+                now = time.monotonic()
+                if now >= ask_ends_at:
+                    ask_ends_at = now + 0.5
+                    for tp, end in (await consumer.end_offsets(source_tps)).items():
+                        p = tp.partition
+                        caught_up = len(self.processed[p]) >= self.ends.get(p, 0)
+                        if caught_up and end > self.ends.get(p, 0):
+                            self._since[p] = now  # new events: the silence clock starts
+                        self.ends[p] = end
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.monotonic()
+                for messages in batch.values():
+                    for m in messages:
+                        record = orjson.loads(m.value)
+                        self.records.append(record)
+                        self.seqs.add(record["seq"])
+                        offsets = self.processed[record["partition"]]
+                        if record["offset"] not in offsets:
+                            offsets.add(record["offset"])
+                            self._since[record["partition"]] = now
+                self._note_silences()
+        finally:
+            await consumer.stop()
+
+
+def own_every_partition(workers: Iterable[Worker], partitions: int) -> bool:
+    """True when each worker's latest recovery left it active partitions, and together
+    they are all ``partitions`` of the table."""
+    latest = [recoveries(w)[-1:] for w in workers]
+    if not all(found and found[0]["active"] for found in latest):
+        return False
+    return sorted(p for found in latest for p in found[0]["active"]) == list(range(partitions))

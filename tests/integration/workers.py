@@ -94,6 +94,7 @@ def assigned(app, tps, **kwargs):
 class Worker:
     proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     def output(self) -> str:
         return "".join(self.lines)
@@ -102,9 +103,14 @@ class Worker:
         self.proc.kill()
         self.proc.wait(timeout=30)
 
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
+    def interrupt(self) -> None:
+        """Ask for a graceful stop (Ctrl-C) once; a second SIGINT would force the exit."""
+        if self.proc.poll() is None and not self.interrupted:
+            self.interrupted = True
             self.proc.send_signal(signal.SIGINT)
+
+    def stop(self, timeout: float = 60) -> int:
+        self.interrupt()
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -158,6 +164,9 @@ class WorkerCluster:
         return worker
 
     def stop_all(self) -> None:
+        # All at once: stopped one by one, each stop would rebalance the ones left.
+        for worker in self.workers:
+            worker.interrupt()
         for worker in self.workers:
             if worker.proc.poll() is None:
                 try:
@@ -165,12 +174,19 @@ class WorkerCluster:
                 except subprocess.TimeoutExpired:
                     pass
 
-    async def create_topics(self, partitions: int = 4) -> None:
+    async def create_topics(
+        self, partitions: int = 4, replication: int = 1, config: dict[str, str] | None = None
+    ) -> None:
+        """Create the source and output topics (``config``: topic settings such as
+        ``min.insync.replicas``)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics(
-                [NewTopic(self.source, partitions, 1), NewTopic(self.out, partitions, 1)]
+                [
+                    NewTopic(name, partitions, replication, topic_configs=config or {})
+                    for name in (self.source, self.out)
+                ]
             )
         finally:
             await admin.close()
