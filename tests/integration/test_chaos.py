@@ -195,6 +195,9 @@ STORM_EVENT_DELAY = 0.001
 # hands all of it out before the next partition's: behind by 10,000 events at 1 ms each,
 # the other partition would wait that long, which is not what this test is after.
 STORM_MAX_FETCH = 16_384
+# Every changelog read waits this long first (as a big table or a slow broker makes it), so
+# recoveries last long enough for the next rebalance to land in one.
+STORM_RESTORE_DELAY = 1.0
 
 
 @pytest.mark.timeout(290)
@@ -212,7 +215,10 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
     )
     cluster.loglevel = "info"
     await cluster.create_topics(cluster.partitions)
-    slots = [cluster.start_worker(f"worker-{i}") for i in range(WORKERS)]
+    slots = [
+        cluster.start_worker(f"worker-{i}", restore_delay=STORM_RESTORE_DELAY)
+        for i in range(WORKERS)
+    ]
     per_key: Counter[str] = Counter()
     with chaos_run(seed, cluster):
 
@@ -231,7 +237,8 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
                 slot = rng.randrange(WORKERS)
                 kills.append((slot, (n + 1) * burst, len(watch.seqs)))
                 slots[slot].kill()  # SIGKILL: no flush, no commit, no goodbye
-                slots[slot] = cluster.start_worker(f"worker-{slot}")  # same datadir
+                # On the same datadir, as a restarted machine would.
+                slots[slot] = cluster.start_worker(f"worker-{slot}", STORM_RESTORE_DELAY)
             print("kills (worker, events sent, events processed):", kills, flush=True)
             await drain(watch, STORM_EVENTS, timeout=150)
             longest = {p: round(s, 1) for p, s in sorted(watch.longest.items())}
