@@ -99,7 +99,17 @@ class ChangeTrackingSet:
 
 
 class SetTable(Table):
-    """A table whose values are sets: ``table[k].add(x)``, ``table[k].discard(x)``."""
+    """A table whose values are sets: ``table[k].add(x)``, ``table[k].discard(x)``.
+
+    ``value_type`` is the type of the members: ``app.SetTable('people', value_type=str)``.
+    """
+
+    @classmethod
+    def _changelog_value_type(cls, value_type: Any) -> Any:
+        # A set is stored and logged as the list of its members (see
+        # ChangeTrackingSet._write): the changelog decodes a list of value_type, never
+        # the whole list as one value_type.
+        return None if value_type is None else list[value_type]
 
     def __getitem__(self, key: Any) -> ChangeTrackingSet:
         return ChangeTrackingSet(self, key)
