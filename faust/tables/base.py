@@ -20,6 +20,7 @@ from ..exceptions import EncodeError, ImproperlyConfigured, PartitionCountMismat
 from ..stores import MISSING, Store, create_store
 from ..transport.base import Message
 from ..transport.partitioner import partition_for_key
+from .windows import hashable
 
 if TYPE_CHECKING:
     from .windows import TableWindowing
@@ -319,8 +320,12 @@ class Collection:
         store.apply_changelog(partition, records, messages[-1].offset)
 
     def _store_key(self, key: Any) -> Any:
-        """The store's key for a key decoded from the changelog (windows make it a tuple)."""
-        return key if self.windowing is None else self.windowing.store_key(key)
+        """The store's key for a key decoded from the changelog: JSON gives a tuple key
+        back as a list (unhashable, and unequal to the key written); windows make it
+        ``(key, (start, end))``."""
+        if self.windowing is not None:
+            return self.windowing.store_key(key)
+        return hashable(key) if type(key) is list else key
 
     async def call_recover_callbacks(self) -> None:
         for callback in self._on_recover:
