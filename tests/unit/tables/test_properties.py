@@ -288,7 +288,7 @@ def _worker(kind: Kind, broker: str, app_id: str, store: str, datadir: Path) -> 
         # Commits (and so flushes) only when the test asks: it checks each step.
         broker_commit_interval=3600.0,
     )
-    ops_topic = app.topic("ops", key_type=str, partitions=PARTITIONS)
+    ops_topic = app.topic(f"{app_id}-ops", key_type=str, partitions=PARTITIONS)
     table = kind.declare(app)
     done: list[int] = []
 
@@ -336,9 +336,19 @@ def _reopened_from_disk(kind: Kind, app_id: str, datadir: Path) -> dict[Any, Any
         store.close()
 
 
-async def check_round_trip(kind: Kind, store: str, ops: list[tuple[Any, ...]], tmp: Path) -> None:
-    broker = f"memory://props-{uuid.uuid4().hex}"
-    app_id = f"props-{next(_ids)}"
+async def check_round_trip(
+    kind: Kind,
+    store: str,
+    ops: list[tuple[Any, ...]],
+    tmp: Path,
+    broker: str | None = None,
+    timeout: float = 5.0,
+) -> None:
+    """Run ``ops`` through a worker and check the table against the model after the
+    flush, after reopening its RocksDB files, and in a fresh worker restored from the
+    changelog (on ``broker``: a new embedded one by default)."""
+    broker = broker or f"memory://props-{uuid.uuid4().hex}"
+    app_id = f"props-{next(_ids)}-{uuid.uuid4().hex[:6]}"
     expected = _model(kind, ops)
 
     writer = _worker(kind, broker, app_id, store, tmp / "writer")
@@ -351,10 +361,13 @@ async def check_round_trip(kind: Kind, store: str, ops: list[tuple[Any, ...]], t
                 value={"op": op, "key": key, "value": kind.encode(value)},
                 timestamp=ts,
             )
-        await eventually(lambda: len(writer.done) == len(ops))
+        await eventually(lambda: len(writer.done) == len(ops), timeout)
         assert writer.contents() == expected, "before the flush"
         await writer.collection.flush()
         assert writer.contents() == expected, "after the flush"
+        # The ops are done with: the next worker of the app restores, not replays them.
+        assert writer.app.consumer is not None
+        await writer.app.consumer.commit()
         changelog_size = await _changelog_size(writer)
     finally:
         await writer.app.stop()
@@ -367,7 +380,7 @@ async def check_round_trip(kind: Kind, store: str, ops: list[tuple[Any, ...]], t
     fresh = _worker(kind, broker, app_id, store, tmp / "fresh")
     await fresh.app.start()
     try:
-        await eventually(lambda: fresh.app.tables.records_restored == changelog_size)
+        await eventually(lambda: fresh.app.tables.records_restored == changelog_size, timeout)
         assert fresh.contents() == expected, "after restoring from the changelog"
     finally:
         await fresh.app.stop()
