@@ -17,8 +17,18 @@ from typing import Any
 
 from ..stores import MISSING
 from .table import GlobalTable, Table
+from .windows import hashable
 
 __all__ = ["SetTable", "SetGlobalTable", "ChangeTrackingSet"]
+
+
+def _members(stored: Any) -> set[Any]:
+    """The set a stored list of members stands for."""
+    try:
+        return set(stored)
+    except TypeError:
+        # Tuple members read back from JSON (the store or the changelog) are lists.
+        return set(map(hashable, stored))
 
 
 class ChangeTrackingSet:
@@ -30,7 +40,7 @@ class ChangeTrackingSet:
 
     def _current(self) -> set[Any]:
         value = self._table._get(self._key)
-        return set() if value is MISSING else set(value)
+        return set() if value is MISSING else _members(value)
 
     def _write(self, members: set[Any]) -> None:
         if members:
@@ -119,7 +129,7 @@ class SetTable(Table):
 
     def _iter_items(self) -> Iterator[tuple[Any, Any]]:
         for key, value in super()._iter_items():
-            yield key, set(value)
+            yield key, _members(value)
 
 
 class SetGlobalTable(SetTable, GlobalTable):

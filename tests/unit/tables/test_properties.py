@@ -241,9 +241,10 @@ KINDS = {
     "set-table-untyped": Kind(
         "set-table-untyped",
         lambda app: app.SetTable("t", partitions=PARTITIONS),
-        _set_ops(st.one_of(SMALL_INTS, TEXT)),
+        _set_ops(st.one_of(SMALL_INTS, TEXT, st.tuples(SMALL_INTS, TEXT))),
         _apply_set,
         _model_set,
+        decode=lambda value: _as_key(value),  # tuple members travel as JSON lists
     ),
     "tumbling": Kind(
         "tumbling",

@@ -371,3 +371,26 @@ async def test_tuple_keys_are_tuples_again_after_a_restore(store: str, tmp_path:
         assert restored[("a", 1)] == "one"
     finally:
         await reader.stop()
+
+
+async def test_set_table_tuple_members_survive_a_restore() -> None:
+    """JSON gives tuple members back as lists: they are tuples again in the set."""
+    broker = f"memory://sets-{uuid.uuid4().hex}"
+    app_id = f"sets-{next(_ids)}"
+    writer = _shared_app(broker, app_id)
+    edges = writer.SetTable("edges", partitions=1, use_partitioner=True)
+    await writer.start()
+    edges["a"].update([("b", 1), ("c", 2)])
+    await edges.flush()
+    await writer.stop()
+
+    reader = _shared_app(broker, app_id)
+    restored = reader.SetTable("edges", partitions=1, use_partitioner=True)
+    await reader.start()
+    try:
+        await eventually(lambda: reader.tables.records_restored == 1)
+        assert restored.as_dict() == {"a": {("b", 1), ("c", 2)}}
+        restored["a"].discard(("b", 1))
+        assert restored["a"] == {("c", 2)}
+    finally:
+        await reader.stop()
