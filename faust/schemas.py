@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import orjson
 
@@ -35,7 +35,8 @@ class Schema:
     """Key and value types and serializers of a topic or channel.
 
     ``key_type``/``value_type`` may be a Record class, ``str``, ``bytes``, ``int``,
-    ``float``, or None (the codec's output is used as is). ``allow_empty=True`` makes
+    ``float``, a list or set of one of those (``list[str]``, ``set[int]``), or None (the
+    codec's output is used as is). ``allow_empty=True`` makes
     a missing or empty value (a tombstone) decode as None instead of failing.
 
     >>> Schema(value_type=int, value_serializer='raw').loads_value(b'42')
@@ -204,6 +205,8 @@ class Schema:
 
 
 def _type_name(tp: Any) -> str:
+    if get_origin(tp) is not None:
+        return repr(tp)  # list[str], not the origin's bare name
     return getattr(tp, "__qualname__", None) or repr(tp)
 
 
@@ -315,7 +318,30 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
             return obj if isinstance(obj, model) else model.from_data(obj)
 
         return to_record
+    origin = get_origin(tp)
+    if origin in _COLLECTIONS:
+        return _collection_converter(tp, origin)
     return _SCALARS.get(tp)
+
+
+#: Collection types a schema converts member by member (``list[str]``, ``set[int]``).
+_COLLECTIONS = (list, set, frozenset)
+
+
+def _collection_converter(tp: Any, origin: type) -> Callable[[Any], Any]:
+    # The codec gives a list (JSON has no sets): build ``origin`` from it, each member
+    # converted to the member type, so a list never reaches a str converter whole.
+    (member_type,) = get_args(tp) or (None,)
+    convert_member = _converter(member_type)
+
+    def to_collection(obj: Any) -> Any:
+        if not isinstance(obj, list | tuple | set | frozenset):
+            raise TypeError(f"expected a list, got {type(obj).__name__}")
+        if convert_member is None:
+            return origin(obj)
+        return origin(map(convert_member, obj))
+
+    return to_collection
 
 
 def _to_str(obj: Any) -> str:
@@ -325,7 +351,10 @@ def _to_str(obj: Any) -> str:
         return obj
     if isinstance(obj, bytes | bytearray | memoryview):
         return bytes(obj).decode()
-    return str(obj)
+    if isinstance(obj, int | float) and not isinstance(obj, bool):
+        return str(obj)  # a JSON number where text is wanted: its digits
+    # Never str() of a list or dict: its repr would pass for the text that was sent.
+    raise TypeError(f"expected a str, got {type(obj).__name__}")
 
 
 def _to_int(obj: Any) -> int:

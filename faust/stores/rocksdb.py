@@ -115,6 +115,8 @@ class RocksDBStore(Store):
         return NULL_KEY if raw is None else raw
 
     def _encode_value(self, value: Any) -> bytes:
+        if value is None:
+            return self.table.encoded_null()  # as the changelog has it (not a tombstone)
         if type(value) in _PLAIN_JSON and self._json_values:
             try:
                 return orjson.dumps(value)

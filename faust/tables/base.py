@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..events import _current_event
-from ..exceptions import ImproperlyConfigured, PartitionCountMismatch
+from ..exceptions import EncodeError, ImproperlyConfigured, PartitionCountMismatch
 from ..stores import MISSING, Store, create_store
 from ..transport.base import Message
 from ..transport.partitioner import partition_for_key
+from .windows import hashable
 
 if TYPE_CHECKING:
     from .windows import TableWindowing
@@ -85,7 +86,7 @@ class Collection:
             changelog_topic = app.topic(
                 f"{app.conf.id}-{name}-changelog",
                 key_type=key_type,
-                value_type=value_type,
+                value_type=self._changelog_value_type(value_type),
                 key_serializer=key_serializer,
                 value_serializer=value_serializer,
                 partitions=self.partitions,
@@ -106,7 +107,13 @@ class Collection:
         self._store: Store | None = None
         self._dirty: dict[int, set[Any]] = {}
         self._checked_topics: set[str] = set()
+        self._null: bytes | None = None
         self.changelog_records_sent = 0
+
+    @classmethod
+    def _changelog_value_type(cls, value_type: Any) -> Any:
+        """The type a changelog value decodes to, from the table's ``value_type``."""
+        return value_type
 
     # -- the store
     @property
@@ -180,6 +187,8 @@ class Collection:
         return MISSING
 
     def _set(self, key: Any, value: Any) -> None:
+        if value is None and self.value_type is not None:
+            self._refuse_none(key)
         event = _current_event.get()
         if (
             event is not None
@@ -197,6 +206,30 @@ class Collection:
         if dirty is None:
             dirty = self._dirty[partition] = set()
         dirty.add(key)
+
+    def _refuse_none(self, key: Any) -> None:
+        # A typed changelog cannot decode null as value_type: the value would be lost
+        # (or stop the recovery) on restore, so it is refused here, where it is made.
+        raise TypeError(
+            f"Table {self.name!r} has value_type={self.value_type!r}: key {key!r} cannot "
+            f"hold None. Delete the key instead (del table[key]), or declare the table "
+            f"without value_type to store None."
+        )
+
+    def encoded_null(self) -> bytes:
+        """The changelog value of None: the codec's own (``null`` in JSON), never an empty
+        record, which is a tombstone and means the key was deleted."""
+        if self._null is None:
+            codec = self.changelog_topic.schema.value_codec
+            try:
+                self._null = codec.dumps(None)
+            except EncodeError as exc:
+                raise EncodeError(
+                    f"Table {self.name!r}: the value None cannot be written to changelog "
+                    f"{self.changelog_topic.name!r} with the {codec.name} serializer ({exc}). "
+                    f"Delete the key instead, or use value_serializer='json'."
+                ) from exc
+        return self._null
 
     def _del(self, key: Any) -> None:
         partition = self._partition_for_write(key)
@@ -236,9 +269,11 @@ class Collection:
             snapshot = snapshots[partition] = {}
             for key in keys:
                 value = snapshot[key] = store.get(partition, key)
-                fut = topic.send_soon(
-                    key=key, value=None if value is MISSING else value, partition=partition
-                )
+                if value is MISSING:
+                    value = None  # a tombstone: the key was deleted
+                elif value is None:
+                    value = self.encoded_null()
+                fut = topic.send_soon(key=key, value=value, partition=partition)
                 pending.append((partition, fut))
         highest: dict[int, int] = {}
         try:
@@ -285,8 +320,12 @@ class Collection:
         store.apply_changelog(partition, records, messages[-1].offset)
 
     def _store_key(self, key: Any) -> Any:
-        """The store's key for a key decoded from the changelog (windows make it a tuple)."""
-        return key if self.windowing is None else self.windowing.store_key(key)
+        """The store's key for a key decoded from the changelog: JSON gives a tuple key
+        back as a list (unhashable, and unequal to the key written); windows make it
+        ``(key, (start, end))``."""
+        if self.windowing is not None:
+            return self.windowing.store_key(key)
+        return hashable(key) if type(key) is list else key
 
     async def call_recover_callbacks(self) -> None:
         for callback in self._on_recover:

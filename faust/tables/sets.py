@@ -17,8 +17,18 @@ from typing import Any
 
 from ..stores import MISSING
 from .table import GlobalTable, Table
+from .windows import hashable
 
 __all__ = ["SetTable", "SetGlobalTable", "ChangeTrackingSet"]
+
+
+def _members(stored: Any) -> set[Any]:
+    """The set a stored list of members stands for."""
+    try:
+        return set(stored)
+    except TypeError:
+        # Tuple members read back from JSON (the store or the changelog) are lists.
+        return set(map(hashable, stored))
 
 
 class ChangeTrackingSet:
@@ -30,7 +40,7 @@ class ChangeTrackingSet:
 
     def _current(self) -> set[Any]:
         value = self._table._get(self._key)
-        return set() if value is MISSING else set(value)
+        return set() if value is MISSING else _members(value)
 
     def _write(self, members: set[Any]) -> None:
         if members:
@@ -99,7 +109,17 @@ class ChangeTrackingSet:
 
 
 class SetTable(Table):
-    """A table whose values are sets: ``table[k].add(x)``, ``table[k].discard(x)``."""
+    """A table whose values are sets: ``table[k].add(x)``, ``table[k].discard(x)``.
+
+    ``value_type`` is the type of the members: ``app.SetTable('people', value_type=str)``.
+    """
+
+    @classmethod
+    def _changelog_value_type(cls, value_type: Any) -> Any:
+        # A set is stored and logged as the list of its members (see
+        # ChangeTrackingSet._write): the changelog decodes a list of value_type, never
+        # the whole list as one value_type.
+        return None if value_type is None else list[value_type]
 
     def __getitem__(self, key: Any) -> ChangeTrackingSet:
         return ChangeTrackingSet(self, key)
@@ -109,7 +129,7 @@ class SetTable(Table):
 
     def _iter_items(self) -> Iterator[tuple[Any, Any]]:
         for key, value in super()._iter_items():
-            yield key, set(value)
+            yield key, _members(value)
 
 
 class SetGlobalTable(SetTable, GlobalTable):

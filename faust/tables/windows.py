@@ -253,10 +253,10 @@ def is_window_key(key: Any) -> bool:
     return type(key) is tuple and len(key) == 2 and type(key[1]) is tuple and len(key[1]) == 2
 
 
-def _hashable(obj: Any) -> Any:
+def hashable(obj: Any) -> Any:
     """JSON gives lists where tuples were stored: turn them back (recursively)."""
     if isinstance(obj, list):
-        return tuple(_hashable(item) for item in obj)
+        return tuple(hashable(item) for item in obj)
     return obj
 
 
@@ -365,9 +365,9 @@ class TableWindowing:
             if self._key_model is not None and isinstance(inner, dict):
                 inner = self._key_model.from_data(inner)
             else:
-                inner = _hashable(inner)
+                inner = hashable(inner)
             return (inner, (float(key[1][0]), float(key[1][1])))
-        return _hashable(key)
+        return hashable(key)
 
     # -- stream time and late events
     def _clock_partition(self, event: Event | None) -> int | None:

@@ -75,6 +75,26 @@ def test_scalar_value_types() -> None:
     assert Schema(value_type=str).dumps_value("text") == b'"text"'
 
 
+def test_collection_value_types_convert_each_member() -> None:
+    assert Schema(value_type=list[str]).loads_value(b'["ann","bob"]') == ["ann", "bob"]
+    assert Schema(value_type=set[int]).loads_value(b"[1,2,2]") == {1, 2}
+    readings = Schema(value_type=list[Reading]).loads_value(b'[{"sensor":"a"}]')
+    assert readings == [Reading(sensor="a")]
+    assert repr(Schema(value_type=list[str])).startswith("<Schema: key_type=None")
+    assert "value_type=list[str]" in repr(Schema(value_type=list[str]))
+    with pytest.raises(ValueDecodeError, match=r"list\[str\].*expected a list, got str"):
+        Schema(value_type=list[str]).loads_value(b'"ann"')
+
+
+def test_a_list_is_not_text() -> None:
+    """str() of a decoded list or dict would pass its repr off as the text sent."""
+    with pytest.raises(ValueDecodeError, match="expected a str, got list"):
+        Schema(value_type=str).loads_value(b'["ann","bob"]')
+    with pytest.raises(ValueDecodeError, match="expected a str, got dict"):
+        Schema(value_type=str).loads_value(b'{"a":1}')
+    assert Schema(value_type=str).loads_value(b"12") == "12"  # a number's digits
+
+
 def test_bytes_are_sent_as_already_encoded() -> None:
     assert Schema(value_type=Reading).dumps_value(b"raw bytes") == b"raw bytes"
 
