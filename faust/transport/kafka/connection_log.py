@@ -11,6 +11,9 @@ rebalance. This filter on aiokafka's loggers sorts those messages:
 - the group coordinator does not answer (a new cluster still creating its offsets
   topic, a coordinator moving to another broker): one INFO line, and a warning if it
   lasts longer than ``COORDINATOR_PATIENCE``;
+- a partition's leader is moving (a topic just created, a leader elected after a broker
+  left): the client retries the request on the new leader, so it is dropped unless DEBUG
+  is on; a send that still fails is logged with its record's error where it was sent;
 - the group is rebalancing (heartbeats and commits answered "rebalance in progress" or
   "stale generation"): dropped, as are aiokafka's INFO lines for each step of a
   rebalance unless DEBUG is on; the consumer logs each rebalance as one INFO line
@@ -45,13 +48,23 @@ logger = logging.getLogger("faust.transport.kafka")
 class Trouble(enum.Enum):
     CONNECTION = "connection"
     COORDINATOR = "coordinator"
+    LEADERSHIP = "leadership"
     REBALANCE = "rebalance"
 
 
 # Fragments (lower case) of aiokafka's warnings and errors, by what they mean; checked
 # in this order (a coordinator lookup that failed for want of a connection is a
-# connection problem).
+# connection problem; a produce error is a lost connection unless its error says the
+# partition's leader moved).
 _FRAGMENTS: tuple[tuple[Trouble, tuple[str, ...]], ...] = (
+    (
+        Trouble.LEADERSHIP,
+        (
+            "notleaderforpartitionerror",
+            "leadernotavailableerror",
+            "not_leader_or_follower",
+        ),
+    ),
     (
         Trouble.CONNECTION,
         (
@@ -140,6 +153,9 @@ class ConnectionLog(logging.Filter):
         trouble = classify(message)
         if trouble is None:
             return True
+        if trouble is Trouble.LEADERSHIP:
+            # Retried by the client on the new leader: neither an outage nor news.
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         if trouble is not Trouble.REBALANCE:
             self.failed(trouble, message)
         return False

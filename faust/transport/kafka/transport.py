@@ -371,10 +371,21 @@ class KafkaTransport(Transport):
         return missing
 
     async def _existing_topics(self) -> set[str]:
+        """Topics that exist and can take records: every partition has a leader.
+
+        Right after a create, a partition may have no leader yet for a moment; a record
+        sent then fails with NOT_LEADER_OR_FOLLOWER and is retried, which the client logs
+        as an error. A topic counts only once it is usable.
+        """
         admin = await self.connect()
         # Metadata for all topics: asking for topics by name makes a broker with
         # auto.create.topics.enable create them, which a question must not do.
-        return {info["topic"] for info in await admin.describe_topics() if not info["error_code"]}
+        return {
+            info["topic"]
+            for info in await admin.describe_topics()
+            if not info["error_code"]
+            and all(not p["error_code"] and p["leader"] >= 0 for p in info["partitions"])
+        }
 
     async def _check_partitions(self, spec: TopicSpec) -> None:
         actual = await self.partition_count(spec.name)

@@ -83,6 +83,17 @@ NO_COORDINATOR = "Group Coordinator Request failed: [Error 15] GroupCoordinatorN
             Trouble.COORDINATOR,
         ),
         ("Marking the coordinator dead (node 1)for group orders.", Trouble.COORDINATOR),
+        (
+            "Got error produce response on topic-partition TopicPartition(topic='orders', "
+            "partition=0), retrying. Error: <class "
+            "'aiokafka.errors.NotLeaderForPartitionError'>",
+            Trouble.LEADERSHIP,
+        ),
+        (
+            "Got error produce response on topic-partition TopicPartition(topic='orders', "
+            "partition=0), retrying. Error: KafkaConnectionError",
+            Trouble.CONNECTION,
+        ),
         ("Heartbeat failed: local member_id was not recognized; resetting", None),
         ("Topic orders not found in cluster metadata", None),
     ],
@@ -101,6 +112,21 @@ def test_an_ordinary_rebalance_is_no_lost_connection(
     log.succeeded()
     clock.now += 10
     log.check()
+    assert said(caplog) == []
+    assert log.outage_since is None
+
+
+def test_a_moving_partition_leader_is_no_lost_connection(
+    log: ConnectionLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A topic just created, or a leader elected after a broker left: the producer
+    # retries on the new leader.
+    caplog.set_level(logging.INFO)
+    message = (
+        "Got error produce response on topic-partition TopicPartition(topic='orders-dlq', "
+        "partition=2), retrying. Error: <class 'aiokafka.errors.NotLeaderForPartitionError'>"
+    )
+    assert not aiokafka_says(log, message, logging.WARNING, name="aiokafka.producer.sender")
     assert said(caplog) == []
     assert log.outage_since is None
 
