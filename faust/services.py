@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["Service", "BackgroundTasks", "Supervised", "cancel_tasks"]
+__all__ = ["Service", "Backoff", "BackgroundTasks", "Supervised", "cancel_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,35 @@ class BackgroundTasks:
         await cancel_tasks(self._tasks)
 
 
+class Backoff:
+    """The wait before a restart: ``first``, doubling per crash in a row up to
+    ``maximum``, and ``first`` again after a run of ``healthy_after`` seconds.
+
+    Example::
+
+        backoff = Backoff(0.5, maximum=30.0, healthy_after=10.0)
+        backoff.next(ran_for=0.1)    # 0.5
+        backoff.next(ran_for=0.1)    # 1.0
+        backoff.next(ran_for=60.0)   # 0.5: it ran healthy in between
+    """
+
+    __slots__ = ("first", "maximum", "healthy_after", "_next")
+
+    def __init__(self, first: float, maximum: float, healthy_after: float) -> None:
+        self.first = first
+        self.maximum = maximum
+        self.healthy_after = healthy_after
+        self._next = first
+
+    def next(self, ran_for: float) -> float:
+        """The wait after a crash that came ``ran_for`` seconds after the last restart."""
+        if ran_for >= self.healthy_after:
+            self._next = self.first
+        delay = self._next
+        self._next = min(delay * 2, self.maximum)
+        return delay
+
+
 class Supervised:
     """Runs a long-running loop for as long as it is needed: when ``loop()`` raises, the
     crash is logged with its traceback and ``loop()`` is called again after a back-off
@@ -147,11 +177,12 @@ class Supervised:
         self.healthy_after = healthy_after
         #: How many times the loop crashed, and the waits before each restart.
         self.crashes = 0
-        self.delays: list[float] = []
+        # The latest waits only: a loop may crash for days.
+        self.delays: deque[float] = deque(maxlen=100)
 
     async def run(self) -> None:
         clock = asyncio.get_running_loop().time
-        delay = self.backoff
+        backoff = Backoff(self.backoff, self.max_backoff, self.healthy_after)
         while True:
             started = clock()
             try:
@@ -159,8 +190,7 @@ class Supervised:
                 return
             except Exception:
                 ran = clock() - started
-                if ran >= self.healthy_after:
-                    delay = self.backoff
+                delay = backoff.next(ran)
                 self.crashes += 1
                 self.delays.append(delay)
                 logger.error(
@@ -174,7 +204,6 @@ class Supervised:
                     exc_info=True,
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_backoff)
 
 
 async def cancel_tasks(tasks: set[asyncio.Task[Any]] | list[asyncio.Task[Any]]) -> None:

@@ -22,9 +22,10 @@ from ..channels import Channel, EventQueue
 from ..deadletter import error_headers
 from ..events import Event, _current_event
 from ..exceptions import ImproperlyConfigured
+from ..services import Backoff
 from ..settings import ON_ERROR_CHOICES
 from ..streams import Stream
-from .backoff import RestartBackoff, retry_delay
+from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class Agent:
 
     async def _supervise(self, queue: EventQueue) -> None:
         loop = asyncio.get_running_loop()
-        backoff = RestartBackoff(self.app.conf.agent_restart_backoff)
+        backoff = restart_backoff(self.app.conf.agent_restart_backoff)
         retry: Event | None = None
         while not self._stopping and not queue.closed:
             if retry is not None:
@@ -251,7 +252,7 @@ class Agent:
         return event
 
     def _on_crash(
-        self, exc: Exception, event: Event | None, backoff: RestartBackoff, ran_for: float
+        self, exc: Exception, event: Event | None, backoff: Backoff, ran_for: float
     ) -> tuple[float | None, Event | None]:
         """Log and count the crash; return the wait before the restart (None: do not
         restart) and the event to hand the restarted agent first."""

@@ -12,7 +12,9 @@ Two cases, so that one fault never makes another wait:
 
 from __future__ import annotations
 
-__all__ = ["MAX_RESTART_BACKOFF", "HEALTHY_RUN", "RestartBackoff", "retry_delay"]
+from ..services import Backoff
+
+__all__ = ["MAX_RESTART_BACKOFF", "HEALTHY_RUN", "restart_backoff", "retry_delay"]
 
 #: No wait grows past this (seconds): a fault that clears is noticed within 30 s.
 MAX_RESTART_BACKOFF = 30.0
@@ -30,25 +32,14 @@ def retry_delay(first: float, attempt: int) -> float:
     return min(first * 2 ** max(attempt - 1, 0), MAX_RESTART_BACKOFF)
 
 
-class RestartBackoff:
-    """The wait before a restart after a crash with no event in hand.
+def restart_backoff(first: float) -> Backoff:
+    """The back-off of an agent's crashes with no event in hand (see the module doc).
 
     Example::
 
-        backoff = RestartBackoff(0.5)
+        backoff = restart_backoff(0.5)
         backoff.next(ran_for=0.1)    # 0.5
         backoff.next(ran_for=0.1)    # 1.0
         backoff.next(ran_for=60.0)   # 0.5: it ran healthy in between
     """
-
-    def __init__(self, first: float) -> None:
-        self.first = first
-        self._next = first
-
-    def next(self, ran_for: float) -> float:
-        """The wait after a crash that came ``ran_for`` seconds after the last restart."""
-        if ran_for >= HEALTHY_RUN:
-            self._next = self.first
-        delay = self._next
-        self._next = min(delay * 2, MAX_RESTART_BACKOFF)
-        return delay
+    return Backoff(first, MAX_RESTART_BACKOFF, HEALTHY_RUN)

@@ -330,8 +330,8 @@ async def test_back_off_without_an_event_resets_after_a_healthy_run(
         if "Restarting it in" in r.getMessage()
     ]
     assert waits == ["0.01 s.", "0.02 s.", "0.04 s.", "0.01 s."]
-    assert backoff.RestartBackoff(0.5).next(ran_for=0.0) == 0.5
-    doubling = backoff.RestartBackoff(0.5)
+    assert backoff.restart_backoff(0.5).next(ran_for=0.0) == 0.5
+    doubling = backoff.restart_backoff(0.5)
     assert [doubling.next(ran_for=0.0) for _ in range(8)][-3:] == [16.0, 30.0, 30.0]
     assert doubling.next(ran_for=0.3) == 0.5
 

@@ -85,7 +85,7 @@ async def test_a_crashing_loop_is_logged_with_its_traceback_and_restarted(
 async def test_the_back_off_grows_per_crash_up_to_its_maximum() -> None:
     supervised = Supervised(_Loop([0] * 5), "loop", backoff=0.01, max_backoff=0.04)
     await asyncio.wait_for(supervised.run(), 5)
-    assert supervised.delays == [0.01, 0.02, 0.04, 0.04, 0.04]
+    assert list(supervised.delays) == [0.01, 0.02, 0.04, 0.04, 0.04]
 
 
 async def test_the_back_off_starts_over_after_a_healthy_run() -> None:
@@ -94,7 +94,7 @@ async def test_the_back_off_starts_over_after_a_healthy_run() -> None:
         _Loop([0, 0, 0.1, 0]), "loop", backoff=0.01, max_backoff=1.0, healthy_after=0.05
     )
     await asyncio.wait_for(supervised.run(), 5)
-    assert supervised.delays == [0.01, 0.02, 0.01, 0.02]
+    assert list(supervised.delays) == [0.01, 0.02, 0.01, 0.02]
 
 
 async def test_cancelling_stops_the_loop_and_its_restarts() -> None:
