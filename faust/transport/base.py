@@ -19,6 +19,7 @@ __all__ = [
     "RecordMetadata",
     "TopicSpec",
     "ConsumerDriver",
+    "PARTITION_SHARE",
     "ProducerDriver",
     "PendingRecord",
     "Transport",
@@ -130,6 +131,12 @@ class RebalanceListener(abc.ABC):
     async def on_partitions_assigned(self, assigned: set[TP]) -> None: ...
 
 
+# At most this many records of one partition in one getmany while other partitions of the
+# same consumer have records waiting too: a worker's partitions then take turns every few
+# hundred events rather than one partition's whole backlog at a time.
+PARTITION_SHARE = 256
+
+
 class ConsumerDriver(abc.ABC):
     """Fetches records for this process's share of the subscribed topics."""
 
@@ -145,7 +152,13 @@ class ConsumerDriver(abc.ABC):
 
     @abc.abstractmethod
     async def getmany(self, timeout: float, max_records: int) -> dict[TP, list[Message]]:
-        """Return fetched messages per partition, waiting at most ``timeout`` seconds."""
+        """Return fetched messages per partition, waiting at most ``timeout`` seconds.
+
+        Fair between partitions: while several have records waiting, each gives at most
+        :data:`PARTITION_SHARE` of them, and the ones served least recently come first.
+        Example: ``await driver.getmany(1.0, 2000)`` with two backlogged partitions
+        returns 256 records of each.
+        """
 
     @abc.abstractmethod
     async def commit(self, offsets: Mapping[TP, int]) -> None:

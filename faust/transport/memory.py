@@ -15,6 +15,7 @@ from typing import Any
 
 from ..exceptions import PartitionCountMismatch
 from .base import (
+    PARTITION_SHARE,
     TP,
     ConsumerDriver,
     Message,
@@ -242,24 +243,29 @@ class MemoryConsumer(ConsumerDriver):
         return records
 
     def _fetch(self, max_records: int) -> dict[TP, list[Message]]:
-        records: dict[TP, list[Message]] = {}
         logs = self.broker.logs
+        positions = self._positions
+        # Least recently served first: a partition that gave records moves to the end.
+        ready = [
+            (tp, position)
+            for tp, position in positions.items()
+            if tp not in self._paused and len(logs[tp.topic][tp.partition]) > position
+        ]
         budget = max_records
-        for tp, position in self._positions.items():
+        share = budget if len(ready) < 2 else min(PARTITION_SHARE, budget)
+        records: dict[TP, list[Message]] = {}
+        for tp, position in ready:
             if budget <= 0:
                 break
-            if tp in self._paused:
-                continue
-            log = logs[tp.topic][tp.partition]
-            end = min(len(log), position + budget)
-            if end <= position:
-                continue
             topic, partition = tp
+            log = logs[topic][partition]
+            end = min(len(log), position + share, position + budget)
             records[tp] = [
                 Message(topic, partition, offset, ts, key, value, headers)
                 for offset, (ts, key, value, headers) in enumerate(log[position:end], position)
             ]
-            self._positions[tp] = end
+            del positions[tp]
+            positions[tp] = end
             budget -= end - position
         return records
 

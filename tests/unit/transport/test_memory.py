@@ -3,7 +3,7 @@
 import pytest
 
 from faust.exceptions import PartitionCountMismatch
-from faust.transport.base import TP, RebalanceListener, TopicSpec
+from faust.transport.base import PARTITION_SHARE, TP, RebalanceListener, TopicSpec
 from faust.transport.memory import MemoryBroker, MemoryConsumer, MemoryProducer
 from faust.transport.partitioner import partition_for_key
 
@@ -143,3 +143,50 @@ async def test_deleted_topic_is_gone_with_its_records_offsets_and_assignment() -
     assert listener.assigned == {TP("kept", 0)}  # still subscribed, nothing to read
     assert consumer.assignment() == {TP("kept", 0)}
     await consumer.stop()
+
+
+async def _backlogged(partitions: int, backlog: dict[int, int]) -> MemoryConsumer:
+    broker = MemoryBroker(default_partitions=partitions)
+    for partition, count in backlog.items():
+        for i in range(count):
+            broker.append("t", None, b"%d" % i, partition, None, None)
+    consumer = MemoryConsumer(broker, "g", Recorder())
+    consumer.subscribe(["t"])
+    await consumer.start()
+    return consumer
+
+
+async def test_partitions_with_a_backlog_take_turns() -> None:
+    consumer = await _backlogged(3, {0: 3000, 1: 3000, 2: 10})
+    first = await consumer.getmany(0.0, 2000)
+    # Each partition with records gets its share in the first batch, none all of it.
+    assert {tp.partition: len(ms) for tp, ms in first.items()} == {
+        0: PARTITION_SHARE,
+        1: PARTITION_SHARE,
+        2: 10,
+    }
+    offsets: dict[int, list[int]] = {0: [], 1: []}
+    for tp, messages in first.items():
+        offsets.get(tp.partition, []).extend(m.offset for m in messages)
+    while batch := await consumer.getmany(0.0, 2000):
+        assert all(len(ms) <= PARTITION_SHARE for ms in batch.values())
+        for tp, messages in batch.items():
+            offsets[tp.partition].extend(m.offset for m in messages)
+    assert offsets == {0: list(range(3000)), 1: list(range(3000))}
+
+
+async def test_partitions_left_out_of_a_full_batch_come_first_next_time() -> None:
+    consumer = await _backlogged(10, {p: 1000 for p in range(10)})
+    served: list[set[int]] = []
+    for _ in range(5):
+        batch = await consumer.getmany(0.0, 600)
+        assert sum(len(ms) for ms in batch.values()) == 600
+        served.append({tp.partition for tp in batch})
+    # 600 records a batch, 256 a partition: three partitions a batch, in rotation.
+    assert set().union(*served[:4]) == set(range(10))
+
+
+async def test_a_lone_backlog_fills_the_whole_batch() -> None:
+    consumer = await _backlogged(2, {0: 3000})
+    batch = await consumer.getmany(0.0, 2000)
+    assert [len(ms) for ms in batch.values()] == [2000]
