@@ -16,7 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 import faust
 from faust.exceptions import ImproperlyConfigured, PartitionCountMismatch
-from faust.transport.base import TP, TopicSpec
+from faust.transport.base import PARTITION_SHARE, TP, TopicSpec
 from faust.transport.partitioner import partition_for_key
 from tests.conftest import eventually
 
@@ -260,6 +260,47 @@ async def test_fetched_records_arrive_whole_either_way(
         assert event.headers == {"n": str(i).encode()}
         assert message.timestamp == 1.7e9 + i
         assert message.topic == topic.get_topic_name()
+
+
+def longest_run(partitions: list[int]) -> int:
+    """The most events of one partition processed one after another."""
+    longest = run = 0
+    for i, partition in enumerate(partitions):
+        run = run + 1 if i and partitions[i - 1] == partition else 1
+        longest = max(longest, run)
+    return longest
+
+
+async def test_partitions_with_a_backlog_take_turns(kafka_app: AppFactory) -> None:
+    """A worker behind on two partitions: neither waits for the other's whole backlog.
+
+    One fetch of the default 1 MB holds each partition's 5,000 records; handed out a
+    partition at a time, the second one's first event would wait 5,000 events (10 s at
+    2 ms each).
+    """
+    backlog = 5000
+    app = kafka_app(topic_partitions=2)
+    topic = app.topic(unique("it-fair"), key_type=str, value_type=str)
+    await topic.declare()
+    order: list[int] = []
+    wanted = 3000
+
+    @app.agent(topic)
+    async def slow(stream: Any) -> None:
+        async for event in stream.events():
+            if len(order) < wanted:
+                order.append(event.message.partition)
+                await asyncio.sleep(0.002)  # a worker that is behind
+
+    await asyncio.gather(
+        *(topic.send_soon(key=f"k{i}", value="x" * 60, partition=i % 2) for i in range(2 * backlog))
+    )
+    await app.start()
+    await eventually(lambda: len(order) >= wanted, timeout=WAIT)
+    first_of = {p: order.index(p) if p in order else None for p in (0, 1)}
+    assert set(order[: 2 * PARTITION_SHARE]) == {0, 1}, f"first event of each: {first_of}"
+    # Two shares at most: a partition may be served last in one turn and first in the next.
+    assert longest_run(order) <= 2 * PARTITION_SHARE, longest_run(order)
 
 
 async def await_ack(sending: Any) -> Any:

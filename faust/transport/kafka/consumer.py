@@ -14,11 +14,11 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from ...exceptions import NotReady
-from ..base import TP, ConsumerDriver, Message, RebalanceListener
+from ..base import PARTITION_SHARE, TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
 from .clients import close_quietly
 from .connection_log import connection_log, format_partitions, rebalance_line
-from .fetching import adopt, supports, to_messages
+from .fetching import adopt, supports, to_messages, waiting
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -83,6 +83,9 @@ class KafkaConsumer(ConsumerDriver):
         self._consumer: AIOKafkaConsumer | None = None
         #: Fetched records become Messages inside aiokafka's fetcher (see fetching.py).
         self._direct = False
+        #: When each partition last gave records while several had some (see getmany).
+        self._served: dict[TopicPartition, int] = {}
+        self._turn = 0
         self._resubscriber: asyncio.Task[None] | None = None
         conf = transport.conf
         # One per consumer, kept across restarts of it, so assignments stay sticky.
@@ -197,10 +200,17 @@ class KafkaConsumer(ConsumerDriver):
             return {}
         if self._direct:
             adopt(consumer)
+        ready = waiting(consumer)
         try:
-            batches = await consumer.getmany(
-                timeout_ms=int(timeout * 1000), max_records=max_records
-            )
+            if len(ready) > 1:
+                batches = await self._take_turns(consumer, ready, max_records)
+            else:
+                # One partition's records at hand: all the batch may be its. None: what
+                # the wait brings may be one partition's whole backlog, so a share only.
+                batches = await consumer.getmany(
+                    timeout_ms=int(timeout * 1000),
+                    max_records=max_records if ready else min(PARTITION_SHARE, max_records),
+                )
         except ConsumerStoppedError:
             return {}
         except KafkaError as exc:
@@ -216,6 +226,31 @@ class KafkaConsumer(ConsumerDriver):
         for (topic, partition), records in batches.items():
             fetched[TP(topic, partition)] = to_messages(topic, partition, records)
         return fetched
+
+    async def _take_turns(
+        self, consumer: AIOKafkaConsumer, ready: list[TopicPartition], max_records: int
+    ) -> dict[TopicPartition, list[Any]]:
+        """A share of each partition with records at hand, least recently served first.
+
+        Each call drains only what is already fetched (no wait), so after the first none
+        of them yields to the event loop: no rebalance can land between two partitions.
+        """
+        served = self._served
+        ready.sort(key=lambda tp: served.get(tp, -1))
+        self._turn += 1
+        share = min(PARTITION_SHARE, max_records)
+        budget = max_records
+        batches: dict[TopicPartition, list[Any]] = {}
+        for tp in ready:
+            got = await consumer.getmany(tp, timeout_ms=0, max_records=min(share, budget))
+            records = got.get(tp)
+            if records:
+                batches[tp] = records
+                served[tp] = self._turn
+                budget -= len(records)
+                if budget <= 0:
+                    break
+        return batches
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:
         consumer = self._consumer

@@ -8,6 +8,10 @@ results to :class:`MessageRecords`, which yields Messages instead. Results fetch
 the ``getmany`` itself still arrive as ConsumerRecords; :func:`to_messages` converts
 those, so a list of either kind works.
 
+aiokafka hands out one partition's fetch result (up to ``max_partition_fetch_bytes``, a
+whole backlog of thousands of records) before the next partition's. :func:`waiting` lists
+the partitions with records at hand, so the consumer can ask for each in turn.
+
 This reaches into aiokafka's fetcher (private attributes): :func:`supports` checks them
 when a consumer starts, and without them every record takes the ConsumerRecord path.
 """
@@ -22,7 +26,7 @@ from aiokafka.consumer import fetcher as _fetcher
 
 from ..base import Message
 
-__all__ = ["MessageRecords", "adopt", "supports", "to_messages"]
+__all__ = ["MessageRecords", "adopt", "supports", "to_messages", "waiting"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,24 @@ def adopt(consumer: Any) -> None:
                 and getattr(records, "_records_iterator", None) is not None
             ):
                 records.__class__ = MessageRecords
+
+
+def waiting(consumer: Any) -> list[Any]:
+    """The partitions whose fetched records ``consumer`` holds, ready to hand out.
+
+    Empty when a partition holds a fetch error instead: aiokafka's plain getmany raises
+    it (and clears it so the partition is fetched again), which only it should do.
+    """
+    records = getattr(getattr(consumer, "_fetcher", None), "_records", None)
+    if not isinstance(records, dict) or _FetchResult is None:
+        return []
+    ready = []
+    for tp, result in records.items():
+        if type(result) is not _FetchResult:
+            return []
+        if result.has_more():
+            ready.append(tp)
+    return ready
 
 
 def to_messages(topic: str, partition: int, records: Any) -> list[Message]:
