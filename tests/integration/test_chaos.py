@@ -190,11 +190,6 @@ STORM_PARTITIONS = 6
 # (by 5,000-20,000 events in a run on a 2-core box), so from the second kill on every
 # rebalance finds the agents' queues full, as in workers that are behind.
 STORM_EVENT_DELAY = 0.001
-# Small fetches (~800 records) make a worker's partitions take turns about every second.
-# With the default 1 MB, one fetch result holds a partition's whole backlog and aiokafka
-# hands all of it out before the next partition's: behind by 10,000 events at 1 ms each,
-# the other partition would wait that long, which is not what this test is after.
-STORM_MAX_FETCH = 16_384
 # Every changelog read waits this long first (as a big table or a slow broker makes it), so
 # recoveries last long enough for the next rebalance to land in one.
 STORM_RESTORE_DELAY = 1.0
@@ -211,7 +206,6 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
         kafka_bootstrap,
         partitions=STORM_PARTITIONS,
         event_delay=STORM_EVENT_DELAY,
-        max_fetch=STORM_MAX_FETCH,
     )
     cluster.loglevel = "info"
     await cluster.create_topics(cluster.partitions)
