@@ -299,7 +299,8 @@ async def test_partitions_with_a_backlog_take_turns(kafka_app: AppFactory) -> No
     await eventually(lambda: len(order) >= wanted, timeout=WAIT)
     first_of = {p: order.index(p) if p in order else None for p in (0, 1)}
     assert set(order[: 2 * PARTITION_SHARE]) == {0, 1}, f"first event of each: {first_of}"
-    # Two shares at most: a partition may be served last in one turn and first in the next.
+    # Turns of one share each (PARTITION_SHARE); two allow for a partition's next fetch
+    # still on its way while the other's records are at hand.
     assert longest_run(order) <= 2 * PARTITION_SHARE, longest_run(order)
 
 

@@ -83,7 +83,7 @@ class KafkaConsumer(ConsumerDriver):
         self._consumer: AIOKafkaConsumer | None = None
         #: Fetched records become Messages inside aiokafka's fetcher (see fetching.py).
         self._direct = False
-        #: When each partition last gave records while several had some (see getmany).
+        #: The fetch in which each partition last gave records (see _take_turns).
         self._served: dict[TopicPartition, int] = {}
         self._turn = 0
         self._resubscriber: asyncio.Task[None] | None = None
@@ -205,11 +205,12 @@ class KafkaConsumer(ConsumerDriver):
             if len(ready) > 1:
                 batches = await self._take_turns(consumer, ready, max_records)
             else:
-                # One partition's records at hand: all the batch may be its. None: what
-                # the wait brings may be one partition's whole backlog, so a share only.
+                # What is at hand (or what the wait brings) may be one partition's whole
+                # backlog: while others may have records on the way, a share only.
+                alone = len(self.assigned) < 2
                 batches = await consumer.getmany(
                     timeout_ms=int(timeout * 1000),
-                    max_records=max_records if ready else min(PARTITION_SHARE, max_records),
+                    max_records=max_records if alone else min(PARTITION_SHARE, max_records),
                 )
         except ConsumerStoppedError:
             return {}
@@ -220,6 +221,10 @@ class KafkaConsumer(ConsumerDriver):
             return {}
         if batches:
             connection_log.succeeded()
+            # In the order served: of two served in one fetch, the first is the older.
+            for tp in batches:
+                self._turn += 1
+                self._served[tp] = self._turn
         else:
             connection_log.check()
         fetched: dict[TP, list[Message]] = {}
@@ -237,7 +242,6 @@ class KafkaConsumer(ConsumerDriver):
         """
         served = self._served
         ready.sort(key=lambda tp: served.get(tp, -1))
-        self._turn += 1
         share = min(PARTITION_SHARE, max_records)
         budget = max_records
         batches: dict[TopicPartition, list[Any]] = {}
@@ -246,7 +250,6 @@ class KafkaConsumer(ConsumerDriver):
             records = got.get(tp)
             if records:
                 batches[tp] = records
-                served[tp] = self._turn
                 budget -= len(records)
                 if budget <= 0:
                     break
