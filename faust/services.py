@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["Service", "Backoff", "BackgroundTasks", "Supervised", "cancel_tasks"]
+__all__ = ["Service", "Backoff", "BackgroundTasks", "Supervised", "cancel_tasks", "wait_or_cancel"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,3 +213,16 @@ async def cancel_tasks(tasks: set[asyncio.Task[Any]] | list[asyncio.Task[Any]]) 
         task.cancel()
     if pending:
         await asyncio.wait(pending)
+
+
+async def wait_or_cancel(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``tasks`` to finish; cancel the rest and wait
+    until they have ended."""
+    pending = [t for t in tasks if not t.done()]
+    if not pending:
+        return
+    _, still_running = await asyncio.wait(pending, timeout=timeout)
+    for task in still_running:
+        task.cancel()
+    if still_running:
+        await asyncio.wait(still_running)

@@ -22,7 +22,7 @@ from ..channels import Channel, EventQueue
 from ..deadletter import error_headers
 from ..events import Event, _current_event
 from ..exceptions import ImproperlyConfigured
-from ..services import Backoff
+from ..services import Backoff, wait_or_cancel
 from ..settings import ON_ERROR_CHOICES
 from ..streams import Stream
 from .backoff import restart_backoff, retry_delay
@@ -30,6 +30,7 @@ from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
 if TYPE_CHECKING:
     from ..transport.base import TP, RecordMetadata
+    from .testing import AgentTestWrapper
 
 __all__ = ["Agent"]
 
@@ -180,7 +181,7 @@ class Agent:
             if tp.topic in topics and tp.partition in self._partition_actors:
                 queue, task = self._partition_actors.pop(tp.partition)
                 queue.close()
-                await _wait_or_cancel([task], self.app.conf.worker_shutdown_timeout)
+                await wait_or_cancel([task], self.app.conf.worker_shutdown_timeout)
 
     async def stop(self) -> None:
         """Let each actor finish the event in hand, then stop it."""
@@ -191,7 +192,7 @@ class Agent:
             queue.close()
         for stream in list(self._streams):
             stream.close()
-        await _wait_or_cancel(self._actors, self.app.conf.worker_shutdown_timeout)
+        await wait_or_cancel(self._actors, self.app.conf.worker_shutdown_timeout)
         for queue in self._queues:
             unsubscribe = getattr(self.channel, "unsubscribe", None)
             if unsubscribe is not None:
@@ -500,6 +501,8 @@ class Agent:
                 event = await agent.put(Order(amount=3))
                 assert agent.results[event.message.offset] == 6
         """
+        from .testing import AgentTestWrapper
+
         return AgentTestWrapper(self)
 
     def __repr__(self) -> str:
@@ -527,80 +530,6 @@ class _PartitionRouter:
         self.closed = True
 
 
-class AgentTestWrapper:
-    """What ``agent.test_context()`` yields: put values in, read what the agent yielded."""
-
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.results: dict[int, Any] = {}
-        #: Events the agent gave up on, with the error (``on_error='dead_letter'``): kept
-        #: here instead of being sent to the dead-letter topic.
-        self.dead_letters: list[tuple[Event, BaseException]] = []
-        self.processed_offset = -1
-        self._queue = EventQueue(agent.channel.maxsize)
-        self._offset = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> AgentTestWrapper:
-        self.agent._results = self.results
-        self.agent._dead_letter_sink = self.dead_letters
-        self.agent._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self.agent._supervise(self._queue))
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        self._queue.close()
-        for stream in list(self.agent._streams):
-            stream.close()
-        if self._task is not None:
-            await _wait_or_cancel([self._task], 5.0)
-        self.agent._results = None
-        self.agent._dead_letter_sink = None
-
-    async def put(
-        self,
-        value: Any = None,
-        key: Any = None,
-        *,
-        partition: int = 0,
-        timestamp: float | None = None,
-        headers: Mapping[str, bytes] | None = None,
-        wait: bool = True,
-    ) -> Event:
-        """Deliver one event to the agent; with ``wait``, return once it is processed."""
-        from ..transport.base import Message
-
-        loop = asyncio.get_running_loop()
-        processed: asyncio.Future[None] = loop.create_future()
-        topic = getattr(self.agent.channel, "name", self.agent.name)
-        message = Message(
-            topic,
-            partition,
-            self._offset,
-            loop.time() if timestamp is None else timestamp,
-            None,
-            None,
-            list((headers or {}).items()),
-            on_done=lambda _: _resolve(processed),
-        )
-        self._offset += 1
-        message.refcount = 1
-        event = Event(self.agent.app, key, value, message)
-        await self._queue.put_many([event])
-        if wait:
-            # The stream acks an event when the agent asks for the next one, which it
-            # does as soon as it is done with this one (or gave up on it after its retries).
-            assert self._task is not None, "use put() inside 'async with agent.test_context()'"
-            await asyncio.wait([processed, self._task], return_when=asyncio.FIRST_COMPLETED)
-            self.processed_offset = message.offset
-        return event
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[Any]:
     if isinstance(values, AsyncIterator):
         async for value in values:
@@ -608,17 +537,6 @@ async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[An
     else:
         for value in values:
             yield value
-
-
-async def _wait_or_cancel(tasks: list[asyncio.Task[None]], timeout: float) -> None:
-    pending = [t for t in tasks if not t.done()]
-    if not pending:
-        return
-    _, still_running = await asyncio.wait(pending, timeout=timeout)
-    for task in still_running:
-        task.cancel()
-    if still_running:
-        await asyncio.wait(still_running)
 
 
 def _close_derived(stream: Stream, queue: EventQueue) -> None:
