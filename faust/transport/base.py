@@ -19,7 +19,6 @@ __all__ = [
     "RecordMetadata",
     "TopicSpec",
     "ConsumerDriver",
-    "PARTITION_SHARE",
     "ProducerDriver",
     "PendingRecord",
     "Transport",
@@ -131,12 +130,6 @@ class RebalanceListener(abc.ABC):
     async def on_partitions_assigned(self, assigned: set[TP]) -> None: ...
 
 
-# At most this many records of one partition in one getmany while other partitions of the
-# same consumer have records waiting too: a worker's partitions then take turns every few
-# hundred events rather than one partition's whole backlog at a time.
-PARTITION_SHARE = 256
-
-
 class ConsumerDriver(abc.ABC):
     """Fetches records for this process's share of the subscribed topics."""
 
@@ -154,10 +147,9 @@ class ConsumerDriver(abc.ABC):
     async def getmany(self, timeout: float, max_records: int) -> dict[TP, list[Message]]:
         """Return fetched messages per partition, waiting at most ``timeout`` seconds.
 
-        Fair between partitions: while several have records waiting, each gives at most
-        :data:`PARTITION_SHARE` of them, and the ones served least recently come first.
-        Example: ``await driver.getmany(1.0, 2000)`` with two backlogged partitions
-        returns 256 records of each.
+        Fair between partitions: while several have records waiting, the ones served
+        least recently come first, and none gives more than one batch before every other
+        waiting partition has had its turn (so none waits for another's whole backlog).
         """
 
     @abc.abstractmethod

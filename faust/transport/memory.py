@@ -15,7 +15,6 @@ from typing import Any
 
 from ..exceptions import PartitionCountMismatch
 from .base import (
-    PARTITION_SHARE,
     TP,
     ConsumerDriver,
     Message,
@@ -252,7 +251,11 @@ class MemoryConsumer(ConsumerDriver):
             if tp not in self._paused and len(logs[tp.topic][tp.partition]) > position
         ]
         budget = max_records
-        share = budget if len(ready) < 2 else min(PARTITION_SHARE, budget)
+        # Turns of a whole batch here, not of a few hundred records as on Kafka (where a
+        # fetch brings thousands of one partition's records at once): no partition
+        # waits more than one batch per other busy partition, and a table agent on this
+        # broker ran ~15% slower with turns of 256 (bench h.b, measured side by side).
+        share = budget
         records: dict[TP, list[Message]] = {}
         for tp, position in ready:
             if budget <= 0:

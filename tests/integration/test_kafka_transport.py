@@ -16,7 +16,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 import faust
 from faust.exceptions import ImproperlyConfigured, PartitionCountMismatch
-from faust.transport.base import PARTITION_SHARE, TP, TopicSpec
+from faust.transport.base import TP, TopicSpec
+from faust.transport.kafka.consumer import PARTITION_SHARE
 from faust.transport.partitioner import partition_for_key
 from tests.conftest import eventually
 

@@ -14,7 +14,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from ...exceptions import NotReady
-from ..base import PARTITION_SHARE, TP, ConsumerDriver, Message, RebalanceListener
+from ..base import TP, ConsumerDriver, Message, RebalanceListener
 from .assignor import PartitionAssignor
 from .clients import close_quietly
 from .connection_log import connection_log, format_partitions, rebalance_line
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["KafkaConsumer"]
 
 logger = logging.getLogger(__name__)
+
+#: At most this many records of one partition in one getmany while other partitions have
+#: records at hand too: aiokafka hands out a partition's whole fetch (up to
+#: consumer_max_fetch_size, thousands of records) before the next one's, so a worker's
+#: partitions take turns every few hundred events instead of a whole backlog at a time.
+PARTITION_SHARE = 256
 
 
 class _Rebalance(ConsumerRebalanceListener):

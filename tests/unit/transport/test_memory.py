@@ -3,7 +3,7 @@
 import pytest
 
 from faust.exceptions import PartitionCountMismatch
-from faust.transport.base import PARTITION_SHARE, TP, RebalanceListener, TopicSpec
+from faust.transport.base import TP, RebalanceListener, TopicSpec
 from faust.transport.memory import MemoryBroker, MemoryConsumer, MemoryProducer
 from faust.transport.partitioner import partition_for_key
 
@@ -158,32 +158,32 @@ async def _backlogged(partitions: int, backlog: dict[int, int]) -> MemoryConsume
 
 async def test_partitions_with_a_backlog_take_turns() -> None:
     consumer = await _backlogged(3, {0: 3000, 1: 3000, 2: 10})
-    first = await consumer.getmany(0.0, 2000)
-    # Each partition with records gets its share in the first batch, none all of it.
-    assert {tp.partition: len(ms) for tp, ms in first.items()} == {
-        0: PARTITION_SHARE,
-        1: PARTITION_SHARE,
-        2: 10,
-    }
-    offsets: dict[int, list[int]] = {0: [], 1: []}
-    for tp, messages in first.items():
-        offsets.get(tp.partition, []).extend(m.offset for m in messages)
+    batches = []
     while batch := await consumer.getmany(0.0, 2000):
-        assert all(len(ms) <= PARTITION_SHARE for ms in batch.values())
-        for tp, messages in batch.items():
-            offsets[tp.partition].extend(m.offset for m in messages)
-    assert offsets == {0: list(range(3000)), 1: list(range(3000))}
+        batches.append({tp.partition: [m.offset for m in ms] for tp, ms in batch.items()})
+    # Partition 0 had the first batch; the next goes to the partitions not served yet,
+    # so none waits for another's whole backlog.
+    assert list(batches[0]) == [0]
+    assert list(batches[1]) == [1]
+    assert list(batches[2])[0] == 2
+    offsets: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    for batch in batches:
+        assert sum(map(len, batch.values())) <= 2000
+        for partition, got in batch.items():
+            offsets[partition].extend(got)
+    assert offsets == {0: list(range(3000)), 1: list(range(3000)), 2: list(range(10))}
 
 
 async def test_partitions_left_out_of_a_full_batch_come_first_next_time() -> None:
     consumer = await _backlogged(10, {p: 1000 for p in range(10)})
     served: list[set[int]] = []
-    for _ in range(5):
+    for _ in range(10):
         batch = await consumer.getmany(0.0, 600)
         assert sum(len(ms) for ms in batch.values()) == 600
         served.append({tp.partition for tp in batch})
-    # 600 records a batch, 256 a partition: three partitions a batch, in rotation.
-    assert set().union(*served[:4]) == set(range(10))
+    # One partition a batch, in rotation: each of the ten within ten batches.
+    assert all(len(partitions) == 1 for partitions in served)
+    assert set().union(*served) == set(range(10))
 
 
 async def test_a_lone_backlog_fills_the_whole_batch() -> None:
