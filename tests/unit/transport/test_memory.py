@@ -157,21 +157,20 @@ async def _backlogged(partitions: int, backlog: dict[int, int]) -> MemoryConsume
 
 
 async def test_partitions_with_a_backlog_take_turns() -> None:
-    consumer = await _backlogged(3, {0: 3000, 1: 3000, 2: 10})
+    consumer = await _backlogged(3, {0: 3000, 1: 3000, 2: 3000})
     batches = []
     while batch := await consumer.getmany(0.0, 2000):
         batches.append({tp.partition: [m.offset for m in ms] for tp, ms in batch.items()})
-    # Partition 0 had the first batch; the next goes to the partitions not served yet,
-    # so none waits for another's whole backlog.
-    assert list(batches[0]) == [0]
-    assert list(batches[1]) == [1]
-    assert list(batches[2])[0] == 2
+    # Each busy partition is served within the first three batches: none waits for
+    # another's whole backlog (a fixed order would serve the last one at batch 3 or 4).
+    first_batch = {p: min(i for i, b in enumerate(batches) if p in b) for p in range(3)}
+    assert max(first_batch.values()) < 3, batches
     offsets: dict[int, list[int]] = {0: [], 1: [], 2: []}
     for batch in batches:
         assert sum(map(len, batch.values())) <= 2000
         for partition, got in batch.items():
             offsets[partition].extend(got)
-    assert offsets == {0: list(range(3000)), 1: list(range(3000)), 2: list(range(10))}
+    assert offsets == {p: list(range(3000)) for p in range(3)}
 
 
 async def test_partitions_left_out_of_a_full_batch_come_first_next_time() -> None:
