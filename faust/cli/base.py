@@ -86,13 +86,17 @@ def app_command(
     name: str | None = None,
     **kwargs: Any,
 ) -> click.Command:
-    """Turn ``fun(self, **options)`` (sync or async) into a click command for ``app``."""
+    """Turn ``fun(self, **options)`` or ``fun(**options)`` (sync or async) into a click
+    command for ``app``; ``options`` apply in the order they are written."""
+    wants_self: bool | None = None  # known once the parameters are attached below
 
     @click.pass_context
     def callback(ctx: click.Context, **params: Any) -> Any:
         obj = ctx.find_root().obj or {}
-        self = CommandContext(app, as_json=bool(obj.get("json")))
-        result = fun(self, **params)
+        if wants_self:
+            result = fun(CommandContext(app, as_json=bool(obj.get("json"))), **params)
+        else:
+            result = fun(**params)
         if inspect.isawaitable(result):
             return asyncio.run(_run_async(app, result))
         return result
@@ -103,10 +107,23 @@ def app_command(
         help=kwargs.pop("help", None) or inspect.getdoc(fun),
         **kwargs,
     )
-    for decorator in reversed(options):
+    # click's option()/argument() append to a Command's params (unlike on a function,
+    # where they stack bottom-up): applied in the written order, positional arguments
+    # are read in that order.
+    for decorator in options:
         decorator(command)
+    wants_self = _takes_context(fun, {p.name for p in command.params if p.name})
     command.__wrapped__ = fun  # type: ignore[attr-defined]
     return command
+
+
+def _takes_context(fun: Callable[..., Any], param_names: set[str]) -> bool:
+    """True if ``fun``'s first parameter is not one of the command's options or
+    arguments: it is then the ``self`` (a :class:`CommandContext`) of the command."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for param in inspect.signature(fun).parameters.values():
+        return param.kind in positional and param.name not in param_names
+    return False
 
 
 async def _run_async(app: Any, coro: Any) -> Any:

@@ -270,3 +270,46 @@ def test_tables_and_reset_commands(project: Path) -> None:
     assert reset.returncode == 0 and "Deleted local state of 1 table(s)" in reset.stdout
     after = json.loads(_faust("-A", "counter", "--json", "tables", cwd=project).stdout)
     assert after[0]["local_keys"] == 0
+
+
+def test_command_arguments_and_options_apply_in_declared_order(project: Path) -> None:
+    (project / "greet.py").write_text(
+        textwrap.dedent(
+            """
+            import faust
+            from faust.cli import argument, option
+
+            app = faust.App("greet")
+
+            @app.command(
+                argument("first"),
+                argument("second"),
+                option("--sep", default="-"),
+                option("--loud", is_flag=True),
+            )
+            async def pair(self, first, second, sep, loud):
+                self.say(f"first={first} second={second} sep={sep} loud={loud}")
+
+            @app.command(argument("name"))
+            async def hello(name):
+                print(f"hello {name}")
+
+            @app.command()
+            def plain():
+                print("plain")
+            """
+        )
+    )
+    result = _faust("-A", "greet", "pair", "A", "B", "--sep", "+", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "first=A second=B sep=+ loud=False"
+    usage = _faust("-A", "greet", "pair", "--help", cwd=project).stdout
+    assert "pair [OPTIONS] FIRST SECOND" in usage
+    assert usage.index("--sep") < usage.index("--loud")
+    # Without a ``self``: the command gets only its own arguments.
+    result = _faust("-A", "greet", "hello", "Ada", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hello Ada"
+    result = _faust("-A", "greet", "plain", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "plain"
