@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .exceptions import PartitionCountMismatch
+from .topics import legal_topic_name
 from .transport.base import Message, RecordMetadata
 
 __all__ = [
@@ -65,10 +65,6 @@ HEADER_ATTEMPTS = "faust.error.attempts"
 # Long enough for any useful message, short enough that a header never nears Kafka's
 # record size limit.
 MAX_MESSAGE_CHARS = 1000
-
-# Kafka topic names allow these characters only (and at most 249 of them).
-_NOT_IN_TOPIC_NAME = re.compile(r"[^a-zA-Z0-9._-]")
-_MAX_TOPIC_NAME = 249
 
 
 @dataclass
@@ -101,7 +97,7 @@ class ErrorCounts:
 def dead_letter_topic_name(template: str, app_id: str, name: str) -> str:
     """The dead-letter topic for ``name`` (an agent or topic), as a legal Kafka name."""
     full = template.replace("{app_id}", app_id).replace("{name}", name)
-    return _NOT_IN_TOPIC_NAME.sub("_", full)[:_MAX_TOPIC_NAME]
+    return legal_topic_name(full)
 
 
 def error_headers(

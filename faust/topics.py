@@ -7,6 +7,7 @@ producer; reading subscribes a queue with the conductor, which the consumer feed
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,49 @@ from .transport.base import RecordMetadata, TopicSpec
 if TYPE_CHECKING:
     from .schemas import Schema
 
-__all__ = ["Topic"]
+__all__ = ["Topic", "check_topic_name", "legal_topic_name"]
+
+# Kafka's own rule for topic names (its Topic.validate): ASCII letters and digits,
+# '.', '_' and '-', at most 249 characters, and not '.' or '..'.
+_NOT_IN_TOPIC_NAME = re.compile(r"[^a-zA-Z0-9._-]")
+MAX_TOPIC_NAME = 249
+
+
+def check_topic_name(name: str) -> None:
+    """Raise ``ValueError`` naming the rule if Kafka would reject topic ``name``.
+
+    Example::
+
+        check_topic_name('orders-v2')         # fine
+        check_topic_name('bad topic/name!')   # ValueError
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"Topic names must be non-empty strings, not {name!r}")
+    bad = sorted(set(_NOT_IN_TOPIC_NAME.findall(name)))
+    if bad:
+        raise ValueError(
+            f"Topic name {name!r} has characters Kafka rejects ({''.join(bad)!r}): use only "
+            "ASCII letters, digits, '.', '_' and '-'."
+        )
+    if len(name) > MAX_TOPIC_NAME:
+        raise ValueError(
+            f"Topic name {name[:40]!r}... is {len(name)} characters long: Kafka allows at "
+            f"most {MAX_TOPIC_NAME}."
+        )
+    if name in (".", ".."):
+        raise ValueError(f"Topic name {name!r} is reserved by Kafka: choose another name.")
+
+
+def legal_topic_name(text: str) -> str:
+    """``text`` made into a topic name Kafka accepts, for names Faust derives itself
+    (e.g. from an agent declared in a function: ``test.<locals>.agent``).
+
+    Example::
+
+        legal_topic_name('tests.test_x.<locals>.agent')   # 'tests.test_x._locals_.agent'
+    """
+    name = _NOT_IN_TOPIC_NAME.sub("_", text)[:MAX_TOPIC_NAME]
+    return "_" + name if name in (".", "..", "") else name
 
 
 Headers = Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None
@@ -65,8 +108,7 @@ class Topic(Channel):
         if not topics:
             raise ValueError("app.topic() needs at least one topic name")
         for name in topics:
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"Topic names must be non-empty strings, not {name!r}")
+            check_topic_name(name)
         if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
             raise ValueError(
                 f"Topic {topics[0]!r}: partitions must be an int >= 1, not {partitions!r}"

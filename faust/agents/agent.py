@@ -25,6 +25,7 @@ from ..exceptions import ImproperlyConfigured
 from ..services import Backoff, wait_or_cancel
 from ..settings import ON_ERROR_CHOICES
 from ..streams import Stream
+from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
@@ -106,7 +107,10 @@ class Agent:
         self.help = help or (inspect.getdoc(fun) or "").split("\n")[0]
         self._sinks: list[Any] = list(sink or ())
         if channel is None or isinstance(channel, str):
-            channel = app.topic(channel or self.name, key_type=key_type, value_type=value_type)
+            # Only a name the user wrote is checked strictly: one derived from a function
+            # declared inside another ('<locals>' in its qualname) is made legal instead.
+            topic_name = channel or legal_topic_name(self.name)
+            channel = app.topic(topic_name, key_type=key_type, value_type=value_type)
         assert isinstance(channel, Channel)
         self.channel: Channel = channel
         self._actors: list[asyncio.Task[None]] = []

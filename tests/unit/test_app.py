@@ -351,3 +351,32 @@ def test_sasl_mechanism_is_checked() -> None:
         faust.SASLCredentials(username="u", password="p", mechanism="MD5")
     creds = faust.SASLCredentials(username="u", password="secret", mechanism="scram-sha-256")
     assert creds.mechanism == "SCRAM-SHA-256" and "secret" not in repr(creds)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bad topic/name!", r"'bad topic/name!' has characters Kafka rejects \(' !/'\)"),
+        ("x" * 250, "is 250 characters long: Kafka allows at most 249"),
+        ("..", "'..' is reserved by Kafka"),
+        ("", "non-empty strings"),
+    ],
+)
+def test_topic_name_kafka_would_reject_fails_at_declaration(
+    app: faust.App, name: str, expected: str
+) -> None:
+    with pytest.raises(ValueError, match=expected):
+        app.topic(name)
+    if name:  # an agent given a topic name checks it the same way
+
+        async def agent(stream):
+            async for _ in stream:
+                pass
+
+        with pytest.raises(ValueError, match=expected):
+            app.agent(name)(agent)
+
+
+def test_legal_topic_names_are_accepted(app: faust.App) -> None:
+    for name in ("orders", "Orders.v2_x-1", "x" * 249, "..."):
+        assert app.topic(name).name == name
