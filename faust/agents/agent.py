@@ -78,6 +78,16 @@ class Agent:
         dead_letter_topic: str | None = None,
     ) -> None:
         label = name or fun.__qualname__
+        # A plain ``def`` would only fail once started, and then be restarted forever.
+        # (Unwrapped: a decorator made with functools.wraps over an async def is fine.)
+        call = fun if inspect.isroutine(fun) else getattr(fun, "__call__", fun)  # noqa: B004
+        call = inspect.unwrap(call)
+        if not (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)):
+            raise TypeError(
+                f"Agent {label}: an agent must be an async def (async def "
+                f"{getattr(fun, '__name__', 'agent')}(stream): async for value in stream: "
+                "...), not a plain def."
+            )
         if retries is None:
             retries = app.conf.agent_retries
         elif isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

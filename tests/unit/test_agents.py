@@ -485,16 +485,6 @@ async def test_agent_over_an_in_memory_channel(app: faust.App) -> None:
     await eventually(lambda: seen == [42, 43])
 
 
-async def test_agent_must_be_async(app: faust.App, caplog: pytest.LogCaptureFixture) -> None:
-    @app.agent()
-    def not_async(stream):  # type: ignore[no-untyped-def]
-        return None
-
-    await app.start()
-    await eventually(lambda: app.agent_errors >= 1)
-    assert "must be an 'async def'" in caplog.text
-
-
 async def test_revoked_partitions_stop_isolated_actors_and_drop_buffered_events(
     app: faust.App,
 ) -> None:
@@ -523,3 +513,23 @@ async def test_revoked_partitions_stop_isolated_actors_and_drop_buffered_events(
     assert 0 not in per_partition._partition_actors and task.done()
     assert seen == [0]  # the event in hand finished; the buffered ones were dropped
     assert TP("iso-revoke", 0) not in app.consumer.trackers
+
+
+def test_plain_def_agent_fails_at_declaration(app: faust.App) -> None:
+    with pytest.raises(TypeError, match=r"Agent .*plain: an agent must be an async def"):
+
+        @app.agent()
+        def plain(stream):
+            for value in stream:
+                print(value)
+
+    assert not app.agents
+
+
+async def test_async_generator_agent_is_accepted(app: faust.App) -> None:
+    @app.agent()
+    async def doubler(stream):
+        async for value in stream:
+            yield value * 2
+
+    assert app.agents[doubler.name] is doubler
