@@ -200,6 +200,13 @@ class App:
                 isolated_partitions=isolated_partitions,
                 **kwargs,
             )
+            if agent.name in self.agents:
+                # The agents would share one name and so one topic: the first would be
+                # replaced without a word.
+                raise ValueError(
+                    f"Two agents are named {agent.name!r} in app {self.conf.id!r}: give one "
+                    "of them another name with @app.agent(..., name='...')."
+                )
             self.agents[agent.name] = agent
             return agent
 

@@ -353,6 +353,22 @@ def test_sasl_mechanism_is_checked() -> None:
     assert creds.mechanism == "SCRAM-SHA-256" and "secret" not in repr(creds)
 
 
+def test_two_agents_with_one_name_fail_at_declaration(app: faust.App) -> None:
+    @app.agent(name="worker-a")
+    async def first(stream):
+        async for _ in stream:
+            pass
+
+    with pytest.raises(ValueError, match=r"Two agents are named 'worker-a'.*name='...'"):
+
+        @app.agent(name="worker-a")
+        async def second(stream):
+            async for _ in stream:
+                pass
+
+    assert app.agents["worker-a"] is first
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
