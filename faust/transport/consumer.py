@@ -136,8 +136,16 @@ class Consumer(RebalanceListener):
                 tracker.advance()
             # Checked per batch rather than per event: cheap, and a batch is small
             # next to broker_commit_every.
+            if not records:
+                # The input went quiet: count what the agents finished since the fetch.
+                for tracker in trackers.values():
+                    tracker.advance()
             processed = sum(t.processed for t in trackers.values())
-            if processed - self._processed_at_commit >= commit_every:
+            since_commit = processed - self._processed_at_commit
+            if since_commit >= commit_every or (not records and since_commit):
+                # Also when the input went quiet (a fetch found nothing): otherwise the
+                # tail processed after the last commit (its offsets, its tables' changed
+                # keys) waits for broker_commit_interval, however long that is.
                 self._commit_now.set()
             if self.app.backlogged():
                 await self._wait_out_backlog()

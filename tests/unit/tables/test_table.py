@@ -321,6 +321,36 @@ async def test_many_changed_keys_hold_back_fetching_until_flushed(
     assert 200 <= changed_at_most <= 200 + 100 + 50
 
 
+async def test_changes_and_offsets_go_out_when_the_input_goes_quiet(app: faust.App) -> None:
+    """The last events before a pause are committed (and their table changes flushed) once
+    a fetch finds nothing new, not a whole broker_commit_interval later."""
+    app.conf.broker_commit_interval = 3600.0
+    topic = app.topic("quiet", key_type=str, value_type=int, partitions=2)
+    table = app.Table("quiet-latest", partitions=2)
+
+    @app.agent(topic)
+    async def keep(stream):
+        async for key, value in stream.items():
+            table[key] = value
+
+    await app.start()
+    for i in range(30):
+        await topic.send(key=f"k{i}", value=i, partition=i % 2)
+    await eventually(lambda: table.changelog_records_sent == 30, timeout=5)
+    assert app.consumer is not None
+    await eventually(
+        lambda: (
+            {
+                tp.partition: offset
+                for tp, offset in app.consumer.committed.items()
+                if tp.topic == topic.name
+            }
+            == {0: 15, 1: 15}
+        ),
+        timeout=5,
+    )
+
+
 async def test_set_table_of_str_restores_its_sets_from_the_changelog() -> None:
     """The changelog value of a SetTable is the list of its members, decoded member by
     member as value_type (str here), not as one str."""
