@@ -28,6 +28,17 @@ ENV_PREFIX = "FAUST_"
 #: dead-letter topic, the worker stopped, or only logged and counted.
 ON_ERROR_CHOICES = ("dead_letter", "stop", "skip")
 
+
+def check_on_error(value: str, owner: str) -> str:
+    """``value`` if it is one of :data:`ON_ERROR_CHOICES`, else ``ValueError`` naming
+    ``owner`` (``"Agent x"``, ``"Topic 'y'"``)."""
+    if value not in ON_ERROR_CHOICES:
+        raise ValueError(
+            f"{owner}: on_error must be one of {', '.join(ON_ERROR_CHOICES)}, not {value!r}"
+        )
+    return value
+
+
 # Settings accepted under an earlier name (the 1.0 pre-release API).
 ALIASES = {"url": "broker"}
 

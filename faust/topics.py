@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import Channel, EventQueue
 from .events import _current_event
-from .settings import ON_ERROR_CHOICES
+from .settings import check_on_error
 from .transport.base import RecordMetadata, TopicSpec
 
 if TYPE_CHECKING:
@@ -113,11 +113,8 @@ class Topic(Channel):
             raise ValueError(
                 f"Topic {topics[0]!r}: partitions must be an int >= 1, not {partitions!r}"
             )
-        if on_error is not None and on_error not in ON_ERROR_CHOICES:
-            raise ValueError(
-                f"Topic {topics[0]!r}: on_error must be one of {', '.join(ON_ERROR_CHOICES)}, "
-                f"not {on_error!r}"
-            )
+        if on_error is not None:
+            check_on_error(on_error, f"Topic {topics[0]!r}")
         if schema is None:
             schema = app.schema(
                 key_type=key_type,

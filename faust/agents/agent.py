@@ -23,7 +23,7 @@ from ..deadletter import error_headers
 from ..events import Event, _current_event
 from ..exceptions import ImproperlyConfigured
 from ..services import Backoff, wait_or_cancel
-from ..settings import ON_ERROR_CHOICES
+from ..settings import check_on_error
 from ..streams import Stream
 from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
@@ -94,11 +94,8 @@ class Agent:
             raise ValueError(f"Agent {label}: retries must be an int >= 0 (0: no retry)")
         if on_error is None:
             on_error = app.conf.on_error
-        elif on_error not in ON_ERROR_CHOICES:
-            raise ValueError(
-                f"Agent {label}: on_error must be one of {', '.join(ON_ERROR_CHOICES)}, "
-                f"not {on_error!r}"
-            )
+        else:
+            check_on_error(on_error, f"Agent {label}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"Agent {name or fun.__qualname__}: concurrency must be >= 1")
         if isolated_partitions and concurrency != 1:
