@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from ..events import _current_event
@@ -256,11 +257,21 @@ class Collection:
             yield from store.items(partition)
 
     # -- the changelog
-    async def flush(self) -> None:
-        """Send one changelog record per changed key, wait for acks, persist the offsets."""
+    async def flush(self, hold: AbstractSet[int] = frozenset()) -> None:
+        """Send one changelog record per changed key, wait for acks, persist the offsets.
+
+        Changes to the partitions in ``hold`` stay pending (the table manager holds back
+        partitions still being restored).
+        """
         if not self._dirty:
             return
-        dirty, self._dirty = self._dirty, {}
+        dirty: dict[int, set[Any]] = {}
+        held: dict[int, set[Any]] = {}
+        for partition, keys in self._dirty.items():
+            (held if partition in hold else dirty)[partition] = keys
+        self._dirty = held
+        if not dirty:
+            return
         store = self.store
         topic = self.changelog_topic
         pending: list[tuple[int, asyncio.Future[Any]]] = []

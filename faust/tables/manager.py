@@ -129,18 +129,8 @@ class TableManager:
         """
         restoring = self._active - self._restored
         for table in self.tables.values():
-            held: dict[int, set[Any]] = {}
-            if restoring and table._dirty:
-                topic = table.changelog_topic.name
-                for partition in list(table._dirty):
-                    if TP(topic, partition) in restoring:
-                        held[partition] = table._dirty.pop(partition)
-            try:
-                await table.flush()
-            finally:
-                for partition, keys in held.items():
-                    for key in keys:
-                        table._mark_dirty(partition, key)
+            topic = table.changelog_topic.name
+            await table.flush(hold={tp.partition for tp in restoring if tp.topic == topic})
 
     # -- rebalancing
     def on_partitions_assigned(self, assigned: set[TP]) -> None:
