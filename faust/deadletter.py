@@ -235,14 +235,19 @@ class DeadLetters:
     ) -> None:
         partition = message.partition if 0 <= message.partition < partitions else None
         try:
-            fut = self.app.producer_for_send_soon().send_soon(
-                topic, key, value, partition=partition, headers=headers, holder=message
+            self.app.producer_for_send_soon().send_soon(
+                topic,
+                key,
+                value,
+                partition=partition,
+                headers=headers,
+                holder=message,
+                callback=lambda f: self._on_sent(f, topic, message),
             )
         except Exception as exc:
             # Not released: the source offset is never committed past a lost record.
             self._failed(topic, message, exc)
             return
-        fut.add_done_callback(lambda f: self._on_sent(f, topic, message))
         # The record now holds the message until its ack.
         release()
 

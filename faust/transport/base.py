@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -20,7 +21,8 @@ __all__ = [
     "TopicSpec",
     "ConsumerDriver",
     "ProducerDriver",
-    "PendingRecord",
+    "OutgoingRecord",
+    "SendCallback",
     "Transport",
     "RebalanceListener",
 ]
@@ -36,12 +38,24 @@ class TP(NamedTuple):
 
 
 class RecordMetadata(NamedTuple):
-    """Where the broker stored a record that was sent."""
+    """Where the broker stored a record that was sent.
+
+    Awaiting it gives it back at once, so code written for Faust, where ``send()``
+    returns a future to await again, works unchanged::
+
+        metadata = await topic.send(value=1)
+        metadata = await metadata        # the same RecordMetadata
+        print(metadata.partition, metadata.offset)
+    """
 
     topic: str
     partition: int
     offset: int
     timestamp: float
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        yield from ()
+        return self
 
 
 class Message:
@@ -179,24 +193,131 @@ class ConsumerDriver(abc.ABC):
         return set()
 
 
-#: A record waiting in the producer's buffer: ``(topic, key, value, partition, timestamp,
-#: headers, future, holder)``. ``future`` is what its sender holds; ``holder`` is the
-#: message it was sent on behalf of (or None): one of that message's refs, released when
-#: the record is acked (see :func:`settle`). A plain tuple: one is made per record sent.
-PendingRecord = tuple[
-    str,
-    bytes | None,
-    bytes | None,
-    int | None,
-    float | None,
-    Sequence[tuple[str, bytes]] | None,
-    "asyncio.Future[RecordMetadata]",
-    "Message | None",
-]
+#: Called once when a sent record is acked or has failed, with the record's future (done):
+#: ``future.result()`` is its :class:`RecordMetadata` (or raises the error),
+#: ``future.exception()`` the error or None. May be ``async def``.
+SendCallback = Callable[["asyncio.Future[RecordMetadata]"], Any]
+
+
+class OutgoingRecord:
+    """One record on its way to the broker, from the producer's buffer to the driver's ack.
+
+    ``key`` and ``value`` are bytes already; ``partition`` None lets the driver choose (by
+    key, else round robin); ``timestamp`` None is "now". ``future`` is what the sender
+    holds. ``holder`` is the message the record was sent on behalf of (or None): the
+    producer took one of its refs, which :meth:`acked` gives back, so that message's
+    offset is not committed before this record is stored. ``callback``, if given, is
+    called once with ``future`` when the record is acked or has failed.
+
+    The driver settles each record exactly once, with :meth:`acked` or :meth:`failed`.
+    Slots, no defaults: one is made per record sent.
+    """
+
+    __slots__ = (
+        "topic",
+        "key",
+        "value",
+        "partition",
+        "timestamp",
+        "headers",
+        "future",
+        "holder",
+        "callback",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        future: asyncio.Future[RecordMetadata],
+        holder: Message | None,
+        callback: SendCallback | None,
+    ) -> None:
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.partition = partition
+        self.timestamp = timestamp
+        self.headers = headers
+        self.future = future
+        self.holder = holder
+        self.callback = callback
+
+    def acked(self, metadata: RecordMetadata) -> None:
+        """The broker stored the record at ``metadata``: resolve it, release its holder."""
+        future = self.future
+        if not future.done():
+            future.set_result(metadata)
+        holder = self.holder
+        if holder is not None:
+            holder.decref()
+        if self.callback is not None:
+            run_callback(self.callback, future, self.topic)
+
+    def failed(self, exc: BaseException) -> None:
+        """The record was not stored: fail its future and keep its holder.
+
+        The holder's ref is not given back: the event it was sent for never counts as
+        processed, so its offset is not committed and it is processed again after a
+        restart.
+        """
+        future = self.future
+        if not future.done():
+            future.set_exception(exc)
+        holder = self.holder
+        if holder is not None:
+            logger.error(
+                "Send to topic %r on behalf of %s[%s]@%s failed: %r; its offset will not "
+                "be committed.",
+                self.topic,
+                holder.topic,
+                holder.partition,
+                holder.offset,
+                exc,
+            )
+        if self.callback is not None:
+            run_callback(self.callback, future, self.topic)
+
+    def __repr__(self) -> str:
+        return f"<OutgoingRecord to {self.topic}[{self.partition}]>"
+
+
+# Tasks of async callbacks still running: the loop keeps only weak references to tasks.
+_callback_tasks: set[asyncio.Future[Any]] = set()
+
+
+def run_callback(
+    callback: SendCallback, future: asyncio.Future[RecordMetadata], topic: str
+) -> None:
+    """Run a send's ``callback``; what it raises is logged, never passed to the producer."""
+    try:
+        result = callback(future)
+    except Exception:
+        logger.exception("The send callback %r of a record to topic %r raised", callback, topic)
+        return
+    if inspect.isawaitable(result):
+        task = asyncio.ensure_future(result)
+        _callback_tasks.add(task)
+        task.add_done_callback(lambda t: _callback_done(t, callback, topic))
+
+
+def _callback_done(task: asyncio.Future[Any], callback: SendCallback, topic: str) -> None:
+    _callback_tasks.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error(
+            "The send callback %r of a record to topic %r raised",
+            callback,
+            topic,
+            exc_info=exc,
+        )
 
 
 class ProducerDriver(abc.ABC):
-    """Sends records; ``send`` returns a future completed by the broker's ack."""
+    """Sends records: each is settled (``acked``/``failed``) by the broker's answer."""
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -205,33 +326,12 @@ class ProducerDriver(abc.ABC):
     async def stop(self) -> None: ...
 
     @abc.abstractmethod
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        *,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        """Queue a record and return a future for its metadata (resolved on ack)."""
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> None:
+        """Queue ``records`` in order; each is settled by its ack (or error) later.
 
-    async def send_many(self, records: Sequence[PendingRecord]) -> None:
-        """Queue ``records`` in order; each one's future is completed by its ack (or error).
-
-        Returns once all are queued. Drivers that can batch override this; the default
-        sends one record at a time.
+        Returns once all are queued. A record that cannot be sent (a partition the topic
+        lacks, too large) is settled with its error here, without stopping the others.
         """
-        for topic, key, value, partition, timestamp, headers, future, holder in records:
-            try:
-                ack = await self.send(
-                    topic, key, value, partition=partition, timestamp=timestamp, headers=headers
-                )
-            except Exception as exc:
-                settle(future, holder, exc=exc)
-                continue
-            chain(ack, future, holder)
 
     @abc.abstractmethod
     async def flush(self) -> None: ...
@@ -280,66 +380,3 @@ class Transport(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most drivers need none
         """Release shared resources (admin clients, the embedded broker)."""
-
-
-def completed(
-    result: RecordMetadata, loop: asyncio.AbstractEventLoop | None = None
-) -> asyncio.Future[RecordMetadata]:
-    """A future that is already resolved (for brokers that ack synchronously).
-
-    Pass ``loop`` where it is known: looking up the running loop costs a system call.
-    """
-    if loop is None:
-        loop = asyncio.get_running_loop()
-    fut: asyncio.Future[RecordMetadata] = loop.create_future()
-    fut.set_result(result)
-    return fut
-
-
-def settle(
-    future: asyncio.Future[RecordMetadata],
-    holder: Message | None,
-    result: RecordMetadata | None = None,
-    exc: BaseException | None = None,
-) -> None:
-    """Complete a sent record's future with its ack (``result``) or its error.
-
-    On an ack, the ``holder`` message (the event it was sent for) gets its ref back. On
-    an error it does not: that event never counts as processed, so its offset is not
-    committed and it is processed again after a restart.
-    """
-    if exc is None:
-        if not future.done():
-            future.set_result(result)  # type: ignore[arg-type]
-        if holder is not None:
-            holder.decref()
-        return
-    if not future.done():
-        future.set_exception(exc)
-    if holder is not None:
-        logger.error(
-            "Send on behalf of %s[%s]@%s failed: %r; its offset will not be committed.",
-            holder.topic,
-            holder.partition,
-            holder.offset,
-            exc,
-        )
-
-
-def chain(
-    source: Awaitable[RecordMetadata],
-    target: asyncio.Future[RecordMetadata],
-    holder: Message | None = None,
-) -> None:
-    """Settle ``target`` (and ``holder``) the way ``source`` completes."""
-    inner = asyncio.ensure_future(source)
-
-    def _copy(f: asyncio.Future[RecordMetadata]) -> None:
-        if f.cancelled():
-            settle(target, holder, exc=asyncio.CancelledError())
-        elif (exc := f.exception()) is not None:
-            settle(target, holder, exc=exc)
-        else:
-            settle(target, holder, f.result())
-
-    inner.add_done_callback(_copy)

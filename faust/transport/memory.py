@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import PartitionCountMismatch
@@ -18,12 +18,12 @@ from .base import (
     TP,
     ConsumerDriver,
     Message,
+    OutgoingRecord,
     ProducerDriver,
     RebalanceListener,
     RecordMetadata,
     TopicSpec,
     Transport,
-    completed,
 )
 from .partitioner import KeyPartitioner, RoundRobin
 
@@ -306,29 +306,25 @@ class MemoryProducer(ProducerDriver):
     async def stop(self) -> None:
         pass
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        *,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        return completed(self.send_now(topic, key, value, partition, timestamp, headers))
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> None:
+        for record in records:
+            self.send_now(record)
 
-    def send_now(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> RecordMetadata:
-        """Append synchronously: the embedded broker acks at once."""
-        return self.broker.append(topic, key, value, partition, timestamp, headers)
+    def send_now(self, record: OutgoingRecord) -> None:
+        """Append synchronously and settle ``record``: the embedded broker acks at once."""
+        try:
+            metadata = self.broker.append(
+                record.topic,
+                record.key,
+                record.value,
+                record.partition,
+                record.timestamp,
+                record.headers,
+            )
+        except Exception as exc:
+            record.failed(exc)
+            return
+        record.acked(metadata)
 
     async def flush(self) -> None:
         pass

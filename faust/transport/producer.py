@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
-from .base import (
-    Message,
-    PendingRecord,
-    ProducerDriver,
-    RecordMetadata,
-    chain,
-    completed,
-    settle,
-)
+from .base import Message, OutgoingRecord, ProducerDriver, RecordMetadata, SendCallback
 
 __all__ = ["Producer"]
 
@@ -32,7 +24,7 @@ logger = logging.getLogger(__name__)
 #: app is.
 DRAIN_CHUNK = 5_000
 #: Buffered records at which the consumer stops fetching (see ``backlogged``): a record
-#: waiting here holds ~0.5 KB (its bytes, tuple and future), so ~10 MB; and it is
+#: waiting here holds ~0.5 KB (its bytes, OutgoingRecord and future), so ~10 MB; and it is
 #: 0.1-0.2 s of sending at the rates measured in bench e, so the drain never runs dry
 #: while the agents catch up.
 BUFFER_HIGH = 20_000
@@ -42,7 +34,7 @@ class Producer:
     def __init__(self, driver: ProducerDriver) -> None:
         self.driver = driver
         self._send_now = getattr(driver, "send_now", None)
-        self._buffer: list[PendingRecord] = []
+        self._buffer: list[OutgoingRecord] = []
         self._drainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = False
@@ -85,15 +77,19 @@ class Producer:
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         holder: Message | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        """Hand a record to the driver; the awaitable returned resolves on its ack.
+        callback: SendCallback | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Hand a record to the driver; the future returned resolves on its ack.
 
-        ``holder`` is held as in :meth:`send_soon`.
+        ``holder`` and ``callback`` are as in :meth:`send_soon`.
         """
-        if self._send_now is None and (
-            self._buffer or (self._drainer is not None and not self._drainer.done())
+        if (
+            self._send_now is not None
+            or self._buffer
+            or (self._drainer is not None and not self._drainer.done())
         ):
-            # Keep order with records buffered by send_soon before this one.
+            # The embedded broker stores it at once; otherwise this keeps the order with
+            # records that send_soon buffered before it.
             return self.send_soon(
                 topic,
                 key,
@@ -102,19 +98,19 @@ class Producer:
                 timestamp=timestamp,
                 headers=headers,
                 holder=holder,
+                callback=callback,
             )
         self.sent += 1
-        loop = self._get_loop()
-        if self._send_now is not None:
-            return completed(self._send_now(topic, key, value, partition, timestamp, headers), loop)
-        ack = await self.driver.send(
-            topic, key, value, partition=partition, timestamp=timestamp, headers=headers
+        fut: asyncio.Future[RecordMetadata] = self._get_loop().create_future()
+        if holder is not None:
+            holder.refcount += 1
+        record = OutgoingRecord(
+            topic, key, value, partition, timestamp, headers, fut, holder, callback
         )
-        if holder is None:
-            return ack
-        holder.refcount += 1
-        fut: asyncio.Future[RecordMetadata] = loop.create_future()
-        chain(ack, fut, holder)
+        try:
+            await self.driver.send_many((record,))
+        except Exception as exc:
+            record.failed(exc)
         return fut
 
     def send_soon(
@@ -127,22 +123,28 @@ class Producer:
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         holder: Message | None = None,
+        callback: SendCallback | None = None,
     ) -> asyncio.Future[RecordMetadata]:
-        """Buffer a record; the future resolves on its ack.
+        """Buffer a record; the future resolves on its ack (or fails with its error).
 
         ``holder``, the message of the event this record is sent for, does not count as
-        processed (its offset is not committed) until the record is acked.
+        processed (its offset is not committed) until the record is acked. ``callback``
+        is called once with the future when it is done (see :class:`OutgoingRecord`).
         """
         self.sent += 1
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._get_loop()
-        if self._send_now is not None:
-            return completed(self._send_now(topic, key, value, partition, timestamp, headers), loop)
         fut: asyncio.Future[RecordMetadata] = loop.create_future()
         if holder is not None:
             holder.refcount += 1
-        self._buffer.append((topic, key, value, partition, timestamp, headers, fut, holder))
+        record = OutgoingRecord(
+            topic, key, value, partition, timestamp, headers, fut, holder, callback
+        )
+        if self._send_now is not None:
+            self._send_now(record)
+            return fut
+        self._buffer.append(record)
         # One drainer at a time keeps buffered records in order.
         drainer = self._drainer
         if drainer is None or drainer.done():
@@ -170,11 +172,11 @@ class Producer:
                 logger.error(
                     "Could not send %d record(s) (first to topic %r): %r",
                     len(records),
-                    records[0][0],
+                    records[0].topic,
                     exc,
                 )
                 for record in records:
-                    settle(record[6], record[7], exc=exc)
+                    record.failed(exc)
 
     async def flush(self) -> None:
         """Wait until every buffered record is handed to the driver and acked."""

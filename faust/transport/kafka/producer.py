@@ -1,9 +1,9 @@
-"""Acked sends over ``AIOKafkaProducer``: each send returns a future of its metadata.
+"""Acked sends over ``AIOKafkaProducer``: each record is settled by its batch's ack.
 
-``send_many`` (what ``send_soon`` and table changelogs go through) skips aiokafka's
-per-record path: it picks partitions itself (Kafka's murmur2, hashes cached), appends the
-records to one batch per partition and submits each batch once, resolving the records'
-futures from the batch's ack. A record then costs about what the batch encoder costs.
+``send_many`` (what every send goes through) skips aiokafka's per-record path: it picks
+partitions itself (Kafka's murmur2, hashes cached), appends the records to one batch per
+partition and submits each batch once, settling the records from the batch's ack. A
+record then costs about what the batch encoder costs.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 
 from ...exceptions import ImproperlyConfigured
-from ..base import Message, PendingRecord, ProducerDriver, RecordMetadata, settle
+from ..base import OutgoingRecord, ProducerDriver, RecordMetadata
 from ..partitioner import KeyPartitioner, RoundRobin
 from .clients import close_quietly
 
@@ -34,7 +34,7 @@ _NO_HEADERS: list[tuple[str, bytes]] = []
 
 
 class KafkaProducer(ProducerDriver):
-    """Sends records; each ``send`` returns a future resolved by the broker's ack."""
+    """Sends records in per-partition batches; each is settled by its batch's ack."""
 
     def __init__(self, transport: KafkaTransport) -> None:
         self.transport = transport
@@ -66,28 +66,14 @@ class KafkaProducer(ProducerDriver):
         if producer is not None:
             await producer.stop()
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        *,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        await self.send_many([(topic, key, value, partition, timestamp, headers, future, None)])
-        return future
-
-    async def send_many(self, records: Sequence[PendingRecord]) -> None:
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> None:
         producer = self._producer
         if producer is None:
             await self.start()
             producer = self._producer
             assert producer is not None
         counts: dict[str, int] = {}
-        for topic in {record[0] for record in records}:
+        for topic in {record.topic for record in records}:
             if topic not in self._existing:
                 await self.transport.wait_for_topics({topic}, "Sending to")
                 self._existing.add(topic)
@@ -100,7 +86,7 @@ class KafkaProducer(ProducerDriver):
         large = limit // 2
         key_partition = self._keys.partition
         for record in records:
-            topic, key, value, partition, timestamp, headers, future, holder = record
+            topic, key, value, partition = record.topic, record.key, record.value, record.partition
             count = counts[topic]
             if partition is None:
                 if key is not None:
@@ -112,20 +98,21 @@ class KafkaProducer(ProducerDriver):
                 or not 0 <= partition < count
                 or (value is not None and len(value) > large)
                 or (key is not None and len(key) > large)
-                or headers
+                or record.headers
             ):
                 error = _invalid(record, partition, count, limit)
                 if error is not None:
-                    settle(future, holder, exc=error)
+                    record.failed(error)
                     continue
+            timestamp = record.timestamp
             timestamp_ms = now_ms if timestamp is None else round(timestamp * 1000)
             batch = open_batches.get((topic, partition))
             if batch is None:
                 batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
-            if not batch.append(key, value, timestamp_ms, headers, future, holder):
+            if not batch.append(record, timestamp_ms):
                 full.append(batch)
                 batch = open_batches[topic, partition] = _Batch(producer, topic, partition)
-                batch.append(key, value, timestamp_ms, headers, future, holder)
+                batch.append(record, timestamp_ms)
         # Per partition, the batches that filled up came first.
         for batch in [*full, *open_batches.values()]:
             try:
@@ -135,13 +122,13 @@ class KafkaProducer(ProducerDriver):
             except Exception as exc:
                 logger.error(
                     "Could not send %d record(s) to topic %r partition %d: %r",
-                    len(batch.futures),
+                    len(batch.records),
                     batch.topic,
                     batch.partition,
                     exc,
                 )
-                for future, holder in zip(batch.futures, batch.holders, strict=True):
-                    settle(future, holder, exc=exc)
+                for record in batch.records:
+                    record.failed(exc)
                 continue
             ack.add_done_callback(batch.acked)
 
@@ -153,71 +140,59 @@ class KafkaProducer(ProducerDriver):
 class _Batch:
     """Records for one partition, encoded into one aiokafka batch, acked together."""
 
-    __slots__ = ("builder", "topic", "partition", "futures", "holders", "timestamps")
+    __slots__ = ("builder", "topic", "partition", "records", "timestamps")
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
         self.builder = producer.create_batch()
         self.topic = topic
         self.partition = partition
-        self.futures: list[asyncio.Future[RecordMetadata]] = []
-        self.holders: list[Message | None] = []
+        self.records: list[OutgoingRecord] = []
         self.timestamps: list[int] = []
 
-    def append(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int,
-        headers: Sequence[tuple[str, bytes]] | None,
-        future: asyncio.Future[RecordMetadata],
-        holder: Message | None,
-    ) -> bool:
+    def append(self, record: OutgoingRecord, timestamp_ms: int) -> bool:
         """Add a record; False if the batch is full (an empty batch takes any record)."""
+        headers = record.headers
         if (
             self.builder.append(
                 timestamp=timestamp_ms,
-                key=key,
-                value=value,
+                key=record.key,
+                value=record.value,
                 headers=list(headers) if headers else _NO_HEADERS,
             )
             is None
         ):
             return False
-        self.futures.append(future)
-        self.holders.append(holder)
+        self.records.append(record)
         self.timestamps.append(timestamp_ms)
         return True
 
     def acked(self, ack: asyncio.Future[Any]) -> None:
-        futures, holders = self.futures, self.holders
+        records = self.records
         exc = asyncio.CancelledError() if ack.cancelled() else ack.exception()
         if exc is not None:
             logger.error(
                 "Could not send %d record(s) to topic %r partition %d: %r",
-                len(futures),
+                len(records),
                 self.topic,
                 self.partition,
                 exc,
             )
-            for future, holder in zip(futures, holders, strict=True):
-                settle(future, holder, exc=exc)
+            for record in records:
+                record.failed(exc)
             return
         meta = ack.result()
         topic, partition, offset = self.topic, self.partition, meta.offset
         # timestamp_type 1 is LogAppendTime: the broker chose the timestamp.
         appended = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else None
-        for future, holder, timestamp_ms in zip(futures, holders, self.timestamps, strict=True):
-            if not future.done():
-                ts = timestamp_ms / 1000.0 if appended is None else appended
-                future.set_result(RecordMetadata(topic, partition, offset, ts))
-            if holder is not None:
-                holder.decref()
+        for record, timestamp_ms in zip(records, self.timestamps, strict=True):
+            ts = timestamp_ms / 1000.0 if appended is None else appended
+            record.acked(RecordMetadata(topic, partition, offset, ts))
             offset += 1
 
 
-def _invalid(record: PendingRecord, partition: int, count: int, limit: int) -> Exception | None:
+def _invalid(record: OutgoingRecord, partition: int, count: int, limit: int) -> Exception | None:
     """Why ``record`` cannot be sent to ``partition`` of its topic, if it cannot."""
-    topic, key, value, headers = record[0], record[1], record[2], record[5]
+    topic, key, value, headers = record.topic, record.key, record.value, record.headers
     if key is None and value is None:
         return ValueError(f"Cannot send to topic {topic!r}: a Kafka record needs a key or a value.")
     if not 0 <= partition < count:

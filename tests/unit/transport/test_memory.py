@@ -6,6 +6,7 @@ from faust.exceptions import PartitionCountMismatch
 from faust.transport.base import TP, RebalanceListener, TopicSpec
 from faust.transport.memory import MemoryBroker, MemoryConsumer, MemoryProducer
 from faust.transport.partitioner import partition_for_key
+from faust.transport.producer import Producer
 
 
 class Recorder(RebalanceListener):
@@ -23,7 +24,7 @@ class Recorder(RebalanceListener):
 
 async def test_keyed_records_use_the_java_partitioner_and_get_offsets() -> None:
     broker = MemoryBroker(default_partitions=4)
-    producer = MemoryProducer(broker)
+    producer = Producer(MemoryProducer(broker))
     first = await (await producer.send("t", b"user-1", b"a"))
     second = await (await producer.send("t", b"user-1", b"b"))
     assert first.partition == second.partition == partition_for_key(b"user-1", 4)
