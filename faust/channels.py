@@ -12,17 +12,30 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
-from .transport.base import Message, RecordMetadata
+from .transport.base import Message, RecordMetadata, SendCallback, run_callback
 
 if TYPE_CHECKING:
     from .schemas import Schema
+    from .serializers import CodecArg
     from .streams import Stream
 
-__all__ = ["EventQueue", "Channel"]
+__all__ = ["EventQueue", "Channel", "Headers"]
+
+#: Headers of a record to send: a mapping or ``(name, value)`` pairs; str values are
+#: sent UTF-8 encoded.
+Headers = Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None
+
+
+def encode_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    """``headers`` as the ``(name, bytes)`` pairs a record carries."""
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
 
 
 class EventQueue:
@@ -232,17 +245,38 @@ class Channel:
         value: Any = None,
         partition: int | None = None,
         timestamp: float | None = None,
-        headers: Mapping[str, bytes] | None = None,
-        **kwargs: Any,
+        headers: Headers = None,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
     ) -> RecordMetadata:
-        """Deliver a value to every stream reading this channel (no serialization)."""
+        """Deliver a value to every stream reading this channel, as it is (in-process,
+        nothing is serialized, so ``schema`` and the serializers are refused).
+
+        ``callback`` and ``force`` are as in :meth:`Topic.send <faust.Topic.send>`.
+
+        Example::
+
+            metadata = await channel.send(key='k', value={'n': 1})
+        """
+        if schema is not None or key_serializer is not None or value_serializer is not None:
+            raise ValueError(
+                f"{self!r} passes values in-process without serializing them: schema, "
+                "key_serializer and value_serializer apply only to topics (app.topic())."
+            )
         offset = next(self._offsets)
         ts = time.time() if timestamp is None else timestamp
-        message = Message(
-            self.name, partition or 0, offset, ts, None, None, list((headers or {}).items())
-        )
+        partition = partition or 0
+        message = Message(self.name, partition, offset, ts, None, None, encode_headers(headers))
         self.deliver(message, key, value)
-        return RecordMetadata(self.name, partition or 0, offset, ts)
+        metadata = RecordMetadata(self.name, partition, offset, ts)
+        if callback is not None:
+            fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+            fut.set_result(metadata)
+            run_callback(callback, fut, self.name)
+        return metadata
 
     def deliver(self, message: Message, key: Any, value: Any) -> None:
         queues = self._queues
@@ -250,8 +284,35 @@ class Channel:
         for queue in queues:
             queue.put_nowait(Event(self.app, key, value, message))
 
-    def send_soon(self, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
-        return asyncio.ensure_future(self.send(**kwargs))
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
+    ) -> asyncio.Future[RecordMetadata]:
+        """:meth:`send` without waiting: the future resolves once it is delivered."""
+        return asyncio.ensure_future(
+            self.send(
+                key=key,
+                value=value,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+                schema=schema,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+                callback=callback,
+                force=force,
+            )
+        )
 
     def __repr__(self) -> str:
         return f"<Channel {self.name}>"

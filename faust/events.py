@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from .transport.base import Message
+from .transport.base import Message, SendCallback
 
 if TYPE_CHECKING:
-    from .channels import Channel
+    from .channels import Channel, Headers
+    from .schemas import Schema
+    from .serializers import CodecArg
 
 __all__ = ["Event", "current_event"]
 
@@ -72,9 +74,22 @@ class Event:
         *,
         partition: int | None = None,
         timestamp: float | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Headers = None,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
     ) -> Any:
-        """Send ``value`` (default: this event's value) to another channel or topic."""
+        """Send ``value`` (default: this event's value) with ``key`` (default: this
+        event's key) to another channel or topic; the other arguments are those of
+        :meth:`Topic.send <faust.Topic.send>`.
+
+        Example::
+
+            event = faust.current_event()
+            await event.send('audit', value={'seen': event.value})
+        """
         target = self.app.topic(channel) if isinstance(channel, str) else channel
         return await target.send(
             key=self.key if key is None else key,
@@ -82,11 +97,48 @@ class Event:
             partition=partition,
             timestamp=timestamp,
             headers=headers,
+            schema=schema,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            callback=callback,
+            force=force,
         )
 
-    async def forward(self, channel: str | Channel, **kwargs: Any) -> Any:
-        """Send this event's key and value, unchanged, to another channel or topic."""
-        return await self.send(channel, **kwargs)
+    async def forward(
+        self,
+        channel: str | Channel,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
+    ) -> Any:
+        """Send this event's key and value (unless given) to another channel or topic,
+        as :meth:`send` does.
+
+        Example::
+
+            await faust.current_event().forward('orders-copy')
+        """
+        return await self.send(
+            channel,
+            key,
+            value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            schema=schema,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            callback=callback,
+            force=force,
+        )
 
     def __repr__(self) -> str:
         m = self.message

@@ -11,13 +11,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .channels import Channel, EventQueue
+from .channels import Channel, EventQueue, Headers, encode_headers
 from .events import _current_event
 from .settings import check_on_error
-from .transport.base import RecordMetadata, TopicSpec
+from .transport.base import RecordMetadata, SendCallback, TopicSpec
 
 if TYPE_CHECKING:
     from .schemas import Schema
+    from .serializers import CodecArg
 
 __all__ = ["Topic", "check_topic_name", "legal_topic_name"]
 
@@ -62,16 +63,6 @@ def legal_topic_name(text: str) -> str:
     """
     name = _NOT_IN_TOPIC_NAME.sub("_", text)[:MAX_TOPIC_NAME]
     return "_" + name if name in (".", "..", "") else name
-
-
-Headers = Mapping[str, bytes | str] | Sequence[tuple[str, bytes | str]] | None
-
-
-def _encode_headers(headers: Headers) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
 
 
 class Topic(Channel):
@@ -167,22 +158,48 @@ class Topic(Channel):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Headers = None,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-        **kwargs: Any,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
     ) -> RecordMetadata:
-        """Send a record and wait until the broker has it; returns where it was stored."""
+        """Send a record and wait until the broker has stored it; returns where it is.
+
+        ``partition`` None: chosen by the key (Kafka's partitioner), else round robin.
+        ``timestamp`` in seconds (default: now). ``headers``: a mapping or pairs.
+        ``schema``, ``key_serializer``, ``value_serializer``: encode this record other
+        than the topic does. ``callback(future)`` is called once when the send is done:
+        ``future.result()`` is the :class:`RecordMetadata`, or raises the error (see
+        ``future.exception()``); it may be ``async def``; what it raises is logged.
+        ``force`` is accepted as in Faust: records are never held back here.
+
+        The result can be awaited again (it gives itself), as Faust code does::
+
+            metadata = await orders.send(key='acct-1', value=Order(amount=10))
+            print(metadata.partition, metadata.offset)
+            metadata = await metadata   # the same
+
+        Inside an agent, the event being processed is not committed until the record is
+        acknowledged.
+        """
         producer = await self.app.maybe_start_producer()
         event = _current_event.get()
+        if schema is None and key_serializer is None and value_serializer is None:
+            key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
+        else:
+            key_bytes, value_bytes = self._dumps(
+                key, value, schema, key_serializer, value_serializer
+            )
         fut = await producer.send(
             self.get_topic_name(),
-            self._dumps_key(key, key_serializer),
-            self._dumps_value(value, value_serializer),
+            key_bytes,
+            value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=_encode_headers(headers),
-            # Its offset is not committed until this record is acked.
+            headers=encode_headers(headers) if headers else None,
             holder=None if event is None else event.message,
+            callback=callback,
         )
         return await fut
 
@@ -194,40 +211,60 @@ class Topic(Channel):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Headers = None,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-        **kwargs: Any,
+        schema: Schema | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
+        force: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
-        """Buffer a record for sending and return at once; the future resolves on ack.
+        """Buffer a record for sending and return at once; the future resolves on ack
+        (or fails with the error). The arguments are those of :meth:`send`.
 
         Inside an agent, the event being processed is not committed until the record is
         acknowledged.
+
+        Example::
+
+            fut = orders.send_soon(key='acct-1', value=Order(amount=10))
+            metadata = await fut
         """
         event = _current_event.get()
+        if schema is None and key_serializer is None and value_serializer is None:
+            key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
+        else:
+            key_bytes, value_bytes = self._dumps(
+                key, value, schema, key_serializer, value_serializer
+            )
         return self.app.producer_for_send_soon().send_soon(
             self.get_topic_name(),
-            self._key_dumps(key)
-            if key_serializer is None
-            else self._dumps_key(key, key_serializer),
-            self._value_dumps(value)
-            if value_serializer is None
-            else self._dumps_value(value, value_serializer),
+            key_bytes,
+            value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=_encode_headers(headers) if headers else None,
+            headers=encode_headers(headers) if headers else None,
             # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
+            callback=callback,
         )
 
-    def _dumps_key(self, key: Any, serializer: Any) -> bytes | None:
-        if serializer is not None:
-            return self.schema.derive(key_serializer=serializer).dumps_key(key)
-        return self._key_dumps(key)
-
-    def _dumps_value(self, value: Any, serializer: Any) -> bytes | None:
-        if serializer is not None:
-            return self.schema.derive(value_serializer=serializer).dumps_value(value)
-        return self._value_dumps(value)
+    def _dumps(
+        self,
+        key: Any,
+        value: Any,
+        schema: Schema | None,
+        key_serializer: CodecArg | None,
+        value_serializer: CodecArg | None,
+    ) -> tuple[bytes | None, bytes | None]:
+        """Key and value encoded with another schema or serializer than the topic's."""
+        schema = self.schema if schema is None else schema
+        changes = {}
+        if key_serializer is not None:
+            changes["key_serializer"] = key_serializer
+        if value_serializer is not None:
+            changes["value_serializer"] = value_serializer
+        if changes:
+            schema = schema.derive(**changes)
+        return schema.dumps_key(key), schema.dumps_value(value)
 
     # -- declaring
     def specs(self) -> list[TopicSpec]:

@@ -30,7 +30,9 @@ from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
 
 if TYPE_CHECKING:
-    from ..transport.base import TP, RecordMetadata
+    from ..channels import Headers
+    from ..serializers import CodecArg
+    from ..transport.base import TP, RecordMetadata, SendCallback
     from .testing import AgentTestWrapper
 
 __all__ = ["Agent"]
@@ -411,27 +413,58 @@ class Agent:
         value: Any = None,
         partition: int | None = None,
         timestamp: float | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Headers = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        callback: SendCallback | None = None,
         reply_to: str | None = None,
         correlation_id: str | None = None,
-        **kwargs: Any,
+        force: bool = False,
     ) -> RecordMetadata:
-        """Send a value to the agent's topic (or channel)."""
+        """Send a value to the agent's topic (or channel); the arguments are those of
+        :meth:`Topic.send <faust.Topic.send>`, plus ``reply_to`` (a topic name) and
+        ``correlation_id`` for a reply.
+
+        Example::
+
+            await adder.send(value=Add(a=1, b=2))
+        """
         if reply_to is not None:
             headers = {
-                **(headers or {}),
+                **dict(headers or {}),
                 REPLY_TO: reply_to.encode(),
                 CORRELATION_ID: (correlation_id or uuid.uuid4().hex).encode(),
             }
         return await self.channel.send(
-            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+            key=key,
+            value=value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            callback=callback,
+            force=force,
         )
 
     async def cast(
-        self, value: Any = None, *, key: Any = None, partition: int | None = None, **kwargs: Any
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
     ) -> None:
-        """Send a value to the agent without waiting for a reply."""
-        await self.send(key=key, value=value, partition=partition, **kwargs)
+        """Send a value to the agent without waiting for a reply.
+
+        Example::
+
+            await adder.cast(Add(a=1, b=2))
+        """
+        await self.send(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
 
     async def ask(
         self,
@@ -439,55 +472,64 @@ class Agent:
         *,
         key: Any = None,
         partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
         timeout: float | None = None,
-        **kwargs: Any,
     ) -> Any:
         """Send a value and wait for the value the agent yields for it.
+
+        Replies come back on this app's reply topic (the ``reply_to`` setting); a
+        ``reply_to`` argument may only name that topic.
 
         Example::
 
             total = await adder.ask(value=Add(a=1, b=2))
         """
+        own = self.app.conf.reply_to
+        if reply_to is not None and reply_to != own:
+            raise ValueError(
+                f"ask(reply_to={reply_to!r}): replies are read from this app's reply topic "
+                f"{own!r} only. Leave reply_to out, or set the app's reply_to setting."
+            )
         replies = await self.app.maybe_start_replies()
-        correlation_id = uuid.uuid4().hex
+        correlation_id = correlation_id or uuid.uuid4().hex
         fut = replies.expect(correlation_id)
         try:
             await self.send(
                 key=key,
                 value=value,
                 partition=partition,
-                reply_to=self.app.conf.reply_to,
+                timestamp=timestamp,
+                headers=headers,
+                reply_to=own,
                 correlation_id=correlation_id,
-                **kwargs,
             )
             return await asyncio.wait_for(fut, timeout) if timeout else await fut
         finally:
             replies.pending.pop(correlation_id, None)
 
     async def map(
-        self, values: Iterable[Any] | AsyncIterator[Any], key: Any = None, **kwargs: Any
+        self, values: Iterable[Any] | AsyncIterator[Any], key: Any = None
     ) -> AsyncIterator[Any]:
         """Ask for each value, yielding the replies in order (requests go out at once)."""
-        pending = await self._ask_many([(key, v) async for v in _aiter(values)], **kwargs)
+        pending = await self._ask_many([(key, v) async for v in _aiter(values)])
         for fut in pending:
             yield await fut
 
-    async def kvmap(
-        self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]], **kwargs: Any
-    ) -> dict[Any, Any]:
+    async def kvmap(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
         """Ask for each ``(key, value)``; return ``{key: reply}``."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        pending = await self._ask_many(pairs, **kwargs)
+        pending = await self._ask_many(pairs)
         return {key: await fut for (key, _), fut in zip(pairs, pending, strict=True)}
 
-    async def join(self, values: Iterable[Any], key: Any = None, **kwargs: Any) -> list[Any]:
+    async def join(self, values: Iterable[Any], key: Any = None) -> list[Any]:
         """Ask for each value; return the replies as a list, in order."""
-        pending = await self._ask_many([(key, v) for v in values], **kwargs)
+        pending = await self._ask_many([(key, v) for v in values])
         return [await fut for fut in pending]
 
-    async def _ask_many(
-        self, pairs: list[tuple[Any, Any]], **kwargs: Any
-    ) -> list[asyncio.Future[Any]]:
+    async def _ask_many(self, pairs: list[tuple[Any, Any]]) -> list[asyncio.Future[Any]]:
         replies = await self.app.maybe_start_replies()
         futures = []
         for key, value in pairs:
@@ -498,7 +540,6 @@ class Agent:
                 value=value,
                 reply_to=self.app.conf.reply_to,
                 correlation_id=correlation_id,
-                **kwargs,
             )
         return futures
 

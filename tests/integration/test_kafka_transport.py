@@ -184,6 +184,61 @@ async def test_bad_sends_fail_clearly_and_spare_the_rest(kafka_app: AppFactory) 
         await topic.send(key="a", value="x", partition=9)
 
 
+async def test_send_callbacks_get_the_stored_offset_or_the_error(kafka_app: AppFactory) -> None:
+    """Each callback is called once, with the offset Kafka stored its record at (read
+    back with a consumer), or with the error; one that raises spares the other records."""
+    app = kafka_app()
+    topic = app.topic(unique("it-callbacks"), key_type=str, value_type=str)
+    await topic.declare()
+    await app.start()
+    calls: dict[str, list[asyncio.Future[Any]]] = defaultdict(list)
+
+    def on_sent(name: str) -> Callable[[asyncio.Future[Any]], None]:
+        def callback(fut: asyncio.Future[Any]) -> None:
+            calls[name].append(fut)
+            if name == "raises":
+                raise RuntimeError("a bug in the callback")
+
+        return callback
+
+    awaited = await topic.send(key="a", value="awaited", partition=1, callback=on_sent("awaited"))
+    soon = [
+        topic.send_soon(key="a", value=name, partition=1, callback=on_sent(name))
+        for name in ("soon-1", "raises", "soon-2")
+    ]
+    missing = topic.send_soon(key="a", value="x", partition=PARTITIONS, callback=on_sent("bad"))
+    metas = [awaited, *await asyncio.gather(*soon)]
+    with pytest.raises(ValueError, match=f"partition {PARTITIONS}"):
+        await missing
+    assert {name: len(futs) for name, futs in calls.items()} == {
+        "awaited": 1,
+        "soon-1": 1,
+        "raises": 1,
+        "soon-2": 1,
+        "bad": 1,
+    }
+    assert calls["bad"][0].exception() is missing.exception()
+    called_back = [calls[name][0].result() for name in ("awaited", "soon-1", "raises", "soon-2")]
+    assert called_back == metas
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=app.transport.client_options()["bootstrap_servers"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic.get_topic_name(), 1)])
+        stored: dict[int, bytes] = {}
+        while len(stored) < len(metas):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                stored.update((r.offset, r.value) for r in records)
+    finally:
+        await consumer.stop()
+    for meta, value in zip(metas, ["awaited", "soon-1", "raises", "soon-2"], strict=True):
+        assert (meta.topic, meta.partition) == (topic.get_topic_name(), 1)
+        assert stored[meta.offset] == f'"{value}"'.encode()
+
+
 async def test_a_producer_backlog_holds_back_fetching(
     kafka_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
