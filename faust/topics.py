@@ -198,6 +198,7 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=encode_headers(headers) if headers else None,
+            # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
             callback=callback,
         )
@@ -257,7 +258,7 @@ class Topic(Channel):
     ) -> tuple[bytes | None, bytes | None]:
         """Key and value encoded with another schema or serializer than the topic's."""
         schema = self.schema if schema is None else schema
-        changes = {}
+        changes: dict[str, Any] = {}
         if key_serializer is not None:
             changes["key_serializer"] = key_serializer
         if value_serializer is not None:

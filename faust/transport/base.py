@@ -255,8 +255,10 @@ class OutgoingRecord:
         holder = self.holder
         if holder is not None:
             holder.decref()
-        if self.callback is not None:
-            run_callback(self.callback, future, self.topic)
+        callback = self.callback
+        if callback is not None:
+            self.callback = None  # called once, whatever the driver does
+            run_callback(callback, future, self.topic)
 
     def failed(self, exc: BaseException) -> None:
         """The record was not stored: fail its future and keep its holder.
@@ -279,8 +281,10 @@ class OutgoingRecord:
                 holder.offset,
                 exc,
             )
-        if self.callback is not None:
-            run_callback(self.callback, future, self.topic)
+        callback = self.callback
+        if callback is not None:
+            self.callback = None  # called once, whatever the driver does
+            run_callback(callback, future, self.topic)
 
     def __repr__(self) -> str:
         return f"<OutgoingRecord to {self.topic}[{self.partition}]>"

@@ -109,8 +109,11 @@ class Producer:
         )
         try:
             await self.driver.send_many((record,))
-        except Exception as exc:
+        except BaseException as exc:
+            # Settled even when cancelled: its future and callback must not wait forever.
             record.failed(exc)
+            if not isinstance(exc, Exception):
+                raise
         return fut
 
     def send_soon(

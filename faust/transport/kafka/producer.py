@@ -193,8 +193,10 @@ class _Batch:
             holder = record.holder
             if holder is not None:
                 holder.decref()
-            if record.callback is not None:
-                run_callback(record.callback, future, topic)
+            callback = record.callback
+            if callback is not None:
+                record.callback = None
+                run_callback(callback, future, topic)
             offset += 1
 
 
