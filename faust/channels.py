@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
@@ -232,15 +232,15 @@ class Channel:
         value: Any = None,
         partition: int | None = None,
         timestamp: float | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None = None,
         **kwargs: Any,
     ) -> RecordMetadata:
         """Deliver a value to every stream reading this channel (no serialization)."""
         offset = next(self._offsets)
         ts = time.time() if timestamp is None else timestamp
-        message = Message(
-            self.name, partition or 0, offset, ts, None, None, list((headers or {}).items())
-        )
+        # A mapping, or (name, value) pairs as a repartition forwards them.
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        message = Message(self.name, partition or 0, offset, ts, None, None, list(items or ()))
         self.deliver(message, key, value)
         return RecordMetadata(self.name, partition or 0, offset, ts)
 
