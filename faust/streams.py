@@ -257,7 +257,7 @@ class Stream:
                 ...
         """
         target = self.app.topic(channel) if isinstance(channel, str) else channel
-        return self._derive(target, _same_key)
+        return self._derive(target, None)
 
     def group_by(
         self,
@@ -307,13 +307,18 @@ class Stream:
                 partitions=partitions or _partitions_of(self.channel),
                 internal=True,
             )
-        return self._derive(topic, lambda event: getter(event.value), as_received=as_received)
+        return self._derive(topic, getter, as_received=as_received)
 
     def _derive(
-        self, target: Channel, key_of: Callable[[Event], Any], *, as_received: bool = False
+        self,
+        target: Channel,
+        key_of: Callable[[Any], Any] | None,
+        *,
+        as_received: bool = False,
     ) -> Stream:
         """A stream over ``target``, fed with this stream's events under the key
-        ``key_of(event)``; ``as_received``: send the value in the bytes it came in."""
+        ``key_of(value)`` (None: the event's key); ``as_received``: send the value in the
+        bytes it came in."""
         if self.in_process:
             return self._derive_in_process(target, key_of)
         derived = target.stream()
@@ -325,7 +330,7 @@ class Stream:
                 message = event.message
                 received = message.value
                 target.send_soon(
-                    key=key_of(event),
+                    key=event.key if key_of is None else key_of(event.value),
                     # In-memory channels deliver no bytes.
                     value=received if as_received and received is not None else event.value,
                     headers=message.headers or None,
@@ -334,7 +339,7 @@ class Stream:
         derived._feeder = forward
         return derived
 
-    def _derive_in_process(self, target: Channel, key_of: Callable[[Event], Any]) -> Stream:
+    def _derive_in_process(self, target: Channel, key_of: Callable[[Any], Any] | None) -> Stream:
         """``_derive`` without a broker (``agent.test_context()``): each event goes straight
         to the derived stream, on the partition its key would get on ``target``, keeping
         its offset, timestamp and headers; its message counts as processed once the
@@ -356,7 +361,7 @@ class Stream:
         async def forward() -> None:
             async for event in self.events():
                 original = event.message
-                key = key_of(event)
+                key = event.key if key_of is None else key_of(event.value)
                 data = dumps_key(key) if dumps_key is not None else None
                 partition = (
                     original.partition if data is None else partition_for_key(data, partitions)
@@ -414,10 +419,6 @@ class Stream:
 def _releaser(original: Message) -> Callable[[Message], None]:
     """What releases ``original`` once its in-process copy is processed."""
     return lambda _copy: original.decref()
-
-
-def _same_key(event: Event) -> Any:
-    return event.key
 
 
 async def _await_filter(result: Awaitable[Any], value: Any) -> Any:

@@ -164,3 +164,24 @@ async def test_a_windowed_table_is_read_relative_to_the_event_put(app: faust.App
         assert orders_for_account["1"].delta(3600 * 3, event) == 0
         event = await agent.put(_order())
         assert orders_for_account["1"].current(event) == 2
+
+
+async def test_the_readme_tour_agent_under_test_context(app: faust.App) -> None:
+    """The README's testing snippet: filter, group_by, yield."""
+
+    class Purchase(faust.Record, serializer="json"):
+        account: str
+        amount: int
+
+    orders = app.topic("shop-orders", key_type=str, value_type=Purchase)
+
+    @app.agent(orders, concurrency=1)
+    async def large_orders(stream):
+        async for order in stream.filter(lambda o: o.amount > 100).group_by(Purchase.account):
+            yield order.amount
+
+    async with large_orders.test_context() as agent:
+        event = await agent.put(Purchase(account="a", amount=1000))
+        assert agent.results[event.message.offset] == 1000
+        small = await agent.put(Purchase(account="a", amount=5))
+        assert agent.results[small.message.offset] is None
