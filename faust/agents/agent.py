@@ -510,7 +510,10 @@ class Agent:
 
     # -- testing
     def test_context(self) -> AgentTestWrapper:
-        """Run this agent without a broker in a test.
+        """Run this agent without a broker in a test (``group_by()`` and ``through()``
+        included: they repartition inside the test). ``results`` holds, per offset put,
+        what the agent yielded for the event, or None if it processed it without
+        yielding.
 
         Example::
 
