@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import EventQueue
 from .events import Event, _current_event
+from .transport.base import Message
+from .transport.partitioner import partition_for_key
 
 if TYPE_CHECKING:
     from .channels import Channel
@@ -50,8 +52,12 @@ class Stream:
         processors: list[Processor] | None = None,
         autoack: bool = True,
         parent: Stream | None = None,
+        in_process: bool = False,
     ) -> None:
         self.app = app
+        #: Repartition (group_by, through) inside this process instead of through the
+        #: broker: set for ``agent.test_context()``, which runs without a consumer.
+        self.in_process = in_process
         self.queue = queue
         self.channel = channel
         self.autoack = autoack
@@ -195,6 +201,7 @@ class Stream:
             "channel": self.channel,
             "processors": self._processors,
             "autoack": self.autoack,
+            "in_process": self.in_process,
         }
         kwargs.update(changes)
         clone = Stream(self.app, self.queue, parent=self, **kwargs)
@@ -239,15 +246,18 @@ class Stream:
         return self._clone(processors=[*self._processors, _echo])
 
     # -- operators that move events through another topic
+    # The event's headers go along (a reply to ``ask()`` follows the event to whichever
+    # agent yields for it, through any number of repartitions).
     def through(self, channel: str | Channel) -> Stream:
-        """Forward every event to ``channel`` and return a stream reading from it."""
+        """Forward every event to ``channel`` and return a stream reading from it.
+
+        Example::
+
+            async for order in orders.through('orders-audited'):
+                ...
+        """
         target = self.app.topic(channel) if isinstance(channel, str) else channel
-
-        async def forward() -> None:
-            async for event in self.events():
-                target.send_soon(key=event.key, value=event.value)
-
-        return self._derive(target, forward)
+        return self._derive(target, None)
 
     def group_by(
         self,
@@ -297,25 +307,79 @@ class Stream:
                 partitions=partitions or _partitions_of(self.channel),
                 internal=True,
             )
-        target = topic
+        return self._derive(topic, getter, as_received=as_received)
 
-        async def forward() -> None:
-            async for event in self.events():
-                value = event.value
-                received = event.message.value
-                target.send_soon(
-                    key=getter(value),
-                    # In-memory channels and test_context() deliver no bytes.
-                    value=received if as_received and received is not None else value,
-                )
-
-        return self._derive(target, forward)
-
-    def _derive(self, target: Channel, feeder: Callable[[], Coroutine[Any, Any, None]]) -> Stream:
+    def _derive(
+        self,
+        target: Channel,
+        key_of: Callable[[Any], Any] | None,
+        *,
+        as_received: bool = False,
+    ) -> Stream:
+        """A stream over ``target``, fed with this stream's events under the key
+        ``key_of(value)`` (None: the event's key); ``as_received``: send the value in the
+        bytes it came in."""
+        if self.in_process:
+            return self._derive_in_process(target, key_of)
         derived = target.stream()
         derived._parent = self
         self._children.append(derived)
-        derived._feeder = feeder
+
+        async def forward() -> None:
+            async for event in self.events():
+                message = event.message
+                received = message.value
+                target.send_soon(
+                    key=event.key if key_of is None else key_of(event.value),
+                    # In-memory channels deliver no bytes.
+                    value=received if as_received and received is not None else event.value,
+                    headers=message.headers or None,
+                )
+
+        derived._feeder = forward
+        return derived
+
+    def _derive_in_process(self, target: Channel, key_of: Callable[[Any], Any] | None) -> Stream:
+        """``_derive`` without a broker (``agent.test_context()``): each event goes straight
+        to the derived stream, on the partition its key would get on ``target``, keeping
+        its offset, timestamp and headers; its message counts as processed once the
+        derived stream has moved past it (so ``put()`` returns when the agent is done)."""
+        derived = Stream(
+            self.app,
+            EventQueue(target.maxsize),
+            channel=target,
+            parent=self,
+            in_process=True,
+        )
+        from .topics import Topic
+
+        queue = derived.queue
+        partitions = _partitions_of(target) or self.app.conf.topic_partitions
+        # A topic partitions by the key's bytes; an in-memory channel has no partitions.
+        dumps_key = target.schema.dumps_key if isinstance(target, Topic) else None
+
+        async def forward() -> None:
+            async for event in self.events():
+                original = event.message
+                key = event.key if key_of is None else key_of(event.value)
+                data = dumps_key(key) if dumps_key is not None else None
+                partition = (
+                    original.partition if data is None else partition_for_key(data, partitions)
+                )
+                original.refcount += 1  # released by the copy's on_done
+                copy = Message(
+                    target.name,
+                    partition,
+                    original.offset,
+                    original.timestamp,
+                    None,
+                    None,
+                    original.headers,
+                    on_done=_releaser(original),
+                )
+                await queue.put_many([Event(self.app, key, event.value, copy)])
+
+        derived._feeder = forward
         return derived
 
     def _start_feeder(self) -> None:
@@ -350,6 +414,11 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
+
+
+def _releaser(original: Message) -> Callable[[Message], None]:
+    """What releases ``original`` once its in-process copy is processed."""
+    return lambda _copy: original.decref()
 
 
 async def _await_filter(result: Awaitable[Any], value: Any) -> Any:

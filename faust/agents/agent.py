@@ -127,12 +127,12 @@ class Agent:
         self._streams: set[Stream] = set()
         self._partition_actors: dict[int, tuple[EventQueue, asyncio.Task[None]]] = {}
         self._stopping = False
-        self._results: dict[int, Any] | None = None
+        # Set by test_context(): what the agent yields, and the events it gives up on,
+        # are recorded there (dead letters are kept there instead of sent).
+        self._test: AgentTestWrapper | None = None
         # Events the agent raised on and that are being retried -> failures so far
         # (shared by the actors: with concurrency > 1 another actor may take the retry).
         self._attempts: dict[Event, int] = {}
-        # Set by test_context(): dead letters are collected there instead of sent.
-        self._dead_letter_sink: list[tuple[Event, BaseException]] | None = None
         self.__doc__ = fun.__doc__
         self.__name__ = getattr(fun, "__name__", self.name)
         self.__wrapped__ = fun
@@ -220,7 +220,9 @@ class Agent:
         """Where events this agent gives up on go (``on_error='dead_letter'``)."""
         return str(self.app.dead_letters.topic_name(self.name, self._dead_letter_topic))
 
-    async def _supervise(self, queue: EventQueue) -> None:
+    async def _supervise(self, queue: EventQueue, *, in_process: bool = False) -> None:
+        """Run the agent over ``queue``, restarting it after a crash; ``in_process``:
+        its streams repartition without the broker (``test_context()``)."""
         loop = asyncio.get_running_loop()
         backoff = restart_backoff(self.app.conf.agent_restart_backoff)
         retry: Event | None = None
@@ -232,7 +234,7 @@ class Agent:
                 retry = None
             # An event left current by the last run must not be taken for this run's.
             _current_event.set(None)
-            stream = Stream(self.app, queue, channel=self.channel)
+            stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
             self._streams.add(stream)
             started = loop.time()
             try:
@@ -320,6 +322,8 @@ class Agent:
                 "processed again."
             )
             return None, None
+        if self._test is not None:
+            self._test.gave_up(event)
         if self.on_error == "dead_letter":
             outcome = f"wrote it to dead-letter topic {self._dead_letter(event, exc, attempts)!r}"
         else:
@@ -347,8 +351,8 @@ class Agent:
         """Hand ``event`` to the dead-letter topic; it is acked (its offset committable)
         once the dead letter holds its message."""
         target = self.dead_letter_topic
-        if self._dead_letter_sink is not None:
-            self._dead_letter_sink.append((event, exc))
+        if self._test is not None:
+            self._test.dead_letters.append((event, exc))
             event.ack()
             return target
         message = event.message
@@ -393,8 +397,10 @@ class Agent:
         event = _current_event.get()
         if event is None:
             return
-        if self._results is not None:
-            self._results[event.message.offset] = value
+        if self._test is not None:
+            self._test.results[event.message.offset] = value
+        # The event's own headers: a repartition (group_by, through) forwards them, so
+        # the agent that finally yields answers, once, whichever topic it read.
         reply_to = event.message.header(REPLY_TO)
         if reply_to is not None:
             correlation_id = event.message.header(CORRELATION_ID) or b""
@@ -545,7 +551,10 @@ class Agent:
 
     # -- testing
     def test_context(self) -> AgentTestWrapper:
-        """Run this agent without a broker in a test.
+        """Run this agent without a broker in a test (``group_by()`` and ``through()``
+        included: they repartition inside the test). ``results`` holds, per offset put,
+        what the agent yielded for the event, or None if it processed it without
+        yielding.
 
         Example::
 

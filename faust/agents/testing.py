@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,25 @@ __all__ = ["AgentTestWrapper"]
 
 
 class AgentTestWrapper:
-    """What ``agent.test_context()`` yields: put values in, read what the agent yielded."""
+    """What ``agent.test_context()`` yields: put values in, read what the agent did.
+
+    ``results`` maps the offset of each event put (``event.message.offset``) to the
+    value the agent last yielded for it, or to None once the agent is done with it
+    without yielding (an agent that only updates a table, or an event a filter
+    dropped). An event the agent gave up on (it kept raising) has no entry; with
+    ``on_error='dead_letter'`` it is in ``dead_letters``.
+
+    ``group_by()`` and ``through()`` run inside the test, without a broker: the event
+    reaches the agent's loop on the partition its new key selects, keeping its offset,
+    and ``put()`` returns once the agent is done with it there.
+
+    Example::
+
+        async with count_orders.test_context() as agent:
+            event = await agent.put(Order(account_id='1', amount=3))
+            assert agent.results[event.message.offset] is None   # counted, no yield
+            assert order_counts['1'] == 1
+    """
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -27,15 +46,17 @@ class AgentTestWrapper:
         #: here instead of being sent to the dead-letter topic.
         self.dead_letters: list[tuple[Event, BaseException]] = []
         self.processed_offset = -1
+        self._gave_up: set[int] = set()  # offsets of the events the agent gave up on
         self._queue = EventQueue(agent.channel.maxsize)
         self._offset = 0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AgentTestWrapper:
-        self.agent._results = self.results
-        self.agent._dead_letter_sink = self.dead_letters
+        self.agent._test = self
         self.agent._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self.agent._supervise(self._queue))
+        self._task = asyncio.get_running_loop().create_task(
+            self.agent._supervise(self._queue, in_process=True)
+        )
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -44,8 +65,11 @@ class AgentTestWrapper:
             stream.close()
         if self._task is not None:
             await wait_or_cancel([self._task], 5.0)
-        self.agent._results = None
-        self.agent._dead_letter_sink = None
+        self.agent._test = None
+
+    def gave_up(self, event: Event) -> None:
+        """Called by the agent before it acks an event it gave up on (no result)."""
+        self._gave_up.add(event.message.offset)
 
     async def put(
         self,
@@ -57,7 +81,8 @@ class AgentTestWrapper:
         headers: Mapping[str, bytes] | None = None,
         wait: bool = True,
     ) -> Event:
-        """Deliver one event to the agent; with ``wait``, return once it is processed."""
+        """Deliver one event to the agent; with ``wait``, return once it is processed
+        (also through ``group_by``/``through``). ``timestamp`` defaults to now."""
         loop = asyncio.get_running_loop()
         processed: asyncio.Future[None] = loop.create_future()
         topic = getattr(self.agent.channel, "name", self.agent.name)
@@ -65,11 +90,11 @@ class AgentTestWrapper:
             topic,
             partition,
             self._offset,
-            loop.time() if timestamp is None else timestamp,
+            time.time() if timestamp is None else timestamp,
             None,
             None,
             list((headers or {}).items()),
-            on_done=lambda _: _resolve(processed),
+            on_done=lambda done: self._processed(done, processed),
         )
         self._offset += 1
         message.refcount = 1
@@ -83,7 +108,10 @@ class AgentTestWrapper:
             self.processed_offset = message.offset
         return event
 
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+    def _processed(self, message: Message, fut: asyncio.Future[None]) -> None:
+        # Every stream that got the event (and every copy a repartition made) moved past
+        # it: it is processed, with a result unless the agent gave up on it.
+        if message.offset not in self._gave_up:
+            self.results.setdefault(message.offset, None)
+        if not fut.done():
+            fut.set_result(None)

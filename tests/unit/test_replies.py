@@ -6,6 +6,7 @@ import asyncio
 
 import faust
 from faust.transport.memory import MemoryTransport
+from tests.conftest import eventually
 
 
 def _reply_topics(app: faust.App) -> list[str]:
@@ -93,3 +94,114 @@ def test_the_default_reply_to_is_recognised_as_generated() -> None:
     assert faust.App("orders").conf.reply_to != app.conf.reply_to  # one per instance
     assert not is_generated_reply_topic("orders-reply-mine", "orders")
     assert not is_generated_reply_topic("other-reply-0123456789ab", "orders")
+
+
+# -- the reply follows the event through repartitioning
+
+
+class Purchase(faust.Record):
+    account: str
+    amount: int
+
+
+def _replies_sent(app: faust.App) -> int:
+    transport = app.transport
+    assert isinstance(transport, MemoryTransport)
+    return sum(len(log) for log in transport.broker.logs[app.conf.reply_to])
+
+
+async def test_ask_through_group_by_is_answered_once(app: faust.App) -> None:
+    """The README tour: filter, then group_by, then yield."""
+    orders = app.topic("purchases", key_type=str, value_type=Purchase)
+
+    @app.agent(orders)
+    async def large(stream):
+        async for order in stream.filter(lambda o: o.amount > 100).group_by(Purchase.account):
+            yield order.amount
+
+    await app.start()
+    assert await large.ask(Purchase(account="a-1", amount=500), timeout=5) == 500
+    answers = await asyncio.wait_for(
+        large.join([Purchase(account=f"a-{i}", amount=200 + i) for i in range(8)]), 5
+    )
+    assert answers == [200 + i for i in range(8)]
+    await asyncio.sleep(0.05)  # a second reply would be on the topic by now
+    assert _replies_sent(app) == 9
+
+
+async def test_ask_through_through_is_answered(app: faust.App) -> None:
+    middle = app.topic("middle", value_type=int)
+
+    @app.agent(value_type=int)
+    async def relay(stream):
+        async for value in stream.through(middle):
+            yield value + 1
+
+    await app.start()
+    assert await relay.ask(41, timeout=5) == 42
+
+
+async def test_ask_through_chained_repartitions_is_answered_once(app: faust.App) -> None:
+    audit = app.topic("audit", value_type=Purchase)
+
+    @app.agent(value_type=Purchase)
+    async def chained(stream):
+        regrouped = (
+            stream.group_by(Purchase.account)
+            .through(audit)
+            .group_by(lambda p: p.amount, name="by-amount")
+        )
+        async for order in regrouped:
+            yield f"{order.account}:{order.amount}"
+
+    await app.start()
+    assert await chained.ask(Purchase(account="b", amount=7), timeout=5) == "b:7"
+    await asyncio.sleep(0.05)
+    assert _replies_sent(app) == 1
+
+
+async def test_the_agent_reading_a_repartition_topic_answers(app: faust.App) -> None:
+    """Another agent reads the topic a group_by writes to: the one that yields answers,
+    the one that only repartitions does not."""
+    by_account = app.topic("orders-by-account", key_type=str, value_type=Purchase)
+
+    @app.agent(value_type=Purchase)
+    async def repartition(stream):
+        async for _ in stream.group_by(Purchase.account, topic=by_account):
+            pass
+
+    @app.agent(by_account)
+    async def total(stream):
+        async for order in stream:
+            yield order.amount * 10
+
+    await app.start()
+    assert await repartition.ask(Purchase(account="c", amount=3), timeout=5) == 30
+    await asyncio.sleep(0.05)
+    assert _replies_sent(app) == 1
+
+
+async def test_repartitioning_keeps_the_headers_of_the_event(app: faust.App) -> None:
+    seen: list[dict[str, bytes]] = []
+
+    @app.agent(value_type=Purchase)
+    async def trace(stream):
+        async for event in stream.group_by(Purchase.account).events():
+            seen.append(event.headers)
+
+    await app.start()
+    await trace.send(value=Purchase(account="d", amount=1), headers={"trace-id": b"t-1"})
+    await eventually(lambda: bool(seen))
+    assert seen == [{"trace-id": b"t-1"}]
+
+
+async def test_ask_through_an_in_memory_channel_is_answered(app: faust.App) -> None:
+    relay = app.channel(value_type=int)
+
+    @app.agent(value_type=int)
+    async def via_channel(stream):
+        async for value in stream.through(relay):
+            yield -value
+
+    await app.start()
+    assert await via_channel.ask(5, timeout=5) == -5

@@ -1,0 +1,116 @@
+"""On real Kafka: ask() through a group_by is answered by the agent that yields, once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import faust
+from tests.integration.test_kafka_transport import (
+    WAIT,
+    AppFactory,
+    kafka_app,  # noqa: F401 - the fixture
+    unique,
+)
+from tests.integration.workers import REPO, WorkerCluster
+
+
+class Order(faust.Record, serializer="json"):
+    account: str
+    amount: int
+
+
+async def test_ask_through_group_by_answers_within_seconds(
+    kafka_app: AppFactory,  # noqa: F811
+) -> None:
+    app = kafka_app(unique("it-ask"))
+    orders = app.topic(unique("it-orders"), key_type=str, value_type=Order)
+
+    @app.agent(orders)
+    async def large_orders(stream: Any) -> AsyncIterator[int]:
+        async for order in stream.filter(lambda o: o.amount > 100).group_by(Order.account):
+            yield order.amount
+
+    await app.start()
+    # The first ask waits for the group to form and the reply topic to exist.
+    assert await large_orders.ask(Order(account="a-1", amount=500), timeout=WAIT) == 500
+    started = time.monotonic()
+    answers = await asyncio.wait_for(
+        large_orders.join([Order(account=f"a-{i}", amount=101 + i) for i in range(10)]), 10
+    )
+    assert answers == [101 + i for i in range(10)]
+    assert time.monotonic() - started < 5.0
+
+
+# The README tour, on Kafka (its ids made unique), with a line telling the test when the
+# worker has the orders topic's partitions.
+TOUR = """
+import os
+
+import faust
+
+
+class Order(faust.Record, serializer='json'):
+    account: str
+    amount: int
+
+
+app = faust.App(os.environ['TOUR_APP_ID'], broker=os.environ['TOUR_BROKER'], topic_partitions=8)
+orders = app.topic(os.environ['TOUR_ORDERS'], key_type=str, value_type=Order)
+
+
+@app.agent(orders, concurrency=1)
+async def large_orders(stream):
+    async for order in stream.filter(lambda o: o.amount > 100).group_by(Order.account):
+        yield order.amount
+
+
+@app.crontab('*/5 * * * *', timezone='Europe/Oslo')
+async def report():
+    print('five minutes passed')
+
+
+@app.command(faust.cli.option('--amount', type=int, default=500))
+async def buy(self, amount):
+    print(await large_orders.ask(Order(account='a-1', amount=amount)))
+
+
+@app.on_partitions_assigned.connect
+def assigned(app, tps, **kwargs):
+    print('ASSIGNED', sorted(tp.partition for tp in tps if tp.topic == orders.name), flush=True)
+"""
+
+
+async def test_the_tour_buy_command_is_answered_by_a_worker(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """`faust -A tour worker` in one process, `faust -A tour buy` in another."""
+    cluster = WorkerCluster(tmp_path, kafka_bootstrap, "tour", TOUR)
+    env = {
+        "TOUR_APP_ID": cluster.app_id,
+        "TOUR_BROKER": f"kafka://{kafka_bootstrap}",
+        "TOUR_ORDERS": cluster.source,
+    }
+    worker = cluster.spawn(env)
+    try:
+        await cluster.wait_assigned([worker])
+        buy = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "faust", "-A", "tour", "buy", "--amount", "700"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+    finally:
+        cluster.stop_all()
+    assert buy.returncode == 0, buy.stderr[-3000:]
+    assert buy.stdout.strip().splitlines()[-1] == "700", (buy.stdout, worker.output()[-3000:])
