@@ -11,10 +11,6 @@ from tests.integration.conftest import OwnKafka
 from tests.test_readme import KAFKA_BLOCKS, block, run, running, write_readme_files
 
 
-def test_every_kafka_block_has_a_test() -> None:
-    assert set(KAFKA_BLOCKS) == {"command-line", "kafka-one-node", "kafka-three-nodes"}
-
-
 def test_command_line(kafka_bootstrap: str, tmp_path: Path) -> None:
     project = write_readme_files(tmp_path)
     worker, *commands = block("command-line").commands()
@@ -51,3 +47,12 @@ def test_kafka_script_three_nodes(own_kafka: OwnKafka) -> None:
     bootstrap, *_, status, _ = _run_script_block(own_kafka, "kafka-three-nodes")
     assert len(bootstrap.split(",")) == 3
     assert all(server in status for server in bootstrap.split(","))
+
+
+def test_every_kafka_block_has_a_test() -> None:
+    tests = {
+        "command-line": test_command_line,
+        "kafka-one-node": test_kafka_script_one_node,
+        "kafka-three-nodes": test_kafka_script_three_nodes,
+    }
+    assert set(tests) == set(KAFKA_BLOCKS)
