@@ -119,6 +119,24 @@ async def test_a_source_keyed_by_the_table_key_does_not_warn(
     assert _warnings(caplog) == []
 
 
+async def test_a_key_made_from_the_event_key_does_not_warn(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    views = app.topic("views", key_type=str, value_type=View, partitions=4)
+    per_day = app.Table("per-page-and-day", default=int, partitions=4)
+
+    @app.agent(views)
+    async def count(stream):
+        async for page, _view in stream.items():
+            per_day[(page, "2024-05-01")] += 1
+
+    await app.start()
+    for page in PAGES * 4:
+        await views.send(key=page, value=View(page=page))
+    await eventually(lambda: sum(per_day.values()) == 4 * len(PAGES))
+    assert _warnings(caplog) == []
+
+
 async def test_a_raw_keyed_source_read_as_text_does_not_warn(
     app: faust.App, caplog: pytest.LogCaptureFixture
 ) -> None:
