@@ -223,15 +223,18 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Fini
 
 def _quickstart(request: pytest.FixtureRequest, b: Block) -> None:
     _, finished = request.getfixturevalue("clone")
-    assert finished.returncode == 0, finished.output  # Ctrl-C stops it cleanly
+    # Ctrl-C stops it cleanly.
+    assert finished.returncode == 0, finished.output
+    assert "Worker stopped" in finished.output and "Traceback" not in finished.output
 
 
 def _hello_worker(request: pytest.FixtureRequest, b: Block) -> None:
     root, _ = request.getfixturevalue("clone")
     [command] = b.commands()
     finished = run_until(command, root, "Hello from Faust to you", count=2)
-    assert "Worker ready" in finished.output
     assert finished.returncode == 0, finished.output
+    assert "Worker ready" in finished.output and "Worker stopped" in finished.output
+    assert "Traceback" not in finished.output
 
 
 #: Runners of the blocks that are not files, by marker.
