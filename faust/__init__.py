@@ -14,6 +14,9 @@ is a dict that survives crashes::
             print(f'Hello {name}')
 """
 
+# ``faust.cli.option`` / ``faust.cli.argument`` declare @app.command options: the
+# subpackage is part of the public API, so ``import faust`` must be enough to use it.
+from . import cli
 from .agents import Agent
 from .app import App
 from .auth import SASLCredentials, SSLCredentials
@@ -81,5 +84,6 @@ __all__ = [
     "ValidationError",
     "ValueDecodeError",
     "Worker",
+    "cli",
     "current_event",
 ]

@@ -1,5 +1,10 @@
 """Schema: how the keys and values of a topic turn into Python objects and back.
 
+>>> from faust import Record
+>>> class Point(Record, namespace='example.Point'):
+...     x: int
+...     y: int = 0
+>>> from faust import Schema
 >>> schema = Schema(key_type=str, value_type=Point)
 >>> schema.dumps_value(Point(1, 2))
 b'{"x":1,"y":2,"__faust":{"ns":"example.Point"}}'
@@ -95,8 +100,10 @@ class Schema:
     def value_loader(self) -> Loader:
         """One callable ``bytes | None -> value`` for a loop over many messages.
 
-        >>> load = schema.value_loader()
-        >>> [load(m.value) for m in messages]
+        >>> from faust import Schema
+        >>> load = Schema(value_type=int, value_serializer='raw').value_loader()
+        >>> [load(data) for data in (b'1', b'2')]
+        [1, 2]
 
         Failures raise :class:`~faust.exceptions.ValueDecodeError` (the caller adds
         the topic, partition and offset). For a Record with the json codec this is

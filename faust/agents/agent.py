@@ -22,6 +22,7 @@ from ..channels import Channel, EventQueue
 from ..deadletter import error_headers
 from ..events import Event, _current_event
 from ..exceptions import ImproperlyConfigured
+from ..naming import module_name
 from ..services import Backoff, wait_or_cancel
 from ..settings import check_on_error
 from ..streams import Stream
@@ -50,6 +51,10 @@ class Agent:
     the ``on_error`` setting) applies: ``'dead_letter'`` writes it to
     ``dead_letter_topic`` (default ``{app_id}-{agent name}-dlq``), ``'stop'`` stops the
     worker, ``'skip'`` only logs and counts it.
+
+    Without a channel the agent reads the topic ``{app_id}-{agent name}`` (as in Faust),
+    where the agent's name is ``name`` or ``{module}.{function}``, the module being the
+    one ``faust -A`` imports even when the app runs as ``python app.py``.
 
     Example::
 
@@ -107,7 +112,8 @@ class Agent:
             )
         self.fun = fun
         self.app = app
-        self.name = name or f"{fun.__module__}.{fun.__qualname__}"
+        # The same name however the app was started (python app.py, faust -A app).
+        self.name = name or f"{module_name(fun.__module__)}.{fun.__qualname__}"
         self.concurrency = concurrency
         self.isolated_partitions = isolated_partitions
         self.retries: int = retries
@@ -116,9 +122,10 @@ class Agent:
         self.help = help or (inspect.getdoc(fun) or "").split("\n")[0]
         self._sinks: list[Any] = list(sink or ())
         if channel is None or isinstance(channel, str):
-            # Only a name the user wrote is checked strictly: one derived from a function
-            # declared inside another ('<locals>' in its qualname) is made legal instead.
-            topic_name = channel or legal_topic_name(self.name)
+            # Named {app_id}-{agent name} as in Faust: two apps whose agents share a module
+            # and name must not read each other's events. Only a name the user wrote is
+            # checked strictly: a derived one ('<locals>' in a qualname) is made legal.
+            topic_name = channel or legal_topic_name(f"{app.conf.id}-{self.name}")
             channel = app.topic(topic_name, key_type=key_type, value_type=value_type)
         assert isinstance(channel, Channel)
         self.channel: Channel = channel

@@ -70,6 +70,7 @@ class FieldDescriptor(Generic[T]):
     rules by overriding :meth:`check`, and input clean-up by overriding
     :meth:`make_preparer`.
 
+    >>> from faust import FieldDescriptor, Record
     >>> class Point(Record):
     ...     x: int
     ...     y: int = FieldDescriptor(default=0)
@@ -158,7 +159,10 @@ class FieldDescriptor(Generic[T]):
     def getattr(self, obj: Any) -> T:
         """The value of this field in ``obj`` (follows nested fields like ``A.b.c``).
 
-        >>> Account.id.getattr(account)
+        >>> from faust import Record
+        >>> class Account(Record):
+        ...     id: str
+        >>> Account.id.getattr(Account(id='acc-1'))
         'acc-1'
         """
         if self.parent is not None:
@@ -259,6 +263,7 @@ def _expected_type(tp: Any) -> type | tuple[type, ...] | None:
 class StringField(FieldDescriptor[str]):
     """A ``str`` field with optional length limits; ``trim_whitespace`` strips input.
 
+    >>> from faust import Record, StringField
     >>> class User(Record, validation=True):
     ...     name: str = StringField(min_length=1, max_length=20, trim_whitespace=True)
     >>> User('  ann ').name
@@ -325,6 +330,7 @@ class NumberField(FieldDescriptor[T]):
 class IntegerField(NumberField[int]):
     """An ``int`` field (bool is rejected) with optional inclusive limits.
 
+    >>> from faust import IntegerField, Record
     >>> class Person(Record, validation=True):
     ...     age: int = IntegerField(min_value=0, max_value=150)
     >>> Person(200)
@@ -344,6 +350,8 @@ class FloatField(NumberField[float]):
 class DecimalField(NumberField[Decimal]):
     """A ``Decimal`` field: limits plus ``max_digits`` and ``max_decimal_places``.
 
+    >>> from decimal import Decimal
+    >>> from faust import DecimalField, Record
     >>> class Payment(Record, validation=True):
     ...     amount: Decimal = DecimalField(max_digits=10, max_decimal_places=2)
     >>> Payment(Decimal('1.005'))
@@ -401,6 +409,8 @@ class DatetimeField(FieldDescriptor[datetime]):
 
     ``date_parser`` replaces the parser (``datetime.fromisoformat``) for this field.
 
+    >>> from datetime import datetime
+    >>> from faust import DatetimeField, Record
     >>> class Event(Record):
     ...     at: datetime = DatetimeField()
     >>> Event.from_data({'at': '2024-05-01T12:00:00Z'}).at

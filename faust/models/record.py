@@ -1,6 +1,7 @@
 """faust.Record: a typed message, declared with annotations like a dataclass.
 
->>> class Point(Record, serializer='json'):
+>>> from faust import Record
+>>> class Point(Record, serializer='json', namespace='example.Point'):
 ...     x: int
 ...     y: int = 0
 >>> p = Point(1, y=2)
@@ -55,6 +56,10 @@ _METADATA_KEY = "__faust"
 class ModelOptions:
     """A Record class's options (class keyword arguments) and, once resolved, fields.
 
+    >>> from faust import Record
+    >>> class Point(Record, namespace='example.Point'):
+    ...     x: int
+    ...     y: int = 0
     >>> Point._options.namespace, Point._options.fieldnames
     ('example.Point', ('x', 'y'))
     """
@@ -129,6 +134,7 @@ class RecordType(type):
 class Record(metaclass=RecordType):
     """Base class of typed messages: declare the fields with annotations.
 
+    >>> from faust import Record
     >>> class Point(Record, serializer='json'):
     ...     x: int
     ...     y: int = 0
@@ -228,6 +234,10 @@ class Record(metaclass=RecordType):
         Nested records, datetimes (with ``isodates``) and Decimals are converted. When
         ``data['__faust']['ns']`` names a subclass, the subclass is built::
 
+            >>> from faust import Record
+            >>> class Point(Record, namespace='example.Point'):
+            ...     x: int
+            ...     y: int = 0
             >>> Point.from_data({'x': 1, 'y': 2})
             Point(x=1, y=2)
         """
@@ -257,6 +267,10 @@ class Record(metaclass=RecordType):
         The codec is ``serializer``, else the class's ``serializer`` option, else
         ``default_serializer``, else json::
 
+            >>> from faust import Record
+            >>> class Point(Record, namespace='example.Point'):
+            ...     x: int
+            ...     y: int = 0
             >>> Point.loads(b'{"x": 1, "y": 2}')
             Point(x=1, y=2)
         """
@@ -271,6 +285,10 @@ class Record(metaclass=RecordType):
     def dumps(self, *, serializer: serializers.CodecArg | None = None) -> bytes:
         """Encode with ``serializer``, else the class's serializer option, else json.
 
+        >>> from faust import Record
+        >>> class Point(Record, namespace='example.Point'):
+        ...     x: int
+        ...     y: int = 0
         >>> Point(1, 2).dumps(serializer='json')
         b'{"x":1,"y":2,"__faust":{"ns":"example.Point"}}'
         """
@@ -280,6 +298,10 @@ class Record(metaclass=RecordType):
     def to_representation(self) -> dict[str, Any]:
         """A JSON-ready dict: fields (nested records as dicts) plus ``'__faust'`` metadata.
 
+        >>> from faust import Record
+        >>> class Point(Record, namespace='example.Point'):
+        ...     x: int
+        ...     y: int = 0
         >>> Point(1, 2).to_representation()
         {'x': 1, 'y': 2, '__faust': {'ns': 'example.Point'}}
         """
@@ -289,6 +311,10 @@ class Record(metaclass=RecordType):
     def asdict(self) -> dict[str, Any]:
         """The fields as a dict (values as they are: nested records stay records).
 
+        >>> from faust import Record
+        >>> class Point(Record, namespace='example.Point'):
+        ...     x: int
+        ...     y: int = 0
         >>> Point(1, 2).asdict()
         {'x': 1, 'y': 2}
         """
@@ -298,6 +324,10 @@ class Record(metaclass=RecordType):
     def derive(self: R, *records: Record, **fields: Any) -> R:
         """A copy with fields replaced by other records' fields and keyword arguments.
 
+        >>> from faust import Record
+        >>> class Point(Record, namespace='example.Point'):
+        ...     x: int
+        ...     y: int = 0
         >>> Point(1, 2).derive(y=5)
         Point(x=1, y=5)
         """
@@ -312,7 +342,10 @@ class Record(metaclass=RecordType):
     def validate(self) -> list[ValidationError]:
         """Every rule the current field values break (an empty list when valid).
 
-        >>> Person(age=200).validate()   # with validation=False nothing raised earlier
+        >>> from faust import IntegerField, Record
+        >>> class Person(Record):   # validation=False: nothing is checked on creation
+        ...     age: int = IntegerField(min_value=0, max_value=150)
+        >>> Person(age=200).validate()
         [ValidationError('Person.age: 200 is greater than max_value 150')]
         """
         values = self.__dict__
@@ -357,6 +390,11 @@ def describe_model(model: type[Record]) -> str:
 def describe_fields(model: type[Record]) -> list[tuple[str, str, str]]:
     """``[(field, type, default)]`` for display; the default of a required field is ``*``.
 
+    >>> from faust import Record
+    >>> class Point(Record, namespace='example.Point'):
+    ...     x: int
+    ...     y: int = 0
+    >>> from faust.models import describe_fields
     >>> describe_fields(Point)
     [('x', 'int', '*'), ('y', 'int', '0')]
     """

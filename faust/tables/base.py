@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
-from ..events import _current_event
+from ..events import Event, _current_event
 from ..exceptions import EncodeError, ImproperlyConfigured, PartitionCountMismatch
 from ..stores import MISSING, Store, create_store
 from ..transport.base import Message
@@ -35,6 +35,13 @@ __all__ = ["Collection"]
 #: flush first unless the flushes fall behind; 20,000 pending keys and their flush hold
 #: about 10-20 MB (bench rss: 1,000,000 keys in ~130 MB).
 MAX_DIRTY_KEYS = 20_000
+
+#: Writes checked, from each new source topic, for a key that does not belong to the
+#: event's partition (a stream not partitioned by the table's key, see
+#: ``_check_key_partition``). Unkeyed input hashes a key to its event's partition with
+#: probability 1/partitions, so 100 such writes all pass unnoticed with probability
+#: 2**-100 at most; after that the write path pays one counter test.
+KEY_CHECKS = 100
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +115,10 @@ class Collection:
         self._store: Store | None = None
         self._dirty: dict[int, set[Any]] = {}
         self._checked_topics: set[str] = set()
+        # A global table holds every partition and one with use_partitioner writes each
+        # key to its own partition: neither can split a key over partitions.
+        self._key_checks_left = 0 if self.is_global or use_partitioner else KEY_CHECKS
+        self._key_warned = False
         self._null: bytes | None = None
         self.changelog_records_sent = 0
 
@@ -157,6 +168,47 @@ class Collection:
                 f"partitions={count}, or repartition the stream with group_by)."
             )
         self._checked_topics.add(message.topic)
+        if not (self._key_warned or self.is_global or self.use_partitioner):
+            self._key_checks_left = KEY_CHECKS  # a new source: check its first writes too
+
+    def _check_key_partition(self, key: Any, event: Event) -> None:
+        """Warn (once per table) when ``key`` is written from an event of a partition the
+        key does not belong to: the stream is not partitioned by the table's key, so each
+        partition keeps its own value for the key (a count split over the partitions).
+
+        Only the first ``KEY_CHECKS`` writes per source topic are checked. A key is taken
+        to belong to the event's partition when it is the event's key (the source is keyed
+        by it, whatever its serializer) or a tuple that starts with it, or when it hashes
+        there as the changelog encodes it (as ``group_by`` and ``use_partitioner`` place
+        it) or, for text, as raw bytes.
+        """
+        self._key_checks_left -= 1
+        if event.key == key:
+            return
+        if type(key) is tuple and key and key[0] == event.key:
+            return  # a key made from the event's key, like (account, day): one partition too
+        partition = event.message.partition
+        try:
+            home = self._partition_of_key(key)
+        except Exception:  # a diagnostic must never fail the write it looks at
+            return
+        if home == partition:
+            return
+        if isinstance(key, str) and partition_for_key(key.encode(), self.partitions) == partition:
+            return
+        self._key_checks_left = 0
+        self._key_warned = True
+        logger.warning(
+            "Table %r: key %r was written while processing topic %r partition %d, but the "
+            "key belongs to partition %d: the stream is not partitioned by the table's "
+            "key, so each partition keeps its own value for it. Repartition the stream by "
+            "the key before writing: async for x in stream.group_by(...).",
+            self.name,
+            key,
+            event.message.topic,
+            partition,
+            home,
+        )
 
     def _read_partitions(self, key: Any) -> Iterator[int]:
         """Partitions to look in for ``key``: the event's, else every local one."""
@@ -199,6 +251,9 @@ class Collection:
             partition = event.message.partition
         else:
             partition = self._partition_for_write(key)
+        if self._key_checks_left and event is not None:
+            # A windowed table's key is (key, window range): the key is what must match.
+            self._check_key_partition(key if self.windowing is None else key[0], event)
         store = self._store
         if store is None:
             store = self.store

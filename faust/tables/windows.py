@@ -458,6 +458,8 @@ class TableWindowing:
         table = self.table
         if message.topic not in table._checked_topics:
             table._check_copartitioned(message)
+        if table._key_checks_left:
+            table._check_key_partition(key, event)
         index = self._expiry.get(partition)
         if index is None:
             index = self._expiry_index(partition)  # seeds stream time after a restart

@@ -56,8 +56,44 @@ async def test_default_topic_is_named_after_the_agent(app: faust.App) -> None:
     # Declared inside a function: '<locals>' in its name is made legal for Kafka.
     assert process.name.endswith("test_default_topic_is_named_after_the_agent.<locals>.process")
     assert process.channel.topics == (
-        f"{__name__}.test_default_topic_is_named_after_the_agent._locals_.process",
+        f"{app.conf.id}-{__name__}.test_default_topic_is_named_after_the_agent._locals_.process",
     )
+
+
+def _collecting_app(app_id: str, broker: str, seen: list[int]) -> tuple[faust.App, faust.Agent]:
+    # Both apps' agents are this one function: same module, same name.
+    app = faust.App(app_id, broker=broker, topic_partitions=1)
+
+    @app.agent(value_type=int)
+    async def collector(stream):
+        async for value in stream:
+            seen.append(value)
+
+    return app, collector
+
+
+async def test_apps_with_same_named_agents_do_not_share_a_topic() -> None:
+    # One broker shared by both apps, as a Kafka cluster would be.
+    broker = f"memory://same-named-agents-{id(object())}"
+    seen_a: list[int] = []
+    seen_b: list[int] = []
+    app_a, collector_a = _collecting_app("shop-a", broker, seen_a)
+    app_b, collector_b = _collecting_app("shop-b", broker, seen_b)
+    assert collector_a.name == collector_b.name
+    await app_a.start()
+    await app_b.start()
+    try:
+        await collector_a.send(value=1)
+        await collector_b.send(value=2)
+        await eventually(lambda: seen_a and seen_b)
+        await asyncio.sleep(0.1)  # time for a stray event to arrive, were there one
+        assert (seen_a, seen_b) == ([1], [2])
+        assert collector_a.channel.topics == (
+            f"shop-a-{__name__}._collecting_app._locals_.collector",
+        )
+    finally:
+        await app_a.stop()
+        await app_b.stop()
 
 
 async def test_ask_returns_the_yielded_value(app: faust.App) -> None:
