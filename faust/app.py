@@ -247,13 +247,10 @@ class App:
         self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
     ) -> Callable[[F], F]:
         """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``."""
-        from .settings import _timezone
-
-        tz = _timezone(timezone) if timezone is not None else None
 
         def _decorate(fun: F) -> F:
             label = f"{fun.__module__}.{fun.__qualname__}"
-            self.timers.append(Crontab(self, fun, cron_format, label, on_leader, tz))
+            self.timers.append(Crontab(self, fun, cron_format, label, on_leader, timezone))
             return fun
 
         return _decorate
