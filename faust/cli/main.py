@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..exceptions import ImproperlyConfigured
+from ..stores.datadir import DataDirInUse, DataDirLock
 from .base import CommandError, CommandUsageError, find_app, print_table
 
 __all__ = ["main", "cli", "run_app_cli"]
@@ -66,14 +67,22 @@ class FaustGroup(click.Group):
     help="The app: module or module:attr.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--datadir",
+    default=None,
+    help="Keep the tables' data on disk here (the datadir setting; {appid} is the app id).",
+)
 @click.version_option(package_name="faust", prog_name="faust")
 @click.pass_context
-def cli(ctx: click.Context, app_spec: str | None, as_json: bool) -> None:
+def cli(ctx: click.Context, app_spec: str | None, as_json: bool, datadir: str | None) -> None:
     """Faust: stream processing for Python."""
     obj = ctx.ensure_object(dict)
     if app_spec:
         obj["app_spec"] = app_spec
     obj["json"] = as_json
+    obj["datadir"] = datadir
+    if obj.get("app") is not None:  # an @app.command, or app.main()
+        _apply_options(obj)
 
 
 def _remember_app_spec(ctx: click.Context, value: str | None) -> str | None:
@@ -88,7 +97,16 @@ def _require_app(ctx: click.Context) -> Any:
         if not obj.get("app_spec"):
             raise CommandUsageError("Which app? Give it with -A module (faust -A hello worker).")
         obj["app"] = find_app(obj["app_spec"])
-    return obj["app"]
+    return _apply_options(obj)
+
+
+def _apply_options(obj: dict[str, Any]) -> Any:
+    """The app with the command line's settings applied (they win over the app's)."""
+    app = obj["app"]
+    datadir = obj.get("datadir")
+    if datadir:
+        app.conf.datadir = datadir.replace("{appid}", app.conf.id)
+    return app
 
 
 def _as_json(ctx: click.Context) -> bool:
@@ -370,12 +388,27 @@ def reset(ctx: click.Context, yes: bool) -> None:
     if not names:
         click.echo("No tables: nothing to reset.")
         return
-    if not yes:
-        click.confirm(
-            f"Delete local state of {', '.join(names)} under {app.conf.datadir}?", abort=True
-        )
-    for table in app.tables:
-        table.store.reset()
+    # A worker with tables on disk holds this lock while it runs (see open_stores);
+    # holding it while deleting also keeps a worker from starting on half-deleted data.
+    lock = DataDirLock(app.conf.datadir)
+    if any(table.store.persistent for table in app.tables):
+        try:
+            lock.acquire()
+        except DataDirInUse as exc:
+            pid = "" if exc.pid is None else f" (pid {exc.pid})"
+            raise CommandError(
+                f"reset: a worker{pid} is running on data directory {exc.datadir!r}; "
+                "resetting would delete its tables under it. Stop the worker first."
+            ) from None
+    try:
+        if not yes:
+            click.confirm(
+                f"Delete local state of {', '.join(names)} under {app.conf.datadir}?", abort=True
+            )
+        for table in app.tables:
+            table.store.reset()
+    finally:
+        lock.release()
     click.echo(f"Deleted local state of {len(names)} table(s); the next start restores them.")
 
 

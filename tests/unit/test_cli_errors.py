@@ -6,9 +6,11 @@ the exit status, the one error line and that no traceback was printed.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +162,95 @@ def test_logfile_in_a_missing_directory(project: Path) -> None:
     logfile = project / "no-such-dir" / "worker.log"
     result = _faust("-A", "hello", "worker", "--logfile", str(logfile), cwd=project, timeout=20)
     _only_line(result, f"--logfile {logfile}", "does not exist", status=2)
+
+
+# -- stores that cannot open, and the data directory
+
+
+class Worker:
+    """A worker process whose output is collected as it runs."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=cwd,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.lines: list[str] = []
+        stdout = self.proc.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")))
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < deadline, self.output
+            time.sleep(0.05)
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._reader.join(timeout=10)
+
+
+def test_store_without_rocksdict_stops_the_start(project: Path) -> None:
+    # As if rocksdict were not installed: importing it fails.
+    (project / "norocks.py").write_text("import sys\nsys.modules['rocksdict'] = None\n" + COUNTER)
+    result = _faust("-A", "norocks", "worker", cwd=project, timeout=30)
+    _error_line(result, "Table 'counts'", "pip install rocksdict", "faust[rocksdb]")
+    assert "Worker ready" not in result.stderr
+
+
+def test_second_worker_on_the_same_data_directory_and_reset_while_running(
+    project: Path,
+) -> None:
+    first = Worker(["-m", "faust", "-A", "counter", "worker"], project)
+    try:
+        first.wait_for("Worker ready")
+        pid = first.proc.pid
+        started = time.monotonic()
+        second = _faust("-A", "counter", "worker", cwd=project, timeout=30)
+        line = _error_line(second, "'counter-data'", f"pid {pid}", "--datadir")
+        assert "Worker ready" not in second.stderr, line
+        assert time.monotonic() - started < 15
+        reset = _faust("-A", "counter", "reset", "--yes", cwd=project)
+        _only_line(reset, f"pid {pid}", "'counter-data'", "Stop the worker first")
+        # With a data directory of its own, a second worker starts.
+        own = ["-m", "faust", "--datadir", "other-data", "-A", "counter", "worker"]
+        other = Worker(own, project)
+        try:
+            other.wait_for("Worker ready")
+        finally:
+            assert other.stop() == 0, other.output
+        # A killed worker leaves its lock file behind; the lock itself dies with it.
+        first.stop(signal.SIGKILL)
+        assert (project / "counter-data" / "worker.lock").exists()
+        reset = _faust("-A", "counter", "reset", "--yes", cwd=project)
+        assert reset.returncode == 0, reset.stderr
+        assert "Deleted local state of 1 table(s)" in reset.stdout
+    finally:
+        first.stop(signal.SIGKILL)
+
+
+def test_data_directory_that_cannot_be_created(project: Path) -> None:
+    (project / "blocker").write_text("a file where the data directory should go")
+    env = {"FAUST_DATADIR": "blocker/data"}
+    (project / "plain.py").write_text(COUNTER.replace(', datadir="counter-data"', ""))
+    result = _faust("-A", "plain", "worker", cwd=project, env=env, timeout=30)
+    _error_line(result, "Setting datadir", "'blocker/data'", "--datadir")
+    result = _faust("--datadir", "blocker/x", "-A", "counter", "worker", cwd=project, timeout=30)
+    _error_line(result, "Setting datadir", "'blocker/x'")
