@@ -418,5 +418,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_app_cli(app: Any, argv: list[str] | None = None) -> None:
-    """``app.main()``: the same commands with the app already chosen."""
-    cli.main(args=argv, prog_name=sys.argv[0] if argv is None else "faust", obj={"app": app})
+    """``app.main()``: the same commands with the app already chosen (``python app.py
+    COMMAND``; ``argv`` defaults to ``sys.argv[1:]``)."""
+    cli.main(args=argv, prog_name=os.path.basename(sys.argv[0]) or "faust", obj={"app": app})

@@ -98,6 +98,8 @@ def test_send_refuses_the_embedded_broker(project: Path) -> None:
     # in another process never sees it.
     result = _faust("-A", "hello", "send", "hello-topic", GREETING, cwd=project)
     _only_line(result, "memory://", "broker='kafka://", "FAUST_BROKER=kafka://")
+    result = _run("hello.py", "send", "@hello", GREETING, cwd=project)
+    _only_line(result, "memory://", "FAUST_BROKER=")
 
 
 @pytest.mark.parametrize(
@@ -162,6 +164,19 @@ def test_logfile_in_a_missing_directory(project: Path) -> None:
     logfile = project / "no-such-dir" / "worker.log"
     result = _faust("-A", "hello", "worker", "--logfile", str(logfile), cwd=project, timeout=20)
     _only_line(result, f"--logfile {logfile}", "does not exist", status=2)
+
+
+@pytest.mark.parametrize("script", ["hello.py", "counter.py"])
+def test_python_app_py_reads_the_command_line(project: Path, script: str) -> None:
+    # hello.py ends with app.start_worker(), counter.py with app.main().
+    result = _run(script, "--help", cwd=project, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: {script} [OPTIONS] COMMAND")
+    assert "worker" in result.stdout and "send" in result.stdout
+    assert "Worker ready" not in result.stderr
+    result = _run(script, "--json", "agents", cwd=project, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert '"name": "@' in result.stdout
 
 
 # -- stores that cannot open, and the data directory
