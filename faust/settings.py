@@ -62,7 +62,9 @@ class Settings:
     autodiscover: bool | list[str] = False
     #: The app's package (for autodiscovery and the CLI).
     origin: str | None = None
-    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id.
+    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id. A
+    #: worker with tables on disk locks it while it runs: one worker per directory
+    #: (``faust --datadir DIR -A app worker`` gives another worker its own).
     datadir: str = "{appid}-data"
     key_serializer: str = "raw"
     value_serializer: str = "json"
