@@ -168,6 +168,8 @@ def send(
         raise CommandUsageError(f"--repeat {repeat}: send at least once (-r 1 or more).")
     if partition is not None and partition < 0:
         raise CommandUsageError(f"--partition {partition}: partitions are numbered from 0.")
+    if value is None and key is None:
+        raise CommandUsageError(f"send {entity}: give a VALUE, a --key, or both.")
     app = _require_app(ctx)
     topic, declared = _resolve_entity(app, entity)
     name = topic.get_topic_name()

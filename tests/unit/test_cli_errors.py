@@ -107,6 +107,7 @@ def test_send_refuses_the_embedded_broker(project: Path) -> None:
     [
         (["-r", "0", "hello-topic", GREETING], ["--repeat 0", "1 or more"]),
         (["-p", "-1", "hello-topic", GREETING], ["--partition -1", "from 0"]),
+        (["hello-topic"], ["give a VALUE, a --key, or both"]),
         (["hello-topic", "not json"], ["'not json'", "'hello-topic'", "Greeting", "JSON"]),
         (["hello-topic", '{"from": "Ada"}'], ["'hello-topic'", "missing required field"]),
         (["@hello", '{"to_name": "you"}'], ["'hello-topic'", "'from_name'"]),
