@@ -393,7 +393,8 @@ def reset(ctx: click.Context, yes: bool) -> None:
     # A worker with tables on disk holds this lock while it runs (see open_stores);
     # holding it while deleting also keeps a worker from starting on half-deleted data.
     lock = DataDirLock(app.conf.datadir)
-    if any(table.store.persistent for table in app.tables):
+    on_disk = any(table.store.persistent for table in app.tables)
+    if on_disk and os.path.isdir(app.conf.datadir):  # (nothing to delete otherwise)
         try:
             lock.acquire()
         except DataDirInUse as exc:
