@@ -12,6 +12,7 @@ from typing import Any
 from croniter import croniter
 
 from .exceptions import ImproperlyConfigured
+from .settings import _timezone
 
 __all__ = ["Timer", "Crontab", "call_with_app"]
 
@@ -98,8 +99,6 @@ class Crontab(_Scheduled):
         on_leader: bool,
         timezone: datetime.tzinfo | str | None = None,
     ) -> None:
-        from .settings import _timezone
-
         super().__init__(app, fun, name, on_leader)
         if not isinstance(cron, str) or not croniter.is_valid(cron):
             raise ImproperlyConfigured(
