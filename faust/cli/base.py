@@ -52,7 +52,7 @@ def find_app(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")
     if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
-        raise CommandUsageError(_path_instead_of_module(spec, module_name))
+        raise CommandUsageError(_path_instead_of_module(spec, module_name, attr))
     try:
         module = importlib.import_module(module_name)
     except ImproperlyConfigured as exc:
@@ -89,14 +89,18 @@ def find_app(spec: str) -> Any:
     )
 
 
-def _path_instead_of_module(spec: str, path: str) -> str:
+def _path_instead_of_module(spec: str, path: str, attr: str) -> str:
     """The message for ``-A hello.py`` or ``-A src/shop/app.py``: -A takes a module."""
     file = Path(path)
-    module = file.stem if file.suffix == ".py" else file.name
+    suffix = f":{attr}" if attr else ""
+    module = (file.stem if file.suffix == ".py" else file.name) + suffix
     parent = file.parent
-    where = "" if str(parent) in ("", ".") else f" from the directory {str(parent)!r}"
-    dotted = ".".join([*parent.parts, module]) if str(parent) not in ("", ".") else ""
-    package = f" (or -A {dotted} if {str(parent)!r} is a package)" if dotted else ""
+    where = package = ""
+    if str(parent) not in ("", "."):
+        where = f" from the directory {str(parent)!r}"
+        if not parent.is_absolute():
+            dotted = ".".join([*parent.parts, module])
+            package = f" (or -A {dotted} if {str(parent)!r} is a package)"
     return f"-A {spec}: -A takes a module name, not a file path: use -A {module}{where}{package}."
 
 
