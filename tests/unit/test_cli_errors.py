@@ -143,7 +143,7 @@ def test_send_to_an_unreachable_broker_fails_in_bounded_time(project: Path) -> N
 def test_app_given_as_a_file_path(project: Path) -> None:
     result = _faust("-A", "hello.py", "agents", cwd=project)
     _only_line(result, "not a file path", "-A hello", status=2)
-    result = _faust("-A", "examples/hello.py", "agents", cwd=project.parent)
+    result = _faust("-A", "examples/hello.py", "agents", cwd=project)
     _only_line(result, "-A hello from the directory 'examples'", "-A examples.hello", status=2)
 
 
