@@ -247,13 +247,10 @@ class App:
         self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
     ) -> Callable[[F], F]:
         """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``."""
-        from .settings import _timezone
-
-        tz = _timezone(timezone) if timezone is not None else None
 
         def _decorate(fun: F) -> F:
             label = f"{fun.__module__}.{fun.__qualname__}"
-            self.timers.append(Crontab(self, fun, cron_format, label, on_leader, tz))
+            self.timers.append(Crontab(self, fun, cron_format, label, on_leader, timezone))
             return fun
 
         return _decorate
@@ -365,17 +362,38 @@ class App:
 
     # -- running
     def main(self, argv: list[str] | None = None) -> None:
-        """The app's command line: ``python app.py worker -l info``."""
+        """The app's command line, the ``faust`` command with this app chosen: reads
+        ``sys.argv`` (or ``argv``) and exits when the command is done.
+
+        Example::
+
+            if __name__ == '__main__':
+                app.main()     # python app.py worker -l info / send ... / --help
+        """
         from .cli.main import run_app_cli
 
         run_app_cli(self, argv)
 
-    def start_worker(self, loglevel: str = "info") -> None:
-        """Run a worker for this app until Ctrl-C (the 1.0 pre-release API)."""
+    def start_worker(self, loglevel: str = "info", argv: list[str] | None = None) -> None:
+        """Run a worker for this app until Ctrl-C (the 1.0 pre-release API).
+
+        Given command-line arguments (``sys.argv``, or ``argv``), it runs them as
+        :meth:`main` does instead (``python app.py --help``, ``python app.py send ...``);
+        with none it starts the worker.
+
+        Example::
+
+            if __name__ == '__main__':
+                app.start_worker()
+        """
         import sys
 
         from .worker import Worker
 
+        args = sys.argv[1:] if argv is None else argv
+        if args:
+            self.main(args)
+            return
         code = Worker(self, loglevel=loglevel).execute_from_commandline()
         if code:
             sys.exit(code)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .exceptions import ImproperlyConfigured
 
@@ -62,7 +62,9 @@ class Settings:
     autodiscover: bool | list[str] = False
     #: The app's package (for autodiscovery and the CLI).
     origin: str | None = None
-    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id.
+    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id. A
+    #: worker with tables on disk locks it while it runs: one worker per directory
+    #: (``faust --datadir DIR -A app worker`` gives another worker its own).
     datadir: str = "{appid}-data"
     key_serializer: str = "raw"
     value_serializer: str = "json"
@@ -274,9 +276,9 @@ def _timezone(value: Any) -> datetime.tzinfo:
     try:
         return ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}: use an IANA name like 'Europe/Oslo' or 'UTC'"
-        ) from None
+        hint = difflib.get_close_matches(str(value), sorted(available_timezones()), n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else "use an IANA name like 'Europe/Oslo'"
+        raise ValueError(f"unknown time zone {value!r}: {fix}") from None
 
 
 def _non_negative_int(value: Any) -> int:

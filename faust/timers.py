@@ -12,6 +12,7 @@ from typing import Any
 from croniter import croniter
 
 from .exceptions import ImproperlyConfigured
+from .settings import _timezone
 
 __all__ = ["Timer", "Crontab", "call_with_app"]
 
@@ -96,7 +97,7 @@ class Crontab(_Scheduled):
         cron: str,
         name: str,
         on_leader: bool,
-        timezone: datetime.tzinfo | None = None,
+        timezone: datetime.tzinfo | str | None = None,
     ) -> None:
         super().__init__(app, fun, name, on_leader)
         if not isinstance(cron, str) or not croniter.is_valid(cron):
@@ -105,7 +106,11 @@ class Crontab(_Scheduled):
                 "use five fields like '*/5 * * * *' (minute hour day month weekday)."
             )
         self.cron = cron
-        self.timezone = timezone
+        try:
+            # At declaration: a misspelt zone must not wait for the first run to fail.
+            self.timezone = None if timezone is None else _timezone(timezone)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"@app.crontab for {name}: {exc}") from None
 
     def next_delay(self) -> float:
         tz = self.timezone or self.app.conf.timezone

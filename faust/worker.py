@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
+from .stores.datadir import open_stores
 
 __all__ = ["Worker"]
 
@@ -133,6 +134,10 @@ class Worker:
             pass
         self.app.on_crash = self._on_crash
         await self.app.on_worker_init.send()
+        # Before anything starts: a store that cannot open (a missing driver, a data
+        # directory another worker uses) stops the start here, with one line.
+        self.app.discover()
+        datadir_lock = open_stores(self.app)
         try:
             # Ctrl-C must work while the start waits (e.g. for an unreachable broker).
             starting = asyncio.ensure_future(self.app.start())
@@ -166,6 +171,8 @@ class Worker:
                 await self.app.stop()
             except Exception:
                 logger.exception("Error while stopping the worker")
+            if datadir_lock is not None:
+                datadir_lock.release()
             logger.info("Worker stopped")
 
     def stop(self) -> None:

@@ -9,11 +9,38 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["find_app", "print_table", "app_command", "CommandContext"]
+__all__ = [
+    "find_app",
+    "print_table",
+    "app_command",
+    "CommandContext",
+    "CommandError",
+    "CommandUsageError",
+]
+
+
+class CommandError(click.ClickException):
+    """A mistake the user can fix, printed as one line: ``faust: error: <what, the fix>``
+    (exit status 1).
+
+    Example::
+
+        raise CommandError("Topic 'orders' has 8 partitions, numbered 0 to 7.")
+    """
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"faust: error: {self.format_message()}", file=file, err=True)
+
+
+class CommandUsageError(CommandError):
+    """A wrong command line, in one line (exit status 2, as click's usage errors)."""
+
+    exit_code = 2
 
 
 def find_app(spec: str) -> Any:
@@ -24,32 +51,57 @@ def find_app(spec: str) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        raise CommandUsageError(_path_instead_of_module(spec, module_name, attr))
     try:
         module = importlib.import_module(module_name)
     except ImproperlyConfigured as exc:
-        raise click.ClickException(str(exc)) from None
+        # A declaration in the module is wrong (a crontab's time zone, a setting).
+        raise CommandError(str(exc)) from None
     except ImportError as exc:
         if exc.name is not None and exc.name != module_name.partition(".")[0]:
             raise  # the module exists but itself imports something missing
-        raise click.UsageError(
+        raise CommandUsageError(
             f"-A {spec}: cannot import {module_name!r} ({exc}). Run from the directory "
-            "that holds it, or give a dotted module path."
+            "that holds it, or give a dotted module path.",
         ) from None
+    apps = {name: value for name, value in vars(module).items() if isinstance(value, App)}
+    hint = f" Its app: -A {module_name}:{next(iter(apps))}." if len(apps) == 1 else ""
     if attr:
-        app = getattr(module, attr, None)
+        if not hasattr(module, attr):
+            raise CommandUsageError(
+                f"-A {spec}: module {module_name!r} has no attribute {attr!r}.{hint}",
+            )
+        app = getattr(module, attr)
         if not isinstance(app, App):
-            raise click.UsageError(f"-A {spec}: {attr!r} in {module_name!r} is not a faust.App")
+            raise CommandUsageError(
+                f"-A {spec}: {attr!r} in {module_name!r} is not a faust.App.{hint}"
+            )
         return app
     app = getattr(module, "app", None)
     if isinstance(app, App):
         return app
-    apps = [value for value in vars(module).values() if isinstance(value, App)]
     if len(apps) == 1:
-        return apps[0]
-    raise click.UsageError(
+        return next(iter(apps.values()))
+    raise CommandUsageError(
         f"-A {spec}: found {len(apps)} faust.App objects in {module_name!r}; "
-        "name one as -A module:attribute."
+        "name one as -A module:attribute.",
     )
+
+
+def _path_instead_of_module(spec: str, path: str, attr: str) -> str:
+    """The message for ``-A hello.py`` or ``-A src/shop/app.py``: -A takes a module."""
+    file = Path(path)
+    suffix = f":{attr}" if attr else ""
+    module = (file.stem if file.suffix == ".py" else file.name) + suffix
+    parent = file.parent
+    where = package = ""
+    if str(parent) not in ("", "."):
+        where = f" from the directory {str(parent)!r}"
+        if not parent.is_absolute():
+            dotted = ".".join([*parent.parts, module])
+            package = f" (or -A {dotted} if {str(parent)!r} is a package)"
+    return f"-A {spec}: -A takes a module name, not a file path: use -A {module}{where}{package}."
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:

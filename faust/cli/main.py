@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 import click
 
-from .base import find_app, print_table
+from ..exceptions import ImproperlyConfigured
+from ..stores.datadir import DataDirInUse, DataDirLock
+from .base import CommandError, CommandUsageError, find_app, print_table
 
 __all__ = ["main", "cli", "run_app_cli"]
 
@@ -31,7 +34,7 @@ class FaustGroup(click.Group):
         names = set(super().list_commands(ctx))
         try:
             app = self._app(ctx)
-        except click.UsageError:
+        except click.ClickException:
             app = None
         if app is not None:
             names.update(app.commands)
@@ -43,6 +46,14 @@ class FaustGroup(click.Group):
             return command
         app = self._app(ctx)
         return None if app is None else app.commands.get(name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImproperlyConfigured as exc:
+            # A setting the command needs is wrong (an unreachable broker, a store that
+            # cannot open): the message names it and the fix; a traceback would bury it.
+            raise CommandError(str(exc)) from None
 
 
 @click.group(cls=FaustGroup)
@@ -56,14 +67,22 @@ class FaustGroup(click.Group):
     help="The app: module or module:attr.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--datadir",
+    default=None,
+    help="Keep the tables' data on disk here (the datadir setting; {appid} is the app id).",
+)
 @click.version_option(package_name="faust", prog_name="faust")
 @click.pass_context
-def cli(ctx: click.Context, app_spec: str | None, as_json: bool) -> None:
+def cli(ctx: click.Context, app_spec: str | None, as_json: bool, datadir: str | None) -> None:
     """Faust: stream processing for Python."""
     obj = ctx.ensure_object(dict)
     if app_spec:
         obj["app_spec"] = app_spec
     obj["json"] = as_json
+    obj["datadir"] = datadir
+    if obj.get("app") is not None:  # an @app.command, or app.main()
+        _apply_options(obj)
 
 
 def _remember_app_spec(ctx: click.Context, value: str | None) -> str | None:
@@ -76,9 +95,18 @@ def _require_app(ctx: click.Context) -> Any:
     obj = ctx.find_root().ensure_object(dict)
     if obj.get("app") is None:
         if not obj.get("app_spec"):
-            raise click.UsageError("Which app? Give it with -A module (faust -A hello worker).")
+            raise CommandUsageError("Which app? Give it with -A module (faust -A hello worker).")
         obj["app"] = find_app(obj["app_spec"])
-    return obj["app"]
+    return _apply_options(obj)
+
+
+def _apply_options(obj: dict[str, Any]) -> Any:
+    """The app with the command line's settings applied (they win over the app's)."""
+    app = obj["app"]
+    datadir = obj.get("datadir")
+    if datadir:
+        app.conf.datadir = datadir.replace("{appid}", app.conf.id)
+    return app
 
 
 def _as_json(ctx: click.Context) -> bool:
@@ -95,9 +123,25 @@ def worker(ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool) 
     from ..worker import Worker
 
     app = _require_app(ctx)
+    if logfile is not None:
+        _check_logfile(logfile)
     sys.exit(
         Worker(app, loglevel=loglevel, logfile=logfile, quiet=quiet).execute_from_commandline()
     )
+
+
+def _check_logfile(path: str) -> None:
+    """Refuse a log file the worker could not open, before it starts."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandUsageError(
+            f"--logfile {path}: the directory {directory!r} does not exist; create it "
+            "or log to another path.",
+        )
+    if os.path.isdir(path) or not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise CommandUsageError(
+            f"--logfile {path}: cannot write there; give a file in a writable directory.",
+        )
 
 
 @cli.command()
@@ -117,11 +161,24 @@ def send(
 ) -> None:
     """Send VALUE to a topic, or to an agent with @name.
 
-    VALUE is the record as its serializer writes it (JSON for Records).
+    VALUE is the record as its serializer writes it (JSON for Records); it is checked
+    against the topic's value_type before anything is sent.
     """
+    if repeat < 1:
+        raise CommandUsageError(f"--repeat {repeat}: send at least once (-r 1 or more).")
+    if partition is not None and partition < 0:
+        raise CommandUsageError(f"--partition {partition}: partitions are numbered from 0.")
+    if value is None and key is None:
+        raise CommandUsageError(f"send {entity}: give a VALUE, a --key, or both.")
     app = _require_app(ctx)
-    topic = _resolve_entity(app, entity)
-    results = asyncio.run(_send(app, topic, key, value, partition, repeat))
+    topic, declared = _resolve_entity(app, entity)
+    name = topic.get_topic_name()
+    key_bytes = None if key is None else _encode_cli(topic.schema, key, "key", name)
+    value_bytes = None if value is None else _encode_cli(topic.schema, value, "value", name)
+    _refuse_embedded_broker(app, "send")
+    results = asyncio.run(
+        _send(app, topic if declared else None, name, key_bytes, value_bytes, partition, repeat)
+    )
     rows = [{"topic": m.topic, "partition": m.partition, "offset": m.offset} for m in results]
     if _as_json(ctx):
         click.echo(json.dumps(rows))
@@ -130,41 +187,98 @@ def send(
             click.echo(f"sent to {row['topic']}[{row['partition']}] at offset {row['offset']}")
 
 
-def _resolve_entity(app: Any, entity: str) -> Any:
+def _refuse_embedded_broker(app: Any, command: str) -> None:
+    """A command in its own process cannot reach the embedded broker of a worker's."""
+    from ..settings import ENV_PREFIX
+
+    if all(url.partition("://")[0] != "memory" for url in app.conf.broker):
+        return
+    raise CommandError(
+        f"{command}: the app's broker is memory:// (embedded), which lives inside one "
+        "process, so a worker in another process would never see this. Give the app a "
+        "real broker: broker='kafka://localhost:9092' in faust.App(...), or the "
+        f"environment variable {ENV_PREFIX}BROKER=kafka://localhost:9092 if the app does "
+        "not set broker."
+    )
+
+
+def _resolve_entity(app: Any, entity: str) -> tuple[Any, bool]:
+    """The topic to send to, and whether the app declares it (with its types)."""
+    from ..topics import Topic
+
     if entity.startswith("@"):
         name = entity[1:]
         for agent in app.agents.values():
             if name in (agent.name, agent.name.rpartition(".")[2]):
-                return agent.channel
+                if not isinstance(agent.channel, Topic) or len(agent.channel.topics) != 1:
+                    raise CommandUsageError(
+                        f"@{name} reads {agent.channel!r}, not one topic: only topics "
+                        "can be sent to from the command line.",
+                    )
+                return agent.channel, True
         known = ", ".join("@" + a.name.rpartition(".")[2] for a in app.agents.values())
-        raise click.UsageError(f"No agent named {name!r}. Agents: {known or 'none'}.")
-    return app.topic(entity)
+        raise CommandUsageError(f"No agent named {name!r}. Agents: {known or 'none'}.")
+    declared = _declared_topic(app, entity)
+    if declared is not None:
+        return declared, True
+    try:
+        return app.topic(entity), False
+    except ValueError as exc:  # a name Kafka would reject
+        raise CommandUsageError(str(exc)) from None
+
+
+def _declared_topic(app: Any, name: str) -> Any:
+    """The topic named ``name`` as the app declares it (so its schema checks the value):
+    an agent's, or one held by a module-level variable of a loaded module."""
+    from ..topics import Topic
+
+    for agent in app.agents.values():
+        channel = agent.channel
+        if isinstance(channel, Topic) and channel.topics == (name,):
+            return channel
+    for module in list(sys.modules.values()):
+        for value in list(getattr(module, "__dict__", {}).values()):
+            if isinstance(value, Topic) and value.app is app and value.topics == (name,):
+                return value
+    return None
 
 
 async def _send(
-    app: Any, topic: Any, key: str | None, value: str | None, partition: int | None, repeat: int
+    app: Any,
+    declared: Any,
+    name: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int | None,
+    repeat: int,
 ) -> list[Any]:
-    if not hasattr(topic, "get_topic_name"):
-        raise click.UsageError(
-            "That agent reads an in-process channel; only topics can be sent to."
-        )
-    producer = await app.maybe_start_producer()
     try:
-        key_bytes = None if key is None else _encode_cli(topic.schema, key, "key")
-        value_bytes = None if value is None else _encode_cli(topic.schema, value, "value")
+        producer = await app.maybe_start_producer()
+        if declared is not None:
+            # As a worker would: created with the app's partition count, not the broker's.
+            await app.declare_topic(declared)
+        if partition is not None:
+            count = await app.transport.partition_count(name)
+            if count is not None and partition >= count:
+                raise CommandUsageError(
+                    f"--partition {partition}: topic {name!r} has {count} partition(s), "
+                    f"numbered 0 to {count - 1}.",
+                )
         results = []
         for _ in range(repeat):
-            fut = await producer.send(
-                topic.get_topic_name(), key_bytes, value_bytes, partition=partition
-            )
-            results.append(await fut)
+            fut = await producer.send(name, key, value, partition=partition)
+            try:
+                results.append(await fut)
+            except Exception as exc:
+                raise CommandError(f"Could not send to topic {name!r}: {exc}") from None
         return results
     finally:
-        await producer.stop()
+        if app._producer is not None:
+            await app._producer.stop()
         await app.transport.close()
 
 
-def _encode_cli(schema: Any, text: str, part: str) -> bytes:
+def _encode_cli(schema: Any, text: str, part: str, topic: str) -> bytes:
     """The bytes to send for text typed on the command line.
 
     The text is taken as the serialized form when the topic can decode it; otherwise it
@@ -176,13 +290,18 @@ def _encode_cli(schema: Any, text: str, part: str) -> bytes:
     try:
         load(raw)
         return raw
-    except Exception:
-        pass
+    except Exception as exc:
+        # Why the text as typed does not fit: the clearer of the two reasons.
+        reason = " ".join(str(exc).split())
     try:
         encoded = dump(text)
         load(encoded)
-    except Exception as exc:
-        raise click.UsageError(f"Cannot send {text!r} as the {part} of this topic: {exc}") from None
+    except Exception:
+        option = "--key" if part == "key" else "VALUE"
+        raise CommandUsageError(
+            f"{option} {text!r} does not fit topic {topic!r}: {reason}. Give the {part} as "
+            "the topic's serializer writes it (JSON for a Record).",
+        ) from None
     return encoded if encoded is not None else raw
 
 
@@ -271,12 +390,28 @@ def reset(ctx: click.Context, yes: bool) -> None:
     if not names:
         click.echo("No tables: nothing to reset.")
         return
-    if not yes:
-        click.confirm(
-            f"Delete local state of {', '.join(names)} under {app.conf.datadir}?", abort=True
-        )
-    for table in app.tables:
-        table.store.reset()
+    # A worker with tables on disk holds this lock while it runs (see open_stores);
+    # holding it while deleting also keeps a worker from starting on half-deleted data.
+    lock = DataDirLock(app.conf.datadir)
+    on_disk = any(table.store.persistent for table in app.tables)
+    if on_disk and os.path.isdir(app.conf.datadir):  # (nothing to delete otherwise)
+        try:
+            lock.acquire()
+        except DataDirInUse as exc:
+            pid = "" if exc.pid is None else f" (pid {exc.pid})"
+            raise CommandError(
+                f"reset: a worker{pid} is running on data directory {exc.datadir!r}; "
+                "resetting would delete its tables under it. Stop the worker first."
+            ) from None
+    try:
+        if not yes:
+            click.confirm(
+                f"Delete local state of {', '.join(names)} under {app.conf.datadir}?", abort=True
+            )
+        for table in app.tables:
+            table.store.reset()
+    finally:
+        lock.release()
     click.echo(f"Deleted local state of {len(names)} table(s); the next start restores them.")
 
 
@@ -286,5 +421,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_app_cli(app: Any, argv: list[str] | None = None) -> None:
-    """``app.main()``: the same commands with the app already chosen."""
-    cli.main(args=argv, prog_name=sys.argv[0] if argv is None else "faust", obj={"app": app})
+    """``app.main()``: the same commands with the app already chosen (``python app.py
+    COMMAND``; ``argv`` defaults to ``sys.argv[1:]``)."""
+    cli.main(args=argv, prog_name=os.path.basename(sys.argv[0]) or "faust", obj={"app": app})

@@ -21,8 +21,9 @@ def create_store(url: str, table: Any) -> Store:
             from .rocksdb import RocksDBStore
         except ImportError as exc:
             raise ImproperlyConfigured(
-                f"Table {table.name!r}: store {url!r} needs rocksdict ({exc.name}): "
-                "pip install 'faust[rocksdb]'."
+                f"Table {table.name!r}: store {url!r} needs the package {exc.name or 'rocksdict'}"
+                ", which is not installed: pip install rocksdict (or pip install "
+                "'faust[rocksdb]'), or use store='memory://'."
             ) from None
         return RocksDBStore(url, table)
     raise ImproperlyConfigured(

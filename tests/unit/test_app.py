@@ -249,6 +249,13 @@ def test_invalid_crontab_fails_at_declaration(app: faust.App) -> None:
         app.crontab("61 * * * *")(lambda: None)
 
 
+def test_misspelt_crontab_timezone_fails_at_declaration(app: faust.App) -> None:
+    with pytest.raises(
+        ImproperlyConfigured, match="'Europe/Amsterdm': did you mean 'Europe/Amsterdam'"
+    ):
+        app.crontab("0 * * * *", timezone="Europe/Amsterdm")(lambda: None)
+
+
 def test_crontab_next_run_respects_the_timezone(app: faust.App) -> None:
     from faust.timers import Crontab
 

@@ -146,28 +146,6 @@ def test_models_and_model_commands(project: Path) -> None:
     assert missing.returncode != 0 and "No model named 'Nope'" in missing.stderr
 
 
-def test_send_to_topic_and_agent(project: Path) -> None:
-    sent = _faust(
-        "-A",
-        "shop",
-        "--json",
-        "send",
-        "orders",
-        '{"item": "apple", "quantity": 3}',
-        "--key",
-        "k1",
-        cwd=project,
-    )
-    assert sent.returncode == 0, sent.stderr
-    [row] = json.loads(sent.stdout)
-    assert row["topic"] == "orders" and row["offset"] == 0
-    agent = _faust("-A", "shop", "send", "@process", '{"item": "pear"}', cwd=project)
-    assert agent.returncode == 0, agent.stderr
-    assert "sent to orders[" in agent.stdout
-    unknown = _faust("-A", "shop", "send", "@nobody", "{}", cwd=project)
-    assert unknown.returncode != 0 and "No agent named 'nobody'" in unknown.stderr
-
-
 def test_custom_command(project: Path) -> None:
     result = _faust("-A", "shop", "produce", "--count", "3", cwd=project)
     assert result.returncode == 0, result.stderr

@@ -69,6 +69,7 @@ _FRAGMENTS: tuple[tuple[Trouble, tuple[str, ...]], ...] = (
         Trouble.CONNECTION,
         (
             "unable connect to node",
+            'unable connect to "',  # a bootstrap server (host:port), before any node id
             "unable to update metadata",
             "unable to request metadata",
             "failed fetch messages",

@@ -70,6 +70,10 @@ NO_COORDINATOR = "Group Coordinator Request failed: [Error 15] GroupCoordinatorN
             Trouble.REBALANCE,
         ),
         (UNREACHABLE, Trouble.CONNECTION),
+        (
+            "Unable connect to \"127.0.0.1:1\": [Errno 111] Connect call failed ('127.0.0.1', 1)",
+            Trouble.CONNECTION,
+        ),
         ("Failed fetch messages from 1: NodeNotReadyError: Attempt to send", Trouble.CONNECTION),
         ("Heartbeat session expired - marking coordinator dead", Trouble.CONNECTION),
         (NO_COORDINATOR, Trouble.COORDINATOR),
