@@ -89,14 +89,22 @@ def _as_json(ctx: click.Context) -> bool:
 @click.option("-l", "--loglevel", default="info", show_default=True, help="Log level.")
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the start-up banner.")
+@click.option(
+    "--json-logs", is_flag=True, help="Log one JSON object per line (setting log_format='json')."
+)
 @click.pass_context
-def worker(ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool) -> None:
+def worker(
+    ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool, json_logs: bool
+) -> None:
     """Start a worker for the app (stop with Ctrl-C)."""
     from ..worker import Worker
 
     app = _require_app(ctx)
+    log_format = "json" if json_logs else None
     sys.exit(
-        Worker(app, loglevel=loglevel, logfile=logfile, quiet=quiet).execute_from_commandline()
+        Worker(
+            app, loglevel=loglevel, logfile=logfile, quiet=quiet, log_format=log_format
+        ).execute_from_commandline()
     )
 
 
