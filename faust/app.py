@@ -28,7 +28,7 @@ from .signals import Signal
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from .timers import Crontab, Timer, call_with_app
 from .topics import Topic
-from .transport.base import TP, Transport
+from .transport.base import TP, TopicSpec, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
 
@@ -74,6 +74,8 @@ class App:
         self._tasks = BackgroundTasks(self)
         self._discovered = False
         self._declared: set[tuple[str, ...]] = set()
+        #: Topic objects by name (see :meth:`topic_spec`).
+        self._topics: dict[str, Topic] = {}
         self._partition_counts: dict[str, int] = {}
         #: Awaited before each commit (tables flush their changelogs here).
         self.consumer_hooks: list[Callable[[], Any]] = []
@@ -158,7 +160,25 @@ class App:
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
         """
-        return Topic(self, topics=topics, **kwargs)
+        topic = Topic(self, topics=topics, **kwargs)
+        for name in topic.topics:
+            # The first topic object of a name describes it, unless a later one states
+            # its partitions (``app.topic(name)`` to send is not its declaration).
+            known = self._topics.get(name)
+            if known is None or (known.partitions is None and topic.partitions is not None):
+                self._topics[name] = topic
+        return topic
+
+    def topic_spec(self, name: str) -> TopicSpec | None:
+        """How this app declares topic ``name`` (None if it made no topic of that name).
+
+        The broker driver creates a topic the app sends to before declaring it with
+        this spec, rather than with the broker's defaults.
+        """
+        topic = self._topics.get(name)
+        if topic is None:
+            return None
+        return next(spec for spec in topic.specs() if spec.name == name)
 
     def channel(self, *, key_type: Any = None, value_type: Any = None, **kwargs: Any) -> Channel:
         """An in-process channel (no broker): ``await channel.send(value=...)``."""
