@@ -537,6 +537,40 @@ class App:
     async def stop(self) -> None:
         """Stop gracefully: agents finish the event in hand, sends are flushed, and the
         processed offsets are committed."""
+        try:
+            await self._stop_running()
+        finally:
+            # Also when a step of the stop failed: a client left open holds the broker's
+            # connections and is reported as unclosed at exit.
+            await self.release_clients()
+            self.started = False
+        await self.on_shutdown.send()
+
+    async def release_clients(self) -> None:
+        """Stop reading replies, stop the producer (sending what it holds) and close the
+        broker clients; each step runs even if one before it failed.
+
+        ``app.stop()`` does this last; a program that only sends, without starting the
+        app, calls it when done::
+
+            try:
+                await topic.send(value=1)
+            finally:
+                await app.release_clients()
+        """
+        try:
+            replies, self.replies = self.replies, None
+            if replies is not None:
+                await replies.stop()
+        finally:
+            try:
+                if self._producer is not None:
+                    await self._producer.stop()
+            finally:
+                if self._transport is not None:
+                    await self._transport.close()
+
+    async def _stop_running(self) -> None:
         await self.on_before_shutdown.send()
         await self._tasks.cancel()
         if self.consumer is not None:
@@ -556,12 +590,6 @@ class App:
         for service in reversed(self._running_services):
             await service.stop()
         self._running_services.clear()
-        if self._producer is not None:
-            await self._producer.stop()
-        if self._transport is not None:
-            await self._transport.close()
-        self.started = False
-        await self.on_shutdown.send()
 
     async def __aenter__(self) -> App:
         await self.start()

@@ -156,8 +156,8 @@ async def _send(
         raise click.UsageError(
             "That agent reads an in-process channel; only topics can be sent to."
         )
-    producer = await app.maybe_start_producer()
     try:
+        producer = await app.maybe_start_producer()
         key_bytes = None if key is None else _encode_cli(topic.schema, key, "key")
         value_bytes = None if value is None else _encode_cli(topic.schema, value, "value")
         results = []
@@ -168,8 +168,7 @@ async def _send(
             results.append(await fut)
         return results
     finally:
-        await producer.stop()
-        await app.transport.close()
+        await app.release_clients()
 
 
 def _encode_cli(schema: Any, text: str, part: str) -> bytes:
