@@ -28,7 +28,7 @@ from .signals import Signal
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from .timers import Crontab, Timer, call_with_app
 from .topics import Topic
-from .transport.base import TP, Transport
+from .transport.base import TP, TopicSpec, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
 
@@ -74,6 +74,8 @@ class App:
         self._tasks = BackgroundTasks(self)
         self._discovered = False
         self._declared: set[tuple[str, ...]] = set()
+        #: Topic objects by name (see :meth:`topic_spec`).
+        self._topics: dict[str, Topic] = {}
         self._partition_counts: dict[str, int] = {}
         #: Awaited before each commit (tables flush their changelogs here).
         self.consumer_hooks: list[Callable[[], Any]] = []
@@ -158,7 +160,25 @@ class App:
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
         """
-        return Topic(self, topics=topics, **kwargs)
+        topic = Topic(self, topics=topics, **kwargs)
+        for name in topic.topics:
+            # The first topic object of a name describes it, unless a later one states
+            # its partitions (``app.topic(name)`` to send is not its declaration).
+            known = self._topics.get(name)
+            if known is None or (known.partitions is None and topic.partitions is not None):
+                self._topics[name] = topic
+        return topic
+
+    def topic_spec(self, name: str) -> TopicSpec | None:
+        """How this app declares topic ``name`` (None if it made no topic of that name).
+
+        The broker driver creates a topic the app sends to before declaring it with
+        this spec, rather than with the broker's defaults.
+        """
+        topic = self._topics.get(name)
+        if topic is None:
+            return None
+        return next(spec for spec in topic.specs() if spec.name == name)
 
     def channel(self, *, key_type: Any = None, value_type: Any = None, **kwargs: Any) -> Channel:
         """An in-process channel (no broker): ``await channel.send(value=...)``."""
@@ -535,6 +555,40 @@ class App:
     async def stop(self) -> None:
         """Stop gracefully: agents finish the event in hand, sends are flushed, and the
         processed offsets are committed."""
+        try:
+            await self._stop_running()
+        finally:
+            # Also when a step of the stop failed: a client left open holds the broker's
+            # connections and is reported as unclosed at exit.
+            await self.release_clients()
+            self.started = False
+        await self.on_shutdown.send()
+
+    async def release_clients(self) -> None:
+        """Stop reading replies, stop the producer (sending what it holds) and close the
+        broker clients; each step runs even if one before it failed.
+
+        ``app.stop()`` does this last; a program that only sends, without starting the
+        app, calls it when done::
+
+            try:
+                await topic.send(value=1)
+            finally:
+                await app.release_clients()
+        """
+        try:
+            replies, self.replies = self.replies, None
+            if replies is not None:
+                await replies.stop()
+        finally:
+            try:
+                if self._producer is not None:
+                    await self._producer.stop()
+            finally:
+                if self._transport is not None:
+                    await self._transport.close()
+
+    async def _stop_running(self) -> None:
         await self.on_before_shutdown.send()
         await self._tasks.cancel()
         if self.consumer is not None:
@@ -554,12 +608,6 @@ class App:
         for service in reversed(self._running_services):
             await service.stop()
         self._running_services.clear()
-        if self._producer is not None:
-            await self._producer.stop()
-        if self._transport is not None:
-            await self._transport.close()
-        self.started = False
-        await self.on_shutdown.send()
 
     async def __aenter__(self) -> App:
         await self.start()

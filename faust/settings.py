@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import json
 import os
 import uuid
 from collections.abc import Mapping
@@ -38,6 +39,10 @@ def check_on_error(value: str, owner: str) -> str:
         )
     return value
 
+
+#: How the worker writes its log lines (``log_format=``): plain text or one JSON object
+#: per line.
+LOG_FORMATS = ("text", "json")
 
 # Settings accepted under an earlier name (the 1.0 pre-release API).
 ALIASES = {"url": "broker"}
@@ -150,6 +155,16 @@ class Settings:
     web_port: int = 6066
     #: The URL other workers use for this one; default http://{web_host}:{web_port}.
     canonical_url: str = ""
+
+    # -- logging (applied by the worker; see faust/logs.py)
+    #: A :func:`logging.config.dictConfig` dict the worker applies at start, e.g.
+    #: ``{'version': 1, 'loggers': {'myapp': {'level': 'DEBUG'}}}``. ``version`` defaults
+    #: to 1 and ``disable_existing_loggers`` to False; handlers it gives the root logger
+    #: replace the worker's own. From the environment: JSON.
+    logging_config: dict[str, Any] | None = None
+    #: The worker's own log lines: ``text`` or ``json`` (one object per line with time,
+    #: level, logger, message); ``faust worker --json-logs`` is the same as ``json``.
+    log_format: str = "text"
 
     @classmethod
     def from_sources(
@@ -348,6 +363,30 @@ def _topic_template(value: Any) -> str:
     return name
 
 
+def _logging_config(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"expected a JSON object for logging.config.dictConfig: {exc}"
+            ) from None
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "expected a logging.config.dictConfig dict like "
+            f"{{'version': 1, 'loggers': {{'myapp': {{'level': 'DEBUG'}}}}}}, got {value!r}"
+        )
+    version = value.get("version", 1)
+    if version != 1:
+        raise ValueError(f"'version' must be 1 (the only dictConfig schema), got {version!r}")
+    for key in ("formatters", "filters", "handlers", "loggers", "root"):
+        if key in value and not isinstance(value[key], Mapping):
+            raise TypeError(f"{key!r} must be a dict, got {value[key]!r}")
+    return dict(value)
+
+
 def _autodiscover(value: Any) -> bool | list[str]:
     if isinstance(value, bool):
         return value
@@ -408,4 +447,6 @@ _COERCERS: dict[str, Any] = {
     "web_host": _string,
     "web_port": _port,
     "canonical_url": _string,
+    "logging_config": _logging_config,
+    "log_format": _choice(*LOG_FORMATS),
 }

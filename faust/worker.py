@@ -15,29 +15,12 @@ import sys
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
+from .logs import setup_logging
 from .stores.datadir import open_stores
 
 __all__ = ["Worker"]
 
 logger = logging.getLogger("faust.worker")
-
-LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-
-
-def setup_logging(loglevel: str | int = "info", logfile: str | None = None) -> None:
-    level = loglevel if isinstance(loglevel, int) else logging.getLevelName(loglevel.upper())
-    if not isinstance(level, int):
-        raise ValueError(
-            f"Unknown log level {loglevel!r}: use debug, info, warning, error or critical."
-        )
-    handler: logging.Handler = (
-        logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
-    )
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
 
 # Container allocations between two young-generation collections (CPython's default
 # is 700). A stream allocates a few objects per event and keeps a buffer of events
@@ -92,10 +75,13 @@ class Worker:
         loglevel: str | int = "info",
         logfile: str | None = None,
         quiet: bool = False,
+        log_format: str | None = None,
     ) -> None:
         self.app = app
         self.loglevel = loglevel
         self.logfile = logfile
+        #: ``text`` or ``json``; None: the app's ``log_format`` setting.
+        self.log_format = log_format
         self.quiet = quiet
         self._stop_requested: asyncio.Event | None = None
         self._signals = 0
@@ -104,8 +90,13 @@ class Worker:
     def execute_from_commandline(self) -> int:
         """Run until stopped; returns the process exit code (1 on a configuration error)."""
         try:
-            setup_logging(self.loglevel, self.logfile)
-        except ValueError as exc:
+            setup_logging(
+                self.loglevel,
+                self.logfile,
+                log_format=self._log_format(),
+                logging_config=self.app.conf.logging_config,
+            )
+        except (ValueError, ImproperlyConfigured) as exc:
             print(f"faust: error: {exc}", file=sys.stderr)
             return 1
         uvloop = install_uvloop()
@@ -151,7 +142,8 @@ class Worker:
             try:
                 starting.result()
                 tune_gc()
-                if not self.quiet:
+                # JSON logs are read by programs: no free text on stderr beside them.
+                if not self.quiet and self._log_format() != "json":
                     self._print_banner(uvloop)
                 # Ready only once the assigned table partitions are recovered: whoever
                 # waits for this line (a process manager, a test) may read the tables.
@@ -174,6 +166,9 @@ class Worker:
             if datadir_lock is not None:
                 datadir_lock.release()
             logger.info("Worker stopped")
+
+    def _log_format(self) -> str:
+        return self.log_format or self.app.conf.log_format
 
     def stop(self) -> None:
         """Ask the worker to stop gracefully (what Ctrl-C does)."""

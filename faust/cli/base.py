@@ -182,5 +182,6 @@ async def _run_async(app: Any, coro: Any) -> Any:
     try:
         return await coro
     finally:
-        if app._producer is not None:
-            await app._producer.stop()
+        # The command may have sent (the producer, the admin client) or asked (the
+        # reply reader): none of them may be left open.
+        await app.release_clients()

@@ -117,16 +117,24 @@ def _as_json(ctx: click.Context) -> bool:
 @click.option("-l", "--loglevel", default="info", show_default=True, help="Log level.")
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the start-up banner.")
+@click.option(
+    "--json-logs", is_flag=True, help="Log one JSON object per line (setting log_format='json')."
+)
 @click.pass_context
-def worker(ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool) -> None:
+def worker(
+    ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool, json_logs: bool
+) -> None:
     """Start a worker for the app (stop with Ctrl-C)."""
     from ..worker import Worker
 
     app = _require_app(ctx)
     if logfile is not None:
         _check_logfile(logfile)
+    log_format = "json" if json_logs else None
     sys.exit(
-        Worker(app, loglevel=loglevel, logfile=logfile, quiet=quiet).execute_from_commandline()
+        Worker(
+            app, loglevel=loglevel, logfile=logfile, quiet=quiet, log_format=log_format
+        ).execute_from_commandline()
     )
 
 
@@ -273,9 +281,7 @@ async def _send(
                 raise CommandError(f"Could not send to topic {name!r}: {exc}") from None
         return results
     finally:
-        if app._producer is not None:
-            await app._producer.stop()
-        await app.transport.close()
+        await app.release_clients()
 
 
 def _encode_cli(schema: Any, text: str, part: str, topic: str) -> bytes:

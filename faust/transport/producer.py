@@ -59,13 +59,16 @@ class Producer:
     async def stop(self) -> None:
         if not self.started:
             return
-        await self.flush()
-        if self._drainer is not None:
-            self._drainer.cancel()
-            self._drainer = None
-        await self.driver.stop()
-        self.started = False
-        self._loop = None
+        try:
+            await self.flush()
+        finally:
+            # Stopped even if the flush failed: an unstopped client keeps its connections.
+            if self._drainer is not None:
+                self._drainer.cancel()
+                self._drainer = None
+            self.started = False
+            self._loop = None
+            await self.driver.stop()
 
     async def send(
         self,

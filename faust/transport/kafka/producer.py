@@ -75,7 +75,7 @@ class KafkaProducer(ProducerDriver):
         counts: dict[str, int] = {}
         for topic in {record.topic for record in records}:
             if topic not in self._existing:
-                await self.transport.wait_for_topics({topic}, "Sending to")
+                await self.transport.ensure_topic(topic)
                 self._existing.add(topic)
             counts[topic] = len(await producer.partitions_for(topic))
         limit = self.transport.conf.producer_max_request_size - _RECORD_OVERHEAD

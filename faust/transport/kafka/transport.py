@@ -343,6 +343,27 @@ class KafkaTransport(Transport):
                 f"kafka-topics.sh --delete --topic {topic}."
             )
 
+    async def ensure_topic(self, name: str) -> None:
+        """Make sure topic ``name`` exists before the first send to it.
+
+        A topic the app knows (``app.topic(name, ...)``) is created as the app would
+        declare it. Otherwise the producer's metadata request would have a broker with
+        ``auto.create.topics.enable`` create it with the broker's partition count, and
+        aiokafka log an ERROR while it does. A name the app does not know may be being
+        declared elsewhere in the app: it gets ``UNDECLARED_WAIT`` s to appear, then
+        is created with the ``topic_partitions`` and ``topic_replication_factor``
+        settings.
+        """
+        if name in await self._existing_topics():
+            return
+        lookup = getattr(self.app, "topic_spec", None)
+        spec: TopicSpec | None = lookup(name) if lookup is not None else None
+        if spec is None:
+            if not await self._wait_until_exist({name}, UNDECLARED_WAIT):
+                return
+            spec = TopicSpec(name, self.conf.topic_partitions, self.conf.topic_replication_factor)
+        await self.declare_topic(spec)
+
     async def wait_for_topics(self, topics: Collection[str], use: str) -> None:
         """Wait up to ``UNDECLARED_WAIT`` s for ``topics`` to exist before ``use``
         (sending, subscribing); warn about those that still do not."""
