@@ -328,6 +328,7 @@ class CodecRegistry(UserDict[str, "_Codec | CodecFactory"]):
         >>> register('myjson', json)
         >>> get_codec('myjson|binary')
         json() | binary()
+        >>> del codecs['myjson']  # (the registry is the process's: leave it as it was)
         """
         if not name or "|" in name:
             raise ValueError(f"codec name must be non-empty and without '|': {name!r}")

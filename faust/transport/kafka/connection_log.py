@@ -118,6 +118,10 @@ _REBALANCE_STEPS = (
 def classify(message: str) -> Trouble | None:
     """What an aiokafka warning or error means, or None if it is none of the above."""
     lowered = message.lower()
+    if "authenticationfailed" in lowered or "authentication failed" in lowered:
+        # Wrong credentials: a setting to fix, not an outage to wait out. aiokafka's
+        # line (with the broker's reason) stays as it is.
+        return None
     for trouble, fragments in _FRAGMENTS:
         if any(fragment in lowered for fragment in fragments):
             return trouble

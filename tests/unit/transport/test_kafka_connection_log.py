@@ -100,6 +100,11 @@ NO_COORDINATOR = "Group Coordinator Request failed: [Error 15] GroupCoordinatorN
         ),
         ("Heartbeat failed: local member_id was not recognized; resetting", None),
         ("Topic orders not found in cluster metadata", None),
+        (
+            'Unable connect to "localhost:9093": SaslAuthenticationFailed: [Error 58] '
+            "SaslAuthenticationFailed: Authentication failed: Invalid username or password",
+            None,
+        ),
     ],
 )
 def test_aiokafka_messages_are_sorted_by_what_they_mean(
