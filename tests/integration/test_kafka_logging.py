@@ -7,12 +7,9 @@ from __future__ import annotations
 import gc
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 import uuid
 import warnings
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 import faust
+from tests.unit.test_cli import _run_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,37 +71,6 @@ def _project(tmp_path: Path, bootstrap: str) -> tuple[Path, dict[str, str], str]
 PYTHON = [sys.executable, "-W", "always::ResourceWarning"]
 
 
-def _worker_until(cwd: Path, env: dict[str, str], needle: str, timeout: float = 90) -> str:
-    """Run a worker until it printed ``needle``, then Ctrl-C it; all it printed."""
-    proc = subprocess.Popen(
-        [*PYTHON, "logapp.py", "worker", "-q"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
-    reader.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if needle in "".join(lines):
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        reader.join(timeout=10)
-    text = "".join(lines)
-    assert needle in text, text
-    return text
-
-
 def _assert_clean(text: str) -> None:
     assert "[ERROR]" not in text, text
     assert "Traceback" not in text, text
@@ -124,7 +91,7 @@ async def test_worker_start_first_send_and_stop_are_quiet(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     cwd, env, topic = _project(tmp_path, kafka_bootstrap)
-    text = _worker_until(cwd, env, "SENT 3")
+    text = _run_until([*PYTHON, "logapp.py", "worker", "-q"], cwd, "SENT 3", 1, 90, env)
     _assert_clean(text)
     assert "Worker stopped" in text, text
     # The first send created the topic as the app declares it, not as the broker would.

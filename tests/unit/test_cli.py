@@ -36,10 +36,24 @@ def _faust(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _run_until(cmd: list[str], cwd: Path, needle: str, count: int, timeout: float = 20.0) -> str:
-    """Start a worker, wait until ``needle`` was printed ``count`` times, Ctrl-C it."""
+def _run_until(
+    cmd: list[str],
+    cwd: Path,
+    needle: str,
+    count: int,
+    timeout: float = 20.0,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Start a worker, wait until ``needle`` was printed ``count`` times, Ctrl-C it
+    (it must then exit 0); all it printed. ``env``: the process's (default: ours with
+    the repository importable)."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=cwd,
+        env=_env() if env is None else env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     lines: list[str] = []
