@@ -1,0 +1,1 @@
+"""Sensors: hooks called as events flow, the in-memory Monitor, Prometheus metrics."""
