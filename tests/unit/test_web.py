@@ -77,6 +77,11 @@ async def test_function_pages_and_view_classes() -> None:
         async def delete(self, request: Request, x: str) -> Any:
             return {"deleted": x}  # not a response: sent as JSON
 
+    @app.page("/old/")
+    async def old(self: View, request: Request) -> Response:
+        assert self.web is app.web
+        raise web.HTTPFound("/greet/moved/")  # a redirect is no error
+
     @app.page("/misc/")
     class Misc(View):
         async def get(self, request: Request) -> Response:
@@ -100,6 +105,8 @@ async def test_function_pages_and_view_classes() -> None:
             assert await _json(r) == {"deleted": "5"}
         async with http.head("/points/5/") as r:
             assert r.status == 200
+        async with http.get("/old/") as r:
+            assert r.history[0].status == 302 and (await _json(r))["hello"] == "moved"
         async with http.get("/misc/", params={"kind": "html"}) as r:
             assert r.content_type == "text/html" and await r.text() == "<b>hi</b>"
         async with http.get("/misc/", params={"kind": "bytes"}) as r:
