@@ -14,9 +14,12 @@ is recovered, else 503 with the reason::
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
 
 from .server import Route
 from .views import View
@@ -24,7 +27,7 @@ from .views import View
 __all__ = ["ROUTES", "not_ready_reason"]
 
 
-def not_ready_reason(app: Any) -> str | None:
+def not_ready_reason(app: App) -> str | None:
     """Why ``app`` is not ready to process (None when it is: ``app.ready``)."""
     if app.ready:
         return None
@@ -40,7 +43,7 @@ def not_ready_reason(app: Any) -> str | None:
     return "recovering tables: running their on_recover callbacks"
 
 
-def _assigned(app: Any) -> dict[str, list[int]]:
+def _assigned(app: App) -> dict[str, list[int]]:
     consumer = app.consumer
     if consumer is None:
         return {}

@@ -21,9 +21,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
 
 from ..exceptions import ImproperlyConfigured
 from .cors import Cors, CorsOptions, check_cors_options
@@ -102,7 +105,7 @@ class WebServer:
     """The app's web server (``app.web``): the declared views and, once started, the
     aiohttp server answering them."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
         self.routes: list[Route] = []
         self.web_app: web.Application | None = None
