@@ -79,7 +79,7 @@ class Live(View):
 
 class Ready(View):
     async def get(self, request: web.Request) -> web.Response:
-        reason = not_ready_reason(self.app)
+        reason = "stopping" if self.web.stopping else not_ready_reason(self.app)
         if reason is None:
             return self.json({"status": "ready"})
         return self.json({"status": "not ready", "reason": reason}, status=503)

@@ -112,6 +112,8 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         #: The port it listens on once started (the real one when ``web_port`` is 0).
         self.port: int | None = None
+        #: Set by the worker when it begins to stop (``/health/ready`` says so).
+        self.stopping = False
 
     @property
     def started(self) -> bool:
@@ -188,6 +190,7 @@ class WebServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.stopping = False
 
 
 def _bound_port(runner: web.AppRunner, default: int) -> int:

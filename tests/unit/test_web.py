@@ -426,10 +426,18 @@ def test_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 async def test_the_worker_serves_health_while_it_starts_and_stops_the_server_last() -> None:
-    app = _app()
+    app = _app(worker_shutdown_timeout=5.0)
     counts = app.Table("counts", default=int)
-    gate = asyncio.Event()
-    counts.on_recover(gate.wait)
+    topic = app.topic("jobs", value_type=int)
+    recovered, finish, busy = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    counts.on_recover(recovered.wait)
+
+    @app.agent(topic)
+    async def slow(stream: Any) -> None:
+        async for _ in stream:
+            busy.set()
+            await finish.wait()  # the stop waits for the event in hand
+
     worker = Worker(app, quiet=True)
     running = asyncio.ensure_future(worker.run())
     try:
@@ -440,14 +448,22 @@ async def test_the_worker_serves_health_while_it_starts_and_stops_the_server_las
             await eventually(lambda: app.tables.recovering)
             async with http.get("/health/ready") as r:
                 assert r.status == 503
-            gate.set()
+            recovered.set()
             await app.wait_ready()
             async with http.get("/health/ready") as r:
                 assert r.status == 200
+            await topic.send(value=1)
+            await asyncio.wait_for(busy.wait(), 5)
+            worker.stop()
+            await eventually(lambda: app.web.stopping)
+            async with http.get("/health/ready") as r:  # the app is still stopping
+                assert r.status == 503 and (await _json(r))["reason"] == "stopping"
+            finish.set()
         port = app.web.port
         assert port and app.conf.canonical_url == f"http://localhost:{port}"
     finally:
         worker.stop()
+        finish.set()
         await asyncio.wait_for(running, 10)
     assert not app.web.started
     with socket.socket() as s:
