@@ -25,7 +25,7 @@ from ..exceptions import ImproperlyConfigured
 from ..naming import module_name
 from ..services import Backoff, wait_or_cancel
 from ..settings import check_on_error
-from ..streams import Stream
+from ..streams import ParkedQueues, Stream
 from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply
@@ -233,36 +233,50 @@ class Agent:
         loop = asyncio.get_running_loop()
         backoff = restart_backoff(self.app.conf.agent_restart_backoff)
         retry: Event | None = None
-        while not self._stopping and not queue.closed:
-            if retry is not None:
-                # First in line: before any later event of its partition (concurrency=1
-                # keeps partition order through retries).
-                queue.buffer.appendleft(retry)
-                retry = None
-            # An event left current by the last run must not be taken for this run's.
-            _current_event.set(None)
-            stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
-            self._streams.add(stream)
-            started = loop.time()
-            try:
-                await self._run(stream)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = exc
-            finally:
-                self._streams.discard(stream)
-                _close_derived(stream, queue)
-            delay, retry = self._on_crash(
-                error, self._failed_event(stream), backoff, loop.time() - started
-            )
-            if delay is None:
-                return
-            if delay:
-                await asyncio.sleep(delay)
-            if retry is not None and retry not in self._attempts:
-                retry = None  # its partition was revoked meanwhile
+        # The queues of the streams a run derived (group_by, through), kept for the next
+        # run: what they buffer is processed after a restart, not dropped, and their
+        # topics never go without a reader (whose fetched records would count as done).
+        parked = ParkedQueues()
+        try:
+            while not self._stopping and not queue.closed:
+                if retry is not None:
+                    # First in line: before any later event of its partition
+                    # (concurrency=1 keeps partition order through retries).
+                    target = parked.queue_for(retry.message.topic) or queue
+                    target.buffer.appendleft(retry)
+                    retry = None
+                # An event left current by the last run must not be taken for this run's.
+                _current_event.set(None)
+                stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
+                stream._parked = parked
+                self._streams.add(stream)
+                started = loop.time()
+                failed: Event | None = None
+                try:
+                    await self._run(stream)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    error = exc
+                    failed = self._failed_event(stream)
+                finally:
+                    self._streams.discard(stream)
+                    parked.park_derived(stream)
+                retryable = failed is not None and (
+                    self._reads(failed) or parked.queue_for(failed.message.topic) is not None
+                )
+                delay, retry = self._on_crash(
+                    error, failed, backoff, loop.time() - started, retryable=retryable
+                )
+                if delay is None:
+                    return
+                if delay:
+                    await asyncio.sleep(delay)
+                if retry is not None and retry not in self._attempts:
+                    retry = None  # its partition was revoked meanwhile
+        finally:
+            parked.close()
 
     def _failed_event(self, stream: Stream) -> Event | None:
         """The event the agent raised on: the one it holds, or one a processor was on."""
@@ -275,10 +289,17 @@ class Agent:
         return event
 
     def _on_crash(
-        self, exc: Exception, event: Event | None, backoff: Backoff, ran_for: float
+        self,
+        exc: Exception,
+        event: Event | None,
+        backoff: Backoff,
+        ran_for: float,
+        *,
+        retryable: bool = True,
     ) -> tuple[float | None, Event | None]:
         """Log and count the crash; return the wait before the restart (None: do not
-        restart) and the event to hand the restarted agent first."""
+        restart) and the event to hand the restarted agent first (``retryable``: the
+        restarted agent reads the queue ``event`` came from)."""
         app = self.app
         app.on_agent_error(self, exc)
         if isinstance(exc, ImproperlyConfigured):
@@ -303,7 +324,7 @@ class Agent:
             del self._attempts[done]
         attempts = self._attempts.get(event, 0) + 1
         where = _describe(event)
-        if attempts <= self.retries and self._reads(event):
+        if attempts <= self.retries and retryable:
             self._attempts[event] = attempts
             delay = retry_delay(app.conf.agent_restart_backoff, attempts)
             app.error_counts.retried += 1
@@ -350,7 +371,7 @@ class Agent:
 
     def _reads(self, event: Event) -> bool:
         """True if ``event`` came from this agent's own queue (not a derived stream's,
-        such as a group_by's repartition topic, which closes with the crash)."""
+        such as a group_by's repartition topic)."""
         topics = getattr(self.channel, "topics", None) or (self.channel.name,)
         return event.message.topic in topics
 
@@ -605,16 +626,6 @@ async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[An
     else:
         for value in values:
             yield value
-
-
-def _close_derived(stream: Stream, queue: EventQueue) -> None:
-    """Close the streams an agent derived from ``stream`` (group_by, through) but not
-    ``queue``: views of it (filter, noack) share it, and the restarted agent reads it."""
-    for child in stream._children:
-        if child.queue is queue:
-            _close_derived(child, queue)
-        else:
-            child.close()
 
 
 def _describe(event: Event) -> str:

@@ -569,3 +569,42 @@ async def test_async_generator_agent_is_accepted(app: faust.App) -> None:
             yield value * 2
 
     assert app.agents[doubler.name] is doubler
+
+
+async def test_an_agent_over_group_by_loses_no_buffered_event_when_it_restarts(
+    app: faust.App,
+) -> None:
+    """The events waiting in the repartitioned stream when the agent crashes are processed
+    by the restarted agent (the failed one first, as a retry), once each, and both topics'
+    offsets are committed past them."""
+    topic = app.topic("orders-in", value_type=int, partitions=2)
+    seen: list[int] = []
+    crashed: list[int] = []
+
+    @app.agent(topic)
+    async def by_parity(stream):
+        async for value in stream.group_by(lambda v: v % 2, name="parity"):
+            if value == 5 and not crashed:
+                crashed.append(value)
+                # The events after 5 are in this stream's buffer by now.
+                await asyncio.sleep(0.05)
+                raise ConnectionError("database away")
+            seen.append(value)
+
+    await app.start()
+    for value in range(40):
+        await topic.send(key=str(value).encode(), value=value)
+    await eventually(lambda: len(seen) >= 40)
+    assert sorted(seen) == list(range(40))
+    counts = app.error_counts
+    assert (counts.agent_errors, counts.retried, counts.dead_lettered) == (1, 1, 0)
+    for partition in range(2):
+        end = len(app.transport.broker.logs["orders-in"][partition])
+        await eventually(lambda p=partition, e=end: _committable(app, "orders-in", p) == e)
+    repartition = f"{app.conf.id}-parity-repartition"
+    ends = {
+        p: len(app.transport.broker.logs[repartition][p])
+        for p in range(len(app.transport.broker.logs[repartition]))
+    }
+    for partition, end in ends.items():
+        await eventually(lambda p=partition, e=end: _committable(app, repartition, p) == e)
