@@ -28,7 +28,7 @@ from ..settings import check_on_error
 from ..streams import ParkedQueues, Stream
 from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
-from .replies import CORRELATION_ID, REPLY_TO, encode_reply
+from .replies import CORRELATION_ID, REPLY_ERROR, REPLY_TO, encode_error_reply, encode_reply
 
 if TYPE_CHECKING:
     from ..channels import Headers
@@ -358,6 +358,7 @@ class Agent:
             event.ack()
             app.error_counts.skipped += 1
             outcome = "skipped it (on_error='skip')"
+        self._reply_error(event, exc, outcome)
         logger.error(
             "Agent %s raised on %s%s: %r; %s and moved on.",
             self.name,
@@ -368,6 +369,20 @@ class Agent:
             exc_info=exc,
         )
         return 0.0, None
+
+    def _reply_error(self, event: Event, exc: BaseException, outcome: str) -> None:
+        """Tell an ``ask()`` waiting for ``event`` that the agent gave up on it."""
+        message = event.message
+        reply_to = message.header(REPLY_TO)
+        if reply_to is None or self._test is not None:
+            return
+        self.app.topic(reply_to.decode()).send_soon(
+            key=message.header(CORRELATION_ID) or b"",
+            value=encode_error_reply(self.name, exc, outcome),
+            headers=[(REPLY_ERROR, b"1")],
+            key_serializer="raw",
+            value_serializer="raw",
+        )
 
     def _reads(self, event: Event) -> bool:
         """True if ``event`` came from this agent's own queue (not a derived stream's,
@@ -388,7 +403,13 @@ class Agent:
         if message.key is None and message.value is None:
             # An in-process channel's event has no bytes: encode what it carries.
             key, value = self._encode(event)
-        headers = error_headers(message, exc, agent=self.name, attempts=attempts)
+        headers = [
+            # Replayed from the dead-letter topic later, it must not answer an ask()
+            # that was answered with the error already (or whose asker is gone).
+            header
+            for header in error_headers(message, exc, agent=self.name, attempts=attempts)
+            if header[0] not in (REPLY_TO, CORRELATION_ID)
+        ]
         self.app.dead_letters.submit(
             target, message, headers, release=event.ack, key=key, value=value
         )
@@ -515,7 +536,9 @@ class Agent:
         """Send a value and wait for the value the agent yields for it.
 
         Replies come back on this app's reply topic (the ``reply_to`` setting); a
-        ``reply_to`` argument may only name that topic.
+        ``reply_to`` argument may only name that topic. If the agent gives up on the
+        value (it raised past its retries; the event was dead-lettered or skipped), the
+        ask raises :class:`~faust.exceptions.AskError` saying what it raised.
 
         Example::
 
