@@ -65,6 +65,8 @@ class Stream:
         self._parent = parent
         self._children: list[Stream] = []
         self._prev: Event | None = None
+        #: The list ``take()`` handed out and has not acked yet (retried on a crash).
+        self._taken: list[Event] | None = None
         self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._feeder_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
@@ -186,10 +188,14 @@ class Stream:
                         deadline = None if within is None else loop.time() + within
             except StopAsyncIteration:
                 if events:
+                    self._taken = events
                     yield [event.value for event in events]
+                    self._taken = None
                     self._ack_all(events)
                 return
+            self._taken = events
             yield [event.value for event in events]
+            self._taken = None
             self._ack_all(events)
 
     def _ack_all(self, events: list[Event]) -> None:

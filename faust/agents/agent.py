@@ -232,26 +232,26 @@ class Agent:
         its streams repartition without the broker (``test_context()``)."""
         loop = asyncio.get_running_loop()
         backoff = restart_backoff(self.app.conf.agent_restart_backoff)
-        retry: Event | None = None
+        retry: list[Event] = []
         # The queues of the streams a run derived (group_by, through), kept for the next
         # run: what they buffer is processed after a restart, not dropped, and their
         # topics never go without a reader (whose fetched records would count as done).
         parked = ParkedQueues()
         try:
             while not self._stopping and not queue.closed:
-                if retry is not None:
+                for event in reversed(retry):
                     # First in line: before any later event of its partition
                     # (concurrency=1 keeps partition order through retries).
-                    target = parked.queue_for(retry.message.topic) or queue
-                    target.buffer.appendleft(retry)
-                    retry = None
+                    target = parked.queue_for(event.message.topic) or queue
+                    target.buffer.appendleft(event)
+                retry = []
                 # An event left current by the last run must not be taken for this run's.
                 _current_event.set(None)
                 stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
                 stream._parked = parked
                 self._streams.add(stream)
                 started = loop.time()
-                failed: Event | None = None
+                failed: list[Event] = []
                 try:
                     await self._run(stream)
                     return
@@ -259,12 +259,13 @@ class Agent:
                     raise
                 except Exception as exc:
                     error = exc
-                    failed = self._failed_event(stream)
+                    failed = self._failed_events(stream)
                 finally:
                     self._streams.discard(stream)
                     parked.park_derived(stream)
-                retryable = failed is not None and (
-                    self._reads(failed) or parked.queue_for(failed.message.topic) is not None
+                retryable = all(
+                    self._reads(event) or parked.queue_for(event.message.topic) is not None
+                    for event in failed
                 )
                 delay, retry = self._on_crash(
                     error, failed, backoff, loop.time() - started, retryable=retryable
@@ -273,33 +274,37 @@ class Agent:
                     return
                 if delay:
                     await asyncio.sleep(delay)
-                if retry is not None and retry not in self._attempts:
-                    retry = None  # its partition was revoked meanwhile
+                # Events of partitions revoked meanwhile are left to their new owner.
+                retry = [event for event in retry if event in self._attempts]
         finally:
             parked.close()
 
-    def _failed_event(self, stream: Stream) -> Event | None:
-        """The event the agent raised on: the one it holds, or one a processor was on."""
+    def _failed_events(self, stream: Stream) -> list[Event]:
+        """The events the agent raised on: the list ``take()`` handed it, or the one it
+        holds, or one a processor was on (none if they were acked)."""
+        taken = _taken_events(stream)
+        if taken:
+            return [event for event in taken if not event.acked]
         event = stream._prev
         if event is None or event.acked:
             event = _current_event.get()
         if event is None or event.acked:
-            return None
+            return []
         stream._prev = None
-        return event
+        return [event]
 
     def _on_crash(
         self,
         exc: Exception,
-        event: Event | None,
+        events: list[Event],
         backoff: Backoff,
         ran_for: float,
         *,
         retryable: bool = True,
-    ) -> tuple[float | None, Event | None]:
+    ) -> tuple[float | None, list[Event]]:
         """Log and count the crash; return the wait before the restart (None: do not
-        restart) and the event to hand the restarted agent first (``retryable``: the
-        restarted agent reads the queue ``event`` came from)."""
+        restart) and the events to hand the restarted agent first (``retryable``: the
+        restarted agent reads the queues ``events`` came from)."""
         app = self.app
         app.on_agent_error(self, exc)
         if isinstance(exc, ImproperlyConfigured):
@@ -307,8 +312,8 @@ class Agent:
             # the message instead of restarting forever (the event is not committed).
             logger.error("Agent %s crashed: %r", self.name, exc, exc_info=exc)
             app.crash(str(exc))
-            return None, None
-        if event is None:
+            return None, []
+        if not events:
             delay = backoff.next(ran_for)
             logger.error(
                 "Agent %s crashed: %r. Restarting it in %.2f s.",
@@ -317,15 +322,16 @@ class Agent:
                 delay,
                 exc_info=exc,
             )
-            return delay, None
+            return delay, []
         # Forget events retried before and processed since (crashes are rare: no per-event
         # cost for the bookkeeping).
         for done in [e for e in self._attempts if e.acked]:
             del self._attempts[done]
-        attempts = self._attempts.get(event, 0) + 1
-        where = _describe(event)
+        # A take() list fails and is retried as a whole: its first event counts for it.
+        attempts = self._attempts.get(events[0], 0) + 1
+        where = _describe(events)
         if attempts <= self.retries and retryable:
-            self._attempts[event] = attempts
+            self._attempts.update(dict.fromkeys(events, attempts))
             delay = retry_delay(app.conf.agent_restart_backoff, attempts)
             app.error_counts.retried += 1
             logger.error(
@@ -339,8 +345,9 @@ class Agent:
                 # The traceback once per event; retries add one line each.
                 exc_info=exc if attempts == 1 else None,
             )
-            return delay, event
-        self._attempts.pop(event, None)
+            return delay, events
+        for event in events:
+            self._attempts.pop(event, None)
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         if self.on_error == "stop":
             logger.error("Agent %s raised on %s%s: %r", self.name, where, tried, exc, exc_info=exc)
@@ -349,26 +356,28 @@ class Agent:
                 "the worker. Fix the cause and restart: the event was not committed and is "
                 "processed again."
             )
-            return None, None
-        if self._test is not None:
-            self._test.gave_up(event)
-        if self.on_error == "dead_letter":
-            outcome = f"wrote it to dead-letter topic {self._dead_letter(event, exc, attempts)!r}"
-        else:
-            event.ack()
-            app.error_counts.skipped += 1
-            outcome = "skipped it (on_error='skip')"
-        self._reply_error(event, exc, outcome)
+            return None, []
+        for event in events:
+            if self._test is not None:
+                self._test.gave_up(event)
+            if self.on_error == "dead_letter":
+                target = self._dead_letter(event, exc, attempts)
+                outcome = f"wrote it to dead-letter topic {target!r}"
+            else:
+                event.ack()
+                app.error_counts.skipped += 1
+                outcome = "skipped it (on_error='skip')"
+            self._reply_error(event, exc, outcome)
         logger.error(
             "Agent %s raised on %s%s: %r; %s and moved on.",
             self.name,
             where,
             tried,
             exc,
-            outcome,
+            outcome if len(events) == 1 else outcome.replace(" it ", " them "),
             exc_info=exc,
         )
-        return 0.0, None
+        return 0.0, []
 
     def _reply_error(self, event: Event, exc: BaseException, outcome: str) -> None:
         """Tell an ``ask()`` waiting for ``event`` that the agent gave up on it."""
@@ -651,6 +660,22 @@ async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[An
             yield value
 
 
-def _describe(event: Event) -> str:
-    m = event.message
-    return f"topic={m.topic} partition={m.partition} offset={m.offset}"
+def _describe(events: list[Event]) -> str:
+    """Where ``events`` came from, for a log line (one event, or a take() list)."""
+    first = events[0].message
+    if len(events) == 1:
+        return f"topic={first.topic} partition={first.partition} offset={first.offset}"
+    places = ", ".join(sorted({f"{e.message.topic}[{e.message.partition}]" for e in events}))
+    return f"{len(events)} events of a take() list ({places}) from {_describe(events[:1])}"
+
+
+def _taken_events(stream: Stream) -> list[Event] | None:
+    """The list ``take()`` handed the agent from ``stream`` or a stream derived from it."""
+    if stream._taken:
+        taken, stream._taken = stream._taken, None
+        return taken
+    for child in stream._children:
+        found = _taken_events(child)
+        if found:
+            return found
+    return None

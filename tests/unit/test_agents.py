@@ -608,3 +608,54 @@ async def test_an_agent_over_group_by_loses_no_buffered_event_when_it_restarts(
     }
     for partition, end in ends.items():
         await eventually(lambda p=partition, e=end: _committable(app, repartition, p) == e)
+
+
+async def test_an_agent_over_take_retries_the_whole_batch_it_raised_on(app: faust.App) -> None:
+    """Every event of the list the agent raised on is handed again, in order, and the
+    topic's offset is committed past all of them once they are processed."""
+    topic = app.topic("batches", value_type=int, partitions=1)
+    batches: list[list[int]] = []
+    failed: list[list[int]] = []
+
+    @app.agent(topic)
+    async def bulk(stream):
+        async for batch in stream.take(4, within=0.2):
+            if 5 in batch and not failed:
+                failed.append(batch)
+                raise ConnectionError("bulk insert failed")
+            batches.append(batch)
+
+    await app.start()
+    for value in range(12):
+        await topic.send(value=value)
+    await eventually(lambda: sum(len(b) for b in batches) >= 12)
+    assert sorted(v for b in batches for v in b) == list(range(12))
+    assert [v for b in batches for v in b] == list(range(12))
+    assert (app.error_counts.retried, app.error_counts.dead_lettered) == (1, 0)
+    await eventually(lambda: _committable(app, "batches") == 12)
+
+
+async def test_an_agent_over_take_dead_letters_every_event_of_a_batch_that_keeps_failing(
+    app: faust.App,
+) -> None:
+    topic = app.topic("bad-batches", value_type=int, partitions=1)
+    batches: list[list[int]] = []
+
+    @app.agent(topic, retries=1)
+    async def bulk(stream):
+        async for batch in stream.take(3, within=0.2):
+            if 4 in batch:
+                raise ValueError("poison")
+            batches.append(batch)
+
+    await app.start()
+    for value in range(9):
+        await topic.send(value=value)
+    tp = TP("bad-batches", 0)
+    await eventually(lambda: tp in app.consumer.trackers and _committable(app, tp.topic) == 9)
+    processed = sorted(v for b in batches for v in b)
+    dlq = app.transport.broker.logs[bulk.dead_letter_topic][0]
+    dead = sorted(int(entry[2]) for entry in dlq)
+    assert sorted(processed + dead) == list(range(9))
+    assert 4 in dead
+    assert app.error_counts.dead_lettered == len(dead)
