@@ -174,6 +174,8 @@ class Schema:
                     data = orjson_dumps(obj.to_representation(), default=json_default)
                 except Exception:
                     return slow(obj)
+                if b"null" in data:
+                    return slow(obj)  # which keeps a NaN or infinity orjson made null
                 # Exact size: see the json codec.
                 return memoryview(data).tobytes()
             return slow(obj)
@@ -263,7 +265,11 @@ def _make_loader(
             try:
                 return from_data(orjson_loads(data))  # type: ignore[arg-type]
             except Exception as exc:
-                return fail(data, exc)
+                try:
+                    # NaN or Infinity in the JSON: the codec reads those (the slow way).
+                    return from_data(codec.loads(data))  # type: ignore[arg-type]
+                except Exception:
+                    return fail(data, exc)
 
         return load_record_json
 
