@@ -119,8 +119,8 @@ class Event:
         callback: SendCallback | None = None,
         force: bool = False,
     ) -> Any:
-        """Send this event's key and value (unless given) to another channel or topic,
-        as :meth:`send` does.
+        """Send this event's key, value and headers (unless given) to another channel
+        or topic, as :meth:`send` does.
 
         Example::
 
@@ -132,7 +132,7 @@ class Event:
             value,
             partition=partition,
             timestamp=timestamp,
-            headers=headers,
+            headers=self.message.headers or None if headers is None else headers,
             schema=schema,
             key_serializer=key_serializer,
             value_serializer=value_serializer,

@@ -17,6 +17,7 @@ __all__ = [
     "SecurityError",
     "NotReady",
     "PartitionCountMismatch",
+    "AskError",
 ]
 
 
@@ -67,3 +68,17 @@ class NotReady(FaustError):
 
 class PartitionCountMismatch(ImproperlyConfigured):
     """Two topics that must be co-partitioned have different partition counts."""
+
+
+class AskError(FaustError):
+    """The agent gave up on the value an ``ask()`` sent: it raised on it past its retries,
+    and the event went to its dead-letter topic or was skipped (``on_error``).
+
+    ``agent`` names the agent, ``error_type`` and ``reason`` what it raised.
+    """
+
+    def __init__(self, reason: str, *, agent: str = "", error_type: str = "") -> None:
+        self.reason = reason
+        self.agent = agent
+        self.error_type = error_type
+        super().__init__(f"Agent {agent} raised {error_type}: {reason}" if agent else reason)

@@ -28,7 +28,7 @@ import orjson
 
 from faust.exceptions import DecodeError, EncodeError, KeyDecodeError, ValueDecodeError
 from faust.models.fields import show
-from faust.models.record import Record
+from faust.models.record import Record, registry
 from faust.serializers import Codec, CodecArg, get_codec, json, json_default, raw, want_bytes
 
 __all__ = ["Schema"]
@@ -174,6 +174,8 @@ class Schema:
                     data = orjson_dumps(obj.to_representation(), default=json_default)
                 except Exception:
                     return slow(obj)
+                if b"null" in data:
+                    return slow(obj)  # which keeps a NaN or infinity orjson made null
                 # Exact size: see the json codec.
                 return memoryview(data).tobytes()
             return slow(obj)
@@ -263,12 +265,20 @@ def _make_loader(
             try:
                 return from_data(orjson_loads(data))  # type: ignore[arg-type]
             except Exception as exc:
-                return fail(data, exc)
+                try:
+                    # NaN or Infinity in the JSON: the codec reads those (the slow way).
+                    return from_data(codec.loads(data))  # type: ignore[arg-type]
+                except Exception:
+                    return fail(data, exc)
 
         return load_record_json
 
     codec_loads = codec.loads
     convert = _converter(tp)
+    if tp is None and type(codec) is not raw:
+        # Untyped: a Record still comes back as one (its JSON names its class), as it
+        # went out, so a table reads the same before and after a restore.
+        convert = _revive_record
     if type(codec) is raw:
         # raw decoding is the identity: skip the codec (str keys are the common case).
         if convert is None:
@@ -312,6 +322,17 @@ def _make_loader(
             return fail(data, exc)
 
     return load
+
+
+def _revive_record(obj: Any) -> Any:
+    """``obj`` as the Record its ``__faust`` namespace names, if it is one we know."""
+    if type(obj) is dict:
+        meta = obj.get("__faust")
+        if type(meta) is dict:
+            model = registry.get(meta.get("ns", ""))
+            if model is not None:
+                return model.from_data(obj)
+    return obj
 
 
 def _converter(tp: Any) -> Callable[[Any], Any] | None:

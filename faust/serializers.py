@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import json as _stdlib_json
+import math
 import pickle as _pickle
 from collections import UserDict
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
+from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -219,6 +224,50 @@ _orjson_loads = orjson.loads
 _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 
 
+def has_non_finite(obj: Any) -> bool:
+    """Whether ``obj`` holds a NaN or an infinite float (which orjson writes as null).
+
+    >>> has_non_finite({'order': {'prices': [1.5, float('inf')]}})
+    True
+    """
+    return _non_finite_path(obj, "", 0) is not None
+
+
+def _stdlib_default(obj: Any) -> Any:
+    # What orjson converts by itself and the standard library's json does not.
+    if isinstance(obj, datetime | date | time):
+        return obj.isoformat()
+    if isinstance(obj, UUID):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return json_default(obj)
+
+
+def _non_finite_path(obj: Any, where: str, depth: int) -> tuple[str, float] | None:
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    if depth > 100:
+        return None
+    if isinstance(obj, dict):
+        items: Any = obj.items()
+    elif isinstance(obj, list | tuple | set | frozenset):
+        items = ((f"[{i}]", v) for i, v in enumerate(obj))
+    elif hasattr(obj, "to_representation"):
+        return _non_finite_path(obj.to_representation(), where, depth + 1)
+    else:
+        return None
+    for key, value in items:
+        step = key if isinstance(key, str) and key.startswith("[") else str(key)
+        inner = f"{where}{step}" if step.startswith("[") else f"{where}.{step}" if where else step
+        found = _non_finite_path(value, inner, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
 class json(Codec):
     """JSON through orjson. Records, datetime, Decimal, UUID, sets and bytes included.
 
@@ -235,13 +284,26 @@ class json(Codec):
             # Non-string dict keys (e.g. Dict[int, X]) need an option that makes every
             # dump slower, so it is only used on the rare payload that needs it.
             data = _orjson_dumps(obj, default=json_default, option=_NON_STR_KEYS)
+        if b"null" in data and has_non_finite(obj):
+            # orjson writes NaN and infinities as null, which would change the value.
+            # The standard library writes NaN, Infinity and -Infinity, as Faust does;
+            # loads() reads them back. (Only a value with a null in it is looked at.)
+            data = _stdlib_json.dumps(
+                obj, default=_stdlib_default, separators=(",", ":"), allow_nan=True
+            ).encode()
         # orjson's output keeps the memory of its whole working buffer (4 KiB for a
         # 100-byte value in orjson 3.13): an exact-size copy (~0.2 us) keeps records
         # waiting in the producer, tables and queues from costing 40x their size.
         return memoryview(data).tobytes()
 
     def _loads(self, data: bytes) -> Any:
-        return _orjson_loads(data)
+        try:
+            return _orjson_loads(data)
+        except orjson.JSONDecodeError:
+            if b"NaN" in data or b"Infinity" in data:
+                # Written for a value with NaN or infinities (here or by Faust).
+                return _stdlib_json.loads(data)
+            raise
 
 
 class pickle(Codec):

@@ -13,6 +13,7 @@ import datetime
 import difflib
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,6 +207,14 @@ class Settings:
         if not isinstance(id, str) or not id.strip():
             raise ImproperlyConfigured(
                 f"App id must be a non-empty string, not {id!r}: faust.App('my-app')."
+            )
+        bad = sorted(set(re.findall(r"[^a-zA-Z0-9._-]", id)))
+        if bad:
+            # The id names the app's topics (changelogs, repartitions) and its group.
+            raise ImproperlyConfigured(
+                f"App id {id!r} has characters Kafka rejects in the topic names made from "
+                f"it ({''.join(bad)!r}): use only ASCII letters, digits, '.', '_' and '-', "
+                f"e.g. faust.App({re.sub(r'[^a-zA-Z0-9._-]+', '-', id).strip('-') or 'my-app'!r})."
             )
         settings = cls(id=id)
         for name, value in values.items():

@@ -65,9 +65,13 @@ class Stream:
         self._parent = parent
         self._children: list[Stream] = []
         self._prev: Event | None = None
+        #: The list ``take()`` handed out and has not acked yet (retried on a crash).
+        self._taken: list[Event] | None = None
         self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._feeder_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        #: Set on an agent's stream: queues of streams its last run derived, to reuse.
+        self._parked: ParkedQueues | None = None
         if parent is not None:
             parent._children.append(self)
 
@@ -184,10 +188,14 @@ class Stream:
                         deadline = None if within is None else loop.time() + within
             except StopAsyncIteration:
                 if events:
+                    self._taken = events
                     yield [event.value for event in events]
+                    self._taken = None
                     self._ack_all(events)
                 return
+            self._taken = events
             yield [event.value for event in events]
+            self._taken = None
             self._ack_all(events)
 
     def _ack_all(self, events: list[Event]) -> None:
@@ -321,7 +329,8 @@ class Stream:
         bytes it came in."""
         if self.in_process:
             return self._derive_in_process(target, key_of)
-        derived = target.stream()
+        queue = self._take_parked(target)
+        derived = target.stream() if queue is None else Stream(self.app, queue, channel=target)
         derived._parent = self
         self._children.append(derived)
 
@@ -346,7 +355,7 @@ class Stream:
         derived stream has moved past it (so ``put()`` returns when the agent is done)."""
         derived = Stream(
             self.app,
-            EventQueue(target.maxsize),
+            self._take_parked(target) or EventQueue(target.maxsize),
             channel=target,
             parent=self,
             in_process=True,
@@ -382,6 +391,15 @@ class Stream:
         derived._feeder = forward
         return derived
 
+    def _take_parked(self, target: Channel) -> EventQueue | None:
+        """The queue a previous run of this stream's agent derived over ``target``."""
+        stream: Stream | None = self
+        while stream is not None:
+            if stream._parked is not None:
+                return stream._parked.take(target)
+            stream = stream._parent
+        return None
+
     def _start_feeder(self) -> None:
         feeder = self._feeder
         if feeder is None or self._feeder_task is not None:
@@ -414,6 +432,57 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
+
+
+class ParkedQueues:
+    """The queues of the streams an agent's run derived (group_by, through), kept
+    open and subscribed while the agent restarts after a crash.
+
+    The restarted agent derives the same streams again and gets these queues back,
+    with the events they buffered; meanwhile records fetched for their topics still
+    have a reader (a topic without one counts its records as processed).
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[Any, tuple[Channel, EventQueue]] = {}
+
+    def park_derived(self, stream: Stream) -> None:
+        """Stop the feeders of the streams derived from ``stream``; keep their queues."""
+        for child in stream._children:
+            if child.queue is not stream.queue and child.channel is not None:
+                if child._feeder_task is not None:
+                    child._feeder_task.cancel()
+                key = _channel_key(child.channel)
+                if key in self._queues or child.queue.closed:
+                    child.close()  # a second stream over the same target: not reused
+                else:
+                    self._queues[key] = (child.channel, child.queue)
+            self.park_derived(child)
+
+    def take(self, target: Channel) -> EventQueue | None:
+        entry = self._queues.pop(_channel_key(target), None)
+        if entry is None or entry[1].closed:
+            return None
+        return entry[1]
+
+    def queue_for(self, topic: str) -> EventQueue | None:
+        """The parked queue that reads ``topic`` (where a retried event goes back)."""
+        for channel, queue in self._queues.values():
+            if topic in (getattr(channel, "topics", None) or (channel.name,)):
+                return queue
+        return None
+
+    def close(self) -> None:
+        for channel, queue in self._queues.values():
+            queue.close()
+            channel.unsubscribe(queue)
+        self._queues.clear()
+
+
+def _channel_key(channel: Channel) -> Any:
+    # A repartition topic object is made anew by each run's group_by: key by its name.
+    topics = getattr(channel, "topics", None)
+    return tuple(topics) if topics else id(channel)
 
 
 def _releaser(original: Message) -> Callable[[Message], None]:

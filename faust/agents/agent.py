@@ -25,10 +25,10 @@ from ..exceptions import ImproperlyConfigured
 from ..naming import module_name
 from ..services import Backoff, wait_or_cancel
 from ..settings import check_on_error
-from ..streams import Stream
+from ..streams import ParkedQueues, Stream
 from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
-from .replies import CORRELATION_ID, REPLY_TO, encode_reply
+from .replies import CORRELATION_ID, REPLY_ERROR, REPLY_TO, encode_error_reply, encode_reply
 
 if TYPE_CHECKING:
     from ..channels import Headers
@@ -232,53 +232,79 @@ class Agent:
         its streams repartition without the broker (``test_context()``)."""
         loop = asyncio.get_running_loop()
         backoff = restart_backoff(self.app.conf.agent_restart_backoff)
-        retry: Event | None = None
-        while not self._stopping and not queue.closed:
-            if retry is not None:
-                # First in line: before any later event of its partition (concurrency=1
-                # keeps partition order through retries).
-                queue.buffer.appendleft(retry)
-                retry = None
-            # An event left current by the last run must not be taken for this run's.
-            _current_event.set(None)
-            stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
-            self._streams.add(stream)
-            started = loop.time()
-            try:
-                await self._run(stream)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = exc
-            finally:
-                self._streams.discard(stream)
-                _close_derived(stream, queue)
-            delay, retry = self._on_crash(
-                error, self._failed_event(stream), backoff, loop.time() - started
-            )
-            if delay is None:
-                return
-            if delay:
-                await asyncio.sleep(delay)
-            if retry is not None and retry not in self._attempts:
-                retry = None  # its partition was revoked meanwhile
+        retry: list[Event] = []
+        # The queues of the streams a run derived (group_by, through), kept for the next
+        # run: what they buffer is processed after a restart, not dropped, and their
+        # topics never go without a reader (whose fetched records would count as done).
+        parked = ParkedQueues()
+        try:
+            while not self._stopping and not queue.closed:
+                for event in reversed(retry):
+                    # First in line: before any later event of its partition
+                    # (concurrency=1 keeps partition order through retries).
+                    target = parked.queue_for(event.message.topic) or queue
+                    target.buffer.appendleft(event)
+                retry = []
+                # An event left current by the last run must not be taken for this run's.
+                _current_event.set(None)
+                stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
+                stream._parked = parked
+                self._streams.add(stream)
+                started = loop.time()
+                failed: list[Event] = []
+                try:
+                    await self._run(stream)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    error = exc
+                    failed = self._failed_events(stream)
+                finally:
+                    self._streams.discard(stream)
+                    parked.park_derived(stream)
+                retryable = all(
+                    self._reads(event) or parked.queue_for(event.message.topic) is not None
+                    for event in failed
+                )
+                delay, retry = self._on_crash(
+                    error, failed, backoff, loop.time() - started, retryable=retryable
+                )
+                if delay is None:
+                    return
+                if delay:
+                    await asyncio.sleep(delay)
+                # Events of partitions revoked meanwhile are left to their new owner.
+                retry = [event for event in retry if event in self._attempts]
+        finally:
+            parked.close()
 
-    def _failed_event(self, stream: Stream) -> Event | None:
-        """The event the agent raised on: the one it holds, or one a processor was on."""
+    def _failed_events(self, stream: Stream) -> list[Event]:
+        """The events the agent raised on: the list ``take()`` handed it, or the one it
+        holds, or one a processor was on (none if they were acked)."""
+        taken = _taken_events(stream)
+        if taken:
+            return [event for event in taken if not event.acked]
         event = stream._prev
         if event is None or event.acked:
             event = _current_event.get()
         if event is None or event.acked:
-            return None
+            return []
         stream._prev = None
-        return event
+        return [event]
 
     def _on_crash(
-        self, exc: Exception, event: Event | None, backoff: Backoff, ran_for: float
-    ) -> tuple[float | None, Event | None]:
+        self,
+        exc: Exception,
+        events: list[Event],
+        backoff: Backoff,
+        ran_for: float,
+        *,
+        retryable: bool = True,
+    ) -> tuple[float | None, list[Event]]:
         """Log and count the crash; return the wait before the restart (None: do not
-        restart) and the event to hand the restarted agent first."""
+        restart) and the events to hand the restarted agent first (``retryable``: the
+        restarted agent reads the queues ``events`` came from)."""
         app = self.app
         app.on_agent_error(self, exc)
         if isinstance(exc, ImproperlyConfigured):
@@ -286,8 +312,8 @@ class Agent:
             # the message instead of restarting forever (the event is not committed).
             logger.error("Agent %s crashed: %r", self.name, exc, exc_info=exc)
             app.crash(str(exc))
-            return None, None
-        if event is None:
+            return None, []
+        if not events:
             delay = backoff.next(ran_for)
             logger.error(
                 "Agent %s crashed: %r. Restarting it in %.2f s.",
@@ -296,15 +322,16 @@ class Agent:
                 delay,
                 exc_info=exc,
             )
-            return delay, None
+            return delay, []
         # Forget events retried before and processed since (crashes are rare: no per-event
         # cost for the bookkeeping).
         for done in [e for e in self._attempts if e.acked]:
             del self._attempts[done]
-        attempts = self._attempts.get(event, 0) + 1
-        where = _describe(event)
-        if attempts <= self.retries and self._reads(event):
-            self._attempts[event] = attempts
+        # A take() list fails and is retried as a whole: its first event counts for it.
+        attempts = self._attempts.get(events[0], 0) + 1
+        where = _describe(events)
+        if attempts <= self.retries and retryable:
+            self._attempts.update(dict.fromkeys(events, attempts))
             delay = retry_delay(app.conf.agent_restart_backoff, attempts)
             app.error_counts.retried += 1
             logger.error(
@@ -318,8 +345,9 @@ class Agent:
                 # The traceback once per event; retries add one line each.
                 exc_info=exc if attempts == 1 else None,
             )
-            return delay, event
-        self._attempts.pop(event, None)
+            return delay, events
+        for event in events:
+            self._attempts.pop(event, None)
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         if self.on_error == "stop":
             logger.error("Agent %s raised on %s%s: %r", self.name, where, tried, exc, exc_info=exc)
@@ -328,29 +356,46 @@ class Agent:
                 "the worker. Fix the cause and restart: the event was not committed and is "
                 "processed again."
             )
-            return None, None
-        if self._test is not None:
-            self._test.gave_up(event)
-        if self.on_error == "dead_letter":
-            outcome = f"wrote it to dead-letter topic {self._dead_letter(event, exc, attempts)!r}"
-        else:
-            event.ack()
-            app.error_counts.skipped += 1
-            outcome = "skipped it (on_error='skip')"
+            return None, []
+        for event in events:
+            if self._test is not None:
+                self._test.gave_up(event)
+            if self.on_error == "dead_letter":
+                target = self._dead_letter(event, exc, attempts)
+                outcome = f"wrote it to dead-letter topic {target!r}"
+            else:
+                event.ack()
+                app.error_counts.skipped += 1
+                outcome = "skipped it (on_error='skip')"
+            self._reply_error(event, exc, outcome)
         logger.error(
             "Agent %s raised on %s%s: %r; %s and moved on.",
             self.name,
             where,
             tried,
             exc,
-            outcome,
+            outcome if len(events) == 1 else outcome.replace(" it ", " them "),
             exc_info=exc,
         )
-        return 0.0, None
+        return 0.0, []
+
+    def _reply_error(self, event: Event, exc: BaseException, outcome: str) -> None:
+        """Tell an ``ask()`` waiting for ``event`` that the agent gave up on it."""
+        message = event.message
+        reply_to = message.header(REPLY_TO)
+        if reply_to is None or self._test is not None:
+            return
+        self.app.topic(reply_to.decode()).send_soon(
+            key=message.header(CORRELATION_ID) or b"",
+            value=encode_error_reply(self.name, exc, outcome),
+            headers=[(REPLY_ERROR, b"1")],
+            key_serializer="raw",
+            value_serializer="raw",
+        )
 
     def _reads(self, event: Event) -> bool:
         """True if ``event`` came from this agent's own queue (not a derived stream's,
-        such as a group_by's repartition topic, which closes with the crash)."""
+        such as a group_by's repartition topic)."""
         topics = getattr(self.channel, "topics", None) or (self.channel.name,)
         return event.message.topic in topics
 
@@ -367,7 +412,13 @@ class Agent:
         if message.key is None and message.value is None:
             # An in-process channel's event has no bytes: encode what it carries.
             key, value = self._encode(event)
-        headers = error_headers(message, exc, agent=self.name, attempts=attempts)
+        headers = [
+            # Replayed from the dead-letter topic later, it must not answer an ask()
+            # that was answered with the error already (or whose asker is gone).
+            header
+            for header in error_headers(message, exc, agent=self.name, attempts=attempts)
+            if header[0] not in (REPLY_TO, CORRELATION_ID)
+        ]
         self.app.dead_letters.submit(
             target, message, headers, release=event.ack, key=key, value=value
         )
@@ -494,7 +545,9 @@ class Agent:
         """Send a value and wait for the value the agent yields for it.
 
         Replies come back on this app's reply topic (the ``reply_to`` setting); a
-        ``reply_to`` argument may only name that topic.
+        ``reply_to`` argument may only name that topic. If the agent gives up on the
+        value (it raised past its retries; the event was dead-lettered or skipped), the
+        ask raises :class:`~faust.exceptions.AskError` saying what it raised.
 
         Example::
 
@@ -607,16 +660,22 @@ async def _aiter(values: Iterable[Any] | AsyncIterator[Any]) -> AsyncIterator[An
             yield value
 
 
-def _close_derived(stream: Stream, queue: EventQueue) -> None:
-    """Close the streams an agent derived from ``stream`` (group_by, through) but not
-    ``queue``: views of it (filter, noack) share it, and the restarted agent reads it."""
+def _describe(events: list[Event]) -> str:
+    """Where ``events`` came from, for a log line (one event, or a take() list)."""
+    first = events[0].message
+    if len(events) == 1:
+        return f"topic={first.topic} partition={first.partition} offset={first.offset}"
+    places = ", ".join(sorted({f"{e.message.topic}[{e.message.partition}]" for e in events}))
+    return f"{len(events)} events of a take() list ({places}) from {_describe(events[:1])}"
+
+
+def _taken_events(stream: Stream) -> list[Event] | None:
+    """The list ``take()`` handed the agent from ``stream`` or a stream derived from it."""
+    if stream._taken:
+        taken, stream._taken = stream._taken, None
+        return taken
     for child in stream._children:
-        if child.queue is queue:
-            _close_derived(child, queue)
-        else:
-            child.close()
-
-
-def _describe(event: Event) -> str:
-    m = event.message
-    return f"topic={m.topic} partition={m.partition} offset={m.offset}"
+        found = _taken_events(child)
+        if found:
+            return found
+    return None

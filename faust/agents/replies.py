@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..exceptions import AskError
 from ..serializers import dumps as codec_dumps
 from ..transport.base import TP, Message
 
@@ -34,7 +35,9 @@ __all__ = [
     "ReplyConsumer",
     "REPLY_TO",
     "CORRELATION_ID",
+    "REPLY_ERROR",
     "encode_reply",
+    "encode_error_reply",
     "decode_reply",
     "is_generated_reply_topic",
 ]
@@ -47,6 +50,9 @@ DELETE_WITHIN = 5.0
 
 REPLY_TO = "faust-reply-to"
 CORRELATION_ID = "faust-correlation-id"
+#: On a reply saying the agent gave up on the request (the value says why): the
+#: ``ask()`` raises :class:`~faust.exceptions.AskError` instead of waiting for nothing.
+REPLY_ERROR = "faust-reply-error"
 
 
 def is_generated_reply_topic(name: str, app_id: str) -> bool:
@@ -70,6 +76,25 @@ def is_generated_reply_topic(name: str, app_id: str) -> bool:
 def encode_reply(value: Any) -> bytes:
     """Replies are JSON; Records keep their namespace so the asker gets a Record back."""
     return codec_dumps("json", value)
+
+
+def encode_error_reply(agent: str, exc: BaseException, outcome: str) -> bytes:
+    """The value of an error reply (sent with the :data:`REPLY_ERROR` header)."""
+    return orjson.dumps(
+        {"agent": agent, "type": type(exc).__qualname__, "reason": str(exc), "outcome": outcome}
+    )
+
+
+def _error_from_reply(data: bytes | None) -> AskError:
+    try:
+        info = orjson.loads(data or b"{}")
+        return AskError(
+            f"{info['reason']} ({info['outcome']})",
+            agent=str(info["agent"]),
+            error_type=str(info["type"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return AskError(f"the agent gave up on the request; its error reply was {data!r}")
 
 
 def decode_reply(data: bytes) -> Any:
@@ -192,7 +217,12 @@ class ReplyConsumer:
     def _on_reply(self, message: Message) -> None:
         key = message.key or b""
         fut = self.pending.pop(key.decode(), None)
-        if fut is None or fut.done() or message.value is None:
+        if fut is None or fut.done():
+            return
+        if message.header(REPLY_ERROR) is not None:
+            fut.set_exception(_error_from_reply(message.value))
+            return
+        if message.value is None:
             return
         try:
             fut.set_result(decode_reply(message.value))

@@ -569,3 +569,93 @@ async def test_async_generator_agent_is_accepted(app: faust.App) -> None:
             yield value * 2
 
     assert app.agents[doubler.name] is doubler
+
+
+async def test_an_agent_over_group_by_loses_no_buffered_event_when_it_restarts(
+    app: faust.App,
+) -> None:
+    """The events waiting in the repartitioned stream when the agent crashes are processed
+    by the restarted agent (the failed one first, as a retry), once each, and both topics'
+    offsets are committed past them."""
+    topic = app.topic("orders-in", value_type=int, partitions=2)
+    seen: list[int] = []
+    crashed: list[int] = []
+
+    @app.agent(topic)
+    async def by_parity(stream):
+        async for value in stream.group_by(lambda v: v % 2, name="parity"):
+            if value == 5 and not crashed:
+                crashed.append(value)
+                # The events after 5 are in this stream's buffer by now.
+                await asyncio.sleep(0.05)
+                raise ConnectionError("database away")
+            seen.append(value)
+
+    await app.start()
+    for value in range(40):
+        await topic.send(key=str(value).encode(), value=value)
+    await eventually(lambda: len(seen) >= 40)
+    assert sorted(seen) == list(range(40))
+    counts = app.error_counts
+    assert (counts.agent_errors, counts.retried, counts.dead_lettered) == (1, 1, 0)
+    for partition in range(2):
+        end = len(app.transport.broker.logs["orders-in"][partition])
+        await eventually(lambda p=partition, e=end: _committable(app, "orders-in", p) == e)
+    repartition = f"{app.conf.id}-parity-repartition"
+    ends = {
+        p: len(app.transport.broker.logs[repartition][p])
+        for p in range(len(app.transport.broker.logs[repartition]))
+    }
+    for partition, end in ends.items():
+        await eventually(lambda p=partition, e=end: _committable(app, repartition, p) == e)
+
+
+async def test_an_agent_over_take_retries_the_whole_batch_it_raised_on(app: faust.App) -> None:
+    """Every event of the list the agent raised on is handed again, in order, and the
+    topic's offset is committed past all of them once they are processed."""
+    topic = app.topic("batches", value_type=int, partitions=1)
+    batches: list[list[int]] = []
+    failed: list[list[int]] = []
+
+    @app.agent(topic)
+    async def bulk(stream):
+        async for batch in stream.take(4, within=0.2):
+            if 5 in batch and not failed:
+                failed.append(batch)
+                raise ConnectionError("bulk insert failed")
+            batches.append(batch)
+
+    await app.start()
+    for value in range(12):
+        await topic.send(value=value)
+    await eventually(lambda: sum(len(b) for b in batches) >= 12)
+    assert sorted(v for b in batches for v in b) == list(range(12))
+    assert [v for b in batches for v in b] == list(range(12))
+    assert (app.error_counts.retried, app.error_counts.dead_lettered) == (1, 0)
+    await eventually(lambda: _committable(app, "batches") == 12)
+
+
+async def test_an_agent_over_take_dead_letters_every_event_of_a_batch_that_keeps_failing(
+    app: faust.App,
+) -> None:
+    topic = app.topic("bad-batches", value_type=int, partitions=1)
+    batches: list[list[int]] = []
+
+    @app.agent(topic, retries=1)
+    async def bulk(stream):
+        async for batch in stream.take(3, within=0.2):
+            if 4 in batch:
+                raise ValueError("poison")
+            batches.append(batch)
+
+    await app.start()
+    for value in range(9):
+        await topic.send(value=value)
+    tp = TP("bad-batches", 0)
+    await eventually(lambda: tp in app.consumer.trackers and _committable(app, tp.topic) == 9)
+    processed = sorted(v for b in batches for v in b)
+    dlq = app.transport.broker.logs[bulk.dead_letter_topic][0]
+    dead = sorted(int(entry[2]) for entry in dlq)
+    assert sorted(processed + dead) == list(range(9))
+    assert 4 in dead
+    assert app.error_counts.dead_lettered == len(dead)

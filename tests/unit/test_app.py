@@ -89,6 +89,12 @@ def test_empty_id_is_rejected() -> None:
         faust.App("")
 
 
+@pytest.mark.parametrize("app_id", ["orders app", "orders/v2", "zählung"])
+def test_an_id_kafka_cannot_name_topics_after_is_rejected_naming_the_id(app_id: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"App id .* has characters Kafka rejects"):
+        faust.App(app_id)
+
+
 async def test_send_with_key_partition_timestamp_and_headers(app: faust.App) -> None:
     topic = app.topic("events", key_type=str, value_type=str, partitions=6)
     got: list[faust.Event] = []

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import faust
+from faust.exceptions import AskError
 from faust.transport.memory import MemoryTransport
 from tests.conftest import eventually
 
@@ -205,3 +208,39 @@ async def test_ask_through_an_in_memory_channel_is_answered(app: faust.App) -> N
 
     await app.start()
     assert await via_channel.ask(5, timeout=5) == -5
+
+
+async def test_ask_raises_when_the_agent_gives_up_on_the_request(app: faust.App) -> None:
+    """An ask() whose value the agent keeps raising on fails with AskError as soon as the
+    event is dead-lettered, instead of waiting for a reply that never comes; the dead
+    letter keeps no reply headers (replaying it later must not answer again)."""
+
+    @app.agent(value_type=int, retries=1)
+    async def picky(stream):
+        async for value in stream:
+            if value < 0:
+                raise ValueError(f"negative: {value}")
+            yield value
+
+    await app.start()
+    with pytest.raises(AskError) as info:
+        await asyncio.wait_for(picky.ask(-1), 5)
+    assert info.value.agent == picky.name
+    assert info.value.error_type == "ValueError"
+    assert "negative: -1" in str(info.value) and "dead-letter topic" in str(info.value)
+    assert await asyncio.wait_for(picky.ask(2), 5) == 2
+    (entry,) = app.transport.broker.logs[picky.dead_letter_topic][0]
+    names = {name for name, _ in entry[3]}
+    assert "faust-reply-to" not in names and "faust-correlation-id" not in names
+
+
+async def test_ask_raises_when_the_agent_skips_the_request(app: faust.App) -> None:
+    @app.agent(value_type=int, retries=0, on_error="skip")
+    async def picky(stream):
+        async for value in stream:
+            raise KeyError(value)
+            yield value
+
+    await app.start()
+    with pytest.raises(AskError, match="skipped it"):
+        await asyncio.wait_for(picky.ask(7), 5)

@@ -241,3 +241,18 @@ async def test_event_forward_sends_the_event_with_headers(app: faust.App) -> Non
     await eventually(lambda: len(events) == 1)
     await events[0].forward("copies", headers=[("origin", "numbers")])
     await eventually(lambda: copies == [(7, {"origin": b"numbers"})])
+
+
+async def test_event_forward_keeps_the_event_headers_unless_given(app: faust.App) -> None:
+    copies: list[Any] = []
+
+    @app.agent(app.topic("copies", value_type=int, partitions=1))
+    async def collect(stream):
+        async for event in stream.events():
+            copies.append((event.value, event.headers))
+
+    double, events = await started_agent(app)
+    await double.cast(7, headers={"trace": "t-1"})
+    await eventually(lambda: len(events) == 1)
+    await events[0].forward("copies")
+    await eventually(lambda: copies == [(7, {"trace": b"t-1"})])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import codecs as text_codecs
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,7 +14,10 @@ from uuid import UUID
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import faust
 from faust import serializers
 from faust.exceptions import DecodeError, EncodeError, ImproperlyConfigured
 from faust.models import Record
@@ -87,6 +91,60 @@ def test_json_round_trip() -> None:
     value = {"a": [1, 2.5, None, True], "b": {"c": "d"}}
     assert json().dumps(value) == b'{"a":[1,2.5,null,true],"b":{"c":"d"}}'
     assert json().loads(json().dumps(value)) == value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES)
+def test_json_round_trips_every_value_including_nan_and_infinities(value: Any) -> None:
+    """orjson alone writes NaN and infinities as null: the value would come back changed."""
+    codec = json()
+    assert _same(codec.loads(codec.dumps(value)), value)
+
+
+def test_json_writes_nan_and_infinities_as_faust_does_and_reads_them() -> None:
+    data = json().dumps({"a": float("nan"), "b": [float("inf"), -float("inf"), None]})
+    assert data == b'{"a":NaN,"b":[Infinity,-Infinity,null]}'
+    # As the standard library (and so Faust) writes them.
+    assert json().loads(b'{"price": NaN, "max": Infinity}')["max"] == float("inf")
+
+
+def test_a_record_with_a_nan_field_round_trips_through_its_schema() -> None:
+    class Reading(Record, serializer="json"):
+        sensor: str
+        value: float
+
+    schema = faust.Schema(value_type=Reading)
+    dump = schema.value_dumper()
+    data = dump(Reading(sensor="t1", value=float("nan")))
+    back = schema.value_loader()(data)
+    assert back.sensor == "t1" and math.isnan(back.value)
+    assert schema.value_loader()(dump(Reading(sensor="t2", value=float("-inf")))).value == float(
+        "-inf"
+    )
 
 
 def test_json_writes_datetime_as_iso8601() -> None:

@@ -424,3 +424,30 @@ async def test_set_table_tuple_members_survive_a_restore() -> None:
         assert restored["a"] == {("c", 2)}
     finally:
         await reader.stop()
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+async def test_an_untyped_table_gives_records_back_as_records(store: str, tmp_path: Path) -> None:
+    """A table without value_type holding Records: the same Records after a restore (and
+    from RocksDB, which decodes on every read), not the dicts their JSON holds."""
+    broker = f"memory://untyped-{uuid.uuid4().hex}"
+    app_id = f"untyped-{next(_ids)}"
+    writer = _shared_app(broker, app_id, store=store, datadir=str(tmp_path / "a"))
+    table = writer.Table("words", partitions=1, use_partitioner=True)
+    await writer.start()
+    table["a"] = Word(text="alpha")
+    table["b"] = {"text": "a plain dict"}
+    await table.flush()
+    assert table["a"] == Word(text="alpha")
+    await writer.stop()
+
+    reader = _shared_app(broker, app_id, store=store, datadir=str(tmp_path / "b"))
+    restored = reader.Table("words", partitions=1, use_partitioner=True)
+    await reader.start()
+    try:
+        await eventually(lambda: reader.tables.records_restored == 2)
+        assert restored["a"] == Word(text="alpha")
+        assert isinstance(restored["a"], Word)
+        assert restored["b"] == {"text": "a plain dict"}
+    finally:
+        await reader.stop()
