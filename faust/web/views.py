@@ -17,8 +17,8 @@ that answers every verb; both get the path's ``{parameters}`` as keyword argumen
             await orders_topic.send(value=order)
             return self.json({'queued': True}, status=202)
 
-A method returns a response (``self.json``, ``self.text``, ...); anything else it
-returns is sent as JSON. A verb the view has no method for answers 405 with ``Allow``.
+A method returns a response (``self.json``, ``self.text``, ...); any other value but
+None it returns is sent as JSON. A verb the view has no method for answers 405 with ``Allow``.
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ class View:
         result = await handler(request, **request.match_info)
         if isinstance(result, web.StreamResponse):
             return result
+        if result is None:  # a forgotten `return`: an error in the log, not a `null`
+            raise TypeError(
+                f"View {type(self).__name__} returned None for {request.method} "
+                f"{request.path}: return a response, e.g. self.json(...)"
+            )
         return self.json(result)
 
     # -- responses

@@ -259,6 +259,10 @@ async def test_a_view_that_raises_is_a_500_with_an_error_id_and_a_logged_traceba
     async def boom(self: View, request: Request) -> Response:
         raise RuntimeError("the secret cause")
 
+    @app.page("/forgot/")
+    async def forgot(self: View, request: Request) -> None:
+        self.json({})  # no return
+
     with caplog.at_level(logging.ERROR, logger="faust.web"):
         async with serving(app) as http:
             async with http.get("/boom/?q=1") as r:
@@ -266,11 +270,15 @@ async def test_a_view_that_raises_is_a_500_with_an_error_id_and_a_logged_traceba
                 body = await _json(r)
             async with http.get("/health/live") as r:  # still answering
                 assert r.status == 200
+            async with http.get("/forgot/") as r:
+                assert r.status == 500
     assert body.keys() == {"error", "error_id"} and body["error"] == "internal error"
     assert re.fullmatch(r"[0-9a-f]{8}", body["error_id"])
-    [record] = [r for r in caplog.records if r.name == "faust.web"]
+    record, forgotten = [r for r in caplog.records if r.name == "faust.web"]
     assert record.getMessage() == f"Error {body['error_id']} in GET /boom/?q=1"
     assert record.exc_info is not None and "the secret cause" in str(record.exc_info[1])
+    assert forgotten.exc_info is not None
+    assert "forgot returned None for GET /forgot/" in str(forgotten.exc_info[1])
 
 
 # -- CORS
