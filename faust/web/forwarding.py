@@ -14,9 +14,10 @@ import logging
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict
+
+from . import views
 
 __all__ = ["FORWARDED_BY", "SERVED_BY", "Forwarder", "error_response"]
 
@@ -54,10 +55,10 @@ _HOP_HEADERS = frozenset(
 
 
 def error_response(status: int, reason: str, **fields: Any) -> web.Response:
-    """A JSON error: ``{"error": reason, "status": status, ...fields}``."""
-    body = orjson.dumps({"error": reason, "status": status, **fields})
+    """The JSON error of a route: ``{"error": reason, ...fields}``; a 503 says when to
+    ask again (``Retry-After``)."""
     headers = {"Retry-After": "1"} if status == 503 else None
-    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+    return views.error_response(status, reason, headers=headers, **fields)
 
 
 class Forwarder:

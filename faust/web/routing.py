@@ -26,7 +26,6 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 
 from ..tables.base import Collection
@@ -34,6 +33,7 @@ from ..topics import Topic
 from ..transport.base import TP
 from .forwarding import FORWARDED_BY, SERVED_BY, Forwarder, error_response
 from .targets import KeyLocation, RouteError, TableTarget, Target, TopicTarget
+from .views import json_response
 
 __all__ = ["Router", "add_routes", "router_info", "table_route", "topic_route"]
 
@@ -137,7 +137,7 @@ class Router:
         fields = {**target.fields, "partition": tp.partition}
         where = f"{target.what} partition {tp.partition}"
         if target.everywhere or self.is_local(tp):
-            if target.is_table and self.app.tables.recovering:
+            if target.is_table and self._recovering(target, tp):
                 return error_response(
                     503, f"{where} is being recovered on this worker; try again shortly.", **fields
                 )
@@ -163,6 +163,10 @@ class Router:
                 **fields,
             )
         return await self.forwarder.forward(request, owner, self.url, **fields)
+
+    def _recovering(self, target: Target, tp: TP) -> bool:
+        pending = self.app.tables.partitions_to_recover()
+        return tp.partition in pending.get(target.fields["table"], ())
 
     async def close(self) -> None:
         """Close the connections to other workers (the app does this when it stops)."""
@@ -316,25 +320,10 @@ def router_info(app: Any) -> dict[str, Any]:
 _ABSENT = object()
 
 
-def _table_value(table: Any, key: Any) -> web.Response:
+async def _table_value(table: Any, key: Any) -> web.Response:
     value = table.get(key, _ABSENT)
     if value is _ABSENT:
         return error_response(
             404, f"Key {key!r} is not in table {table.name!r}.", table=table.name, key=key
         )
-    return web.json_response({"table": table.name, "key": key, "value": value}, dumps=_dumps)
-
-
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj, default=_jsonable).decode()
-
-
-def _jsonable(obj: Any) -> Any:
-    """Values orjson does not know: records, sets, bytes."""
-    if hasattr(obj, "to_representation"):
-        return obj.to_representation()
-    if isinstance(obj, set | frozenset):
-        return sorted(obj, key=repr)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+    return json_response({"table": table.name, "key": key, "value": value})
