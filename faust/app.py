@@ -402,7 +402,10 @@ class App:
         forwarding the request there from any other worker (503 while nobody owns it).
 
         The key is the path parameter ``match_info``, the query parameter
-        ``query_param`` (``shard_param`` is its older name) or ``exact_key``.
+        ``query_param`` (``shard_param`` is its older name) or ``exact_key``; text is
+        converted to the table's ``key_type`` (400 if it does not convert). Its partition
+        is the one the table's key serializer gives (JSON by default, as ``group_by``
+        repartitions): the stream that writes the table must be partitioned that way.
 
         Example::
 
