@@ -414,16 +414,10 @@ class App:
             async def get_count(web, request, word):
                 return web.json({word: counts[word]})
         """
-        from .web.routing import table_route
+        from .web.routing import KeyLocation, table_route
 
-        return table_route(
-            self,
-            table,
-            shard_param,
-            query_param=query_param,
-            match_info=match_info,
-            exact_key=exact_key,
-        )
+        where = KeyLocation.of("table_route", query_param or shard_param, match_info, exact_key)
+        return table_route(self, table, where)
 
     def topic_route(
         self,
@@ -443,16 +437,10 @@ class App:
             async def pending(web, request, account):
                 return web.json(pending_orders.get(account, []))
         """
-        from .web.routing import topic_route
+        from .web.routing import KeyLocation, topic_route
 
-        return topic_route(
-            self,
-            topic,
-            shard_param,
-            query_param=query_param,
-            match_info=match_info,
-            exact_key=exact_key,
-        )
+        where = KeyLocation.of("topic_route", query_param or shard_param, match_info, exact_key)
+        return topic_route(self, topic, where)
 
     def backlogged(self) -> bool:
         """True while this app holds more unsent work than it should; the consumer

@@ -36,7 +36,8 @@ FORWARD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 3.0
 
 # Headers about one hop (RFC 9110 section 7.6.1), or that aiohttp sets itself from the
-# body it sends (and decompresses on receipt): never copied to the next hop.
+# body it sends (and decompresses on receipt; the body is read whole, so no 100-continue):
+# never copied to the next hop.
 _HOP_HEADERS = frozenset(
     {
         "connection",
@@ -50,6 +51,7 @@ _HOP_HEADERS = frozenset(
         "host",
         "content-length",
         "content-encoding",
+        "expect",
     }
 )
 

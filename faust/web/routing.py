@@ -37,10 +37,10 @@ from ..tables.base import Collection
 from ..topics import Topic
 from ..transport.base import TP
 from .forwarding import FORWARDED_BY, SERVED_BY, Forwarder, error_response
-from .targets import KeyLocation, RouteError, TableTarget, Target, TopicTarget
-from .views import json_response
+from .targets import KeyLocation, TableTarget, Target, TopicTarget
+from .views import HTTPError, json_response
 
-__all__ = ["Router", "add_routes", "router_info", "table_route", "topic_route"]
+__all__ = ["KeyLocation", "Router", "add_routes", "router_info", "table_route", "topic_route"]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 #: ``{worker URL: {topic: [partitions]}}``: Faust's host-to-partition map.
@@ -115,6 +115,9 @@ class Router:
         """The URL of the worker that reads ``key``'s partition of ``topic``."""
         return self.owner_of(self.topic_partition(topic, key))
 
+    #: Faust's name of :meth:`topic_key_store`.
+    external_topic_key_store = topic_key_store
+
     def table_metadata(self, table_name: str) -> PartitionMap:
         """Each worker's partitions of table ``table_name`` (its changelog topic)."""
         changelog = self.app.tables[table_name].changelog_topic.name
@@ -137,7 +140,7 @@ class Router:
         ``request`` to the worker that does, else answer 503."""
         try:
             tp = target.partition_of(key)
-        except RouteError as exc:
+        except HTTPError as exc:
             return exc.response()
         fields = {**target.fields, "partition": tp.partition}
         where = f"{target.what} partition {tp.partition}"
@@ -189,37 +192,17 @@ def _only(routing: PartitionMap, topics: set[str]) -> PartitionMap:
     return result
 
 
-# -- the decorators (``app.table_route`` and ``app.topic_route`` call these)
-def table_route(
-    app: Any,
-    table: Any,
-    shard_param: str | None = None,
-    *,
-    query_param: str | None = None,
-    match_info: str | None = None,
-    exact_key: Any = None,
-) -> Callable[[F], F]:
+# -- the decorators (``app.table_route`` and ``app.topic_route``, which find ``where``)
+def table_route(app: Any, table: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that owns the key's table partition."""
-    target = TableTarget(_table(app, table))
-    where = KeyLocation.of("table_route", query_param or shard_param, match_info, exact_key)
-    return _route(app, target, where)
+    return _route(app, TableTarget(_table(app, table)), where)
 
 
-def topic_route(
-    app: Any,
-    topic: Any,
-    shard_param: str | None = None,
-    *,
-    query_param: str | None = None,
-    match_info: str | None = None,
-    exact_key: Any = None,
-) -> Callable[[F], F]:
+def topic_route(app: Any, topic: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that reads the key's topic partition."""
     if not isinstance(topic, Topic):
         raise TypeError(f"topic_route(topic=...) takes a topic (app.topic(...)), not {topic!r}")
-    target = TopicTarget(app, topic)
-    where = KeyLocation.of("topic_route", query_param or shard_param, match_info, exact_key)
-    return _route(app, target, where)
+    return _route(app, TopicTarget(app, topic), where)
 
 
 def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
@@ -228,7 +211,7 @@ def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
         async def routed(view: Any, request: web.Request, *args: Any, **kwargs: Any) -> Any:
             try:
                 key = where.key(request, target)
-            except RouteError as exc:
+            except HTTPError as exc:
                 return exc.response()
             return await app.router.serve(
                 request, target, key, lambda: fun(view, request, *args, **kwargs)
@@ -282,7 +265,7 @@ def add_routes(web_app: web.Application, app: Any) -> None:
         text = request.match_info["key"]
         try:
             key = target.key_from_text(text)
-        except RouteError as exc:
+        except HTTPError as exc:
             return exc.response()
         return await app.router.serve(request, target, key, lambda: _table_value(table, key))
 
