@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -39,6 +39,9 @@ from ..transport.base import TP
 from .forwarding import FORWARDED_BY, SERVED_BY, Forwarder, error_response
 from .targets import KeyLocation, TableTarget, Target, TopicTarget
 from .views import HTTPError, json_response
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["KeyLocation", "Router", "add_routes", "router_info", "table_route", "topic_route"]
 
@@ -56,7 +59,7 @@ class Router:
         app.router.routing()                         # {url: {topic: [partitions]}}
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
         self.forwarder = Forwarder()
 
@@ -193,19 +196,19 @@ def _only(routing: PartitionMap, topics: set[str]) -> PartitionMap:
 
 
 # -- the decorators (``app.table_route`` and ``app.topic_route``, which find ``where``)
-def table_route(app: Any, table: Any, where: KeyLocation) -> Callable[[F], F]:
+def table_route(app: App, table: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that owns the key's table partition."""
     return _route(app, TableTarget(_table(app, table)), where)
 
 
-def topic_route(app: Any, topic: Any, where: KeyLocation) -> Callable[[F], F]:
+def topic_route(app: App, topic: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that reads the key's topic partition."""
     if not isinstance(topic, Topic):
         raise TypeError(f"topic_route(topic=...) takes a topic (app.topic(...)), not {topic!r}")
     return _route(app, TopicTarget(app, topic), where)
 
 
-def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
+def _route(app: App, target: Target, where: KeyLocation) -> Callable[[F], F]:
     def decorate(fun: F) -> F:
         @functools.wraps(fun)
         async def routed(view: Any, request: web.Request, *args: Any, **kwargs: Any) -> Any:
@@ -222,7 +225,7 @@ def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
     return decorate
 
 
-def _table(app: Any, table: Any) -> Collection:
+def _table(app: App, table: Any) -> Collection:
     if isinstance(table, str):
         if table not in app.tables:
             raise KeyError(
@@ -239,7 +242,7 @@ def _table(app: Any, table: Any) -> Collection:
 
 
 # -- the built-in pages
-def add_routes(web_app: web.Application, app: Any) -> None:
+def add_routes(web_app: web.Application, app: App) -> None:
     """Add ``/router/`` and ``/table/{name}/{key}/`` to ``web_app``; close the
     connections to other workers when it shuts down."""
 
@@ -277,7 +280,7 @@ def add_routes(web_app: web.Application, app: Any) -> None:
     web_app.on_cleanup.append(close_router)
 
 
-def router_info(app: Any) -> dict[str, Any]:
+def router_info(app: App) -> dict[str, Any]:
     """The body of ``/router/``: this worker, each worker's partitions, and the worker
     of each partition of every table and topic (None while nobody reads it)."""
     router = app.router

@@ -11,7 +11,7 @@ the target's key serializer would decode them (JSON for a record key).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -21,6 +21,9 @@ from ..topics import Topic
 from ..transport.base import TP
 from ..transport.partitioner import partition_for_key
 from .views import HTTPError
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["KeyLocation", "Target", "TableTarget", "TopicTarget"]
 
@@ -100,7 +103,7 @@ class TopicTarget(_Keyed):
     is_table = False
     everywhere = False
 
-    def __init__(self, app: Any, topic: Topic) -> None:
+    def __init__(self, app: App, topic: Topic) -> None:
         if len(topic.topics) > 1:
             raise ValueError(
                 f"topic_route(topic=...) needs one topic, not several: {topic.topics!r}"
