@@ -5,7 +5,8 @@ and serves ``/count/{word}/`` through ``@app.table_route``. Every worker answers
 every word, from the worker that owns the word's partition (named by ``/router/``),
 directly or by forwarding; ``/table/counts/{word}/`` likewise. After one worker is
 killed, every request still ends within a bounded time: 502/503/504 while the group
-notices and rebalances, then the right count from the survivor.
+notices and rebalances, then the right count from the survivor. Below that, the Kafka
+driver's ``routing()``, which the routes forward by.
 """
 
 from __future__ import annotations
