@@ -3,7 +3,8 @@
 
 ``/health/ready`` is for a readiness probe (Kubernetes' ``readinessProbe``, a load
 balancer): 200 once the worker has its partitions and every assigned table partition
-is recovered, else 503 with the reason::
+is recovered, else 503 with the reason (not started, waiting for partition assignment,
+recovering tables, stopping)::
 
     $ curl -s localhost:6066/health/ready
     {"status": "not ready", "reason": "recovering tables: counts partitions [0, 3]"}
