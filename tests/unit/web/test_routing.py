@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import random
 import string
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -71,6 +72,12 @@ class Worker:
                 return self.json(
                     {"body": body.decode(errors="replace"), "query": dict(request.query)}
                 )
+
+        @app.page("/slow/{word}/")
+        @app.table_route(table=counts, match_info="word")
+        async def slow(self: Any, request: Any, word: str) -> Any:
+            await asyncio.sleep(2.0)
+            return {"word": word}
 
         @app.page("/int/{n}/")
         @app.table_route(table=self.ints, match_info="n")
@@ -234,6 +241,19 @@ async def test_an_unreachable_owner_answers_502_naming_it(
     assert status == 502
     assert body["url"] == b.url and b.url in body["error"]
     assert body["table"] == "counts"
+
+
+async def test_an_owner_that_answers_too_late_is_a_504_in_time(
+    workers: list[Worker], http: aiohttp.ClientSession
+) -> None:
+    await start_counted(workers)
+    a, b = workers
+    word = next(w for w in WORDS if a.app.router.key_store("counts", w) == b.url)
+    a.app.router.forwarder.timeout = 0.3
+    began = time.monotonic()
+    status, body, _ = await get(http, f"{a.url}/slow/{word}/")
+    assert time.monotonic() - began < 1.5
+    assert status == 504 and body["url"] == b.url and "0.3 s" in body["error"]
 
 
 async def test_forwarding_keeps_method_body_and_query(
