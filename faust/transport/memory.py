@@ -362,7 +362,7 @@ class MemoryTransport(Transport):
     def create_consumer(self, group_id: str, listener: RebalanceListener) -> MemoryConsumer:
         app = self.app
         reset = app.conf.consumer_auto_offset_reset if app is not None else "earliest"
-        url = app.conf.canonical_url if app is not None else ""
+        url = app.conf.canonical_url if app is not None and app.conf.web_enabled else ""
         return MemoryConsumer(self.broker, group_id, listener, reset, url)
 
     def create_producer(self) -> MemoryProducer:

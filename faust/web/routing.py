@@ -158,13 +158,17 @@ class Router:
             if not response.prepared:
                 response.headers[SERVED_BY] = self.url
             return response
-        owner = self.owner_of(tp)
+        members = self._members()
+        owner = next((url for url, tps in members.items() if tp in tps), None)
         if owner is None:
+            why = (
+                "the group has no assignment yet or is rebalancing"
+                if not members
+                else "the worker reading it runs no web server (web_enabled=False), or "
+                "this app's group does not read it"
+            )
             return error_response(
-                503,
-                f"No worker owns {where} right now (the group has no assignment yet or is "
-                "rebalancing); try again shortly.",
-                **fields,
+                503, f"No worker answers for {where} right now ({why}).", **fields
             )
         forwarded_by = request.headers.get(FORWARDED_BY)
         if forwarded_by is not None or owner == self.url:

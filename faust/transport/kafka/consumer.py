@@ -98,9 +98,11 @@ class KafkaConsumer(ConsumerDriver):
         self._turn = 0
         self._resubscriber: asyncio.Task[None] | None = None
         conf = transport.conf
-        # One per consumer, kept across restarts of it, so assignments stay sticky.
+        # One per consumer, kept across restarts of it, so assignments stay sticky. A
+        # worker without a web server gives no URL: nobody forwards requests to it.
         self.assignor = PartitionAssignor(
-            url=conf.canonical_url, standby_replicas=conf.table_standby_replicas
+            url=conf.canonical_url if conf.web_enabled else "",
+            standby_replicas=conf.table_standby_replicas,
         )
 
     async def start(self) -> None:

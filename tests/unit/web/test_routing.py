@@ -40,9 +40,13 @@ WORDS = [
 class Worker:
     """One app of the group: a word-count table, an int-keyed table and routed views."""
 
-    def __init__(self, app_id: str) -> None:
+    def __init__(self, app_id: str, **options: Any) -> None:
         self.app = app = faust.App(
-            app_id, broker=f"memory://{app_id}", topic_partitions=4, web_bind="127.0.0.1"
+            app_id,
+            broker=f"memory://{app_id}",
+            topic_partitions=4,
+            web_bind="127.0.0.1",
+            **options,
         )
         self.words = app.topic("words", key_type=str, key_serializer="json", value_type=int)
         self.counts = counts = app.Table("counts", default=int)
@@ -228,6 +232,24 @@ async def test_a_forwarded_request_is_never_forwarded_again(
     status, body, _ = await get(http, f"{a.url}/count/{word}/", headers={FORWARDED_BY: b.url})
     assert status == 503
     assert body["forwarded_by"] == b.url and "moving between workers" in body["error"]
+
+
+async def test_a_worker_without_web_server_is_never_forwarded_to(
+    http: aiohttp.ClientSession,
+) -> None:
+    app_id = f"routes-{next(_ids)}"
+    a, b = Worker(app_id), Worker(app_id, web_enabled=False)
+    try:
+        await a.start()
+        await b.app.start()  # in the group, with no web server and so no URL
+        await eventually(lambda: len(b.app.consumer.driver.assignment()) > 0)  # type: ignore[union-attr]
+        await eventually(lambda: list(a.app.router.routing()) == [a.url])
+        word = next(w for w in WORDS if a.app.router.key_store("counts", w) is None)
+        status, body, _ = await get(http, f"{a.url}/count/{quote(word, safe='')}/")
+        assert status == 503 and "runs no web server (web_enabled=False)" in body["error"]
+    finally:
+        await a.stop()
+        await b.stop()
 
 
 async def test_an_unreachable_owner_answers_502_naming_it(
