@@ -36,6 +36,11 @@ __all__ = ["WebServer"]
 
 logger = logging.getLogger("faust.web")
 
+# When the worker stops, requests in flight get this long to finish before they are
+# cancelled: a hung view (or a slow client) must not hold the worker's exit (aiohttp's
+# default, 60 s, did; aiohttp waits this long in two steps, so ~4 s at the most).
+SHUTDOWN_TIMEOUT = 2.0
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -171,7 +176,12 @@ class WebServer:
             return
         conf = self.app.conf
         self.web_app = self.build()
-        runner = web.AppRunner(self.web_app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.web_app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
         await runner.setup()
         site = web.TCPSite(runner, conf.web_bind, conf.web_port, reuse_address=True)
         try:

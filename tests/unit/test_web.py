@@ -9,6 +9,7 @@ import logging
 import re
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -179,6 +180,28 @@ async def test_a_page_added_after_the_start_is_refused() -> None:
             @app.page("/late/")
             async def late(self: View, request: Request) -> Response:
                 return self.text("")
+
+
+async def test_a_hung_view_does_not_hold_the_stop() -> None:
+    from faust.web.server import SHUTDOWN_TIMEOUT
+
+    app = _app()
+    entered = asyncio.Event()
+
+    @app.page("/hang/")
+    async def hang(self: View, request: Request) -> Response:
+        entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never")
+
+    async with serving(app) as http:
+        request = asyncio.ensure_future(http.get("/hang/"))
+        await asyncio.wait_for(entered.wait(), 5)
+        began = time.monotonic()
+        await app.web.stop()
+        assert time.monotonic() - began < 2 * SHUTDOWN_TIMEOUT + 1
+        with pytest.raises(aiohttp.ClientError):
+            await request
 
 
 # -- errors
