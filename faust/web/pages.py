@@ -29,7 +29,7 @@ def not_ready_reason(app: Any) -> str | None:
     if app.ready:
         return None
     if not app.started:
-        return "starting"
+        return "not started"  # starting (broker, topics, global tables), or stopping
     consumer = app.consumer
     if consumer is not None and not consumer.assigned_once.is_set():
         return "waiting for partition assignment"

@@ -142,7 +142,9 @@ class Router:
                     503, f"{where} is being recovered on this worker; try again shortly.", **fields
                 )
             response = await handler()
-            if isinstance(response, web.StreamResponse) and not response.prepared:
+            if not isinstance(response, web.StreamResponse):
+                response = json_response(response)  # as a view's value is answered
+            if not response.prepared:
                 response.headers[SERVED_BY] = self.url
             return response
         owner = self.owner_of(tp)

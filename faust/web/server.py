@@ -135,6 +135,7 @@ class WebServer:
                 f"Page {path!r} added after the web server started: declare pages "
                 "before the worker starts (at import time, like agents)."
             )
+        view.check()
         if any(r.path == path for r in self.routes):
             raise ValueError(f"A page at {path!r} exists already.")
         try:

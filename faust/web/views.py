@@ -91,6 +91,17 @@ class View:
         return type(fun.__name__, (cls,), namespace)
 
     @classmethod
+    def check(cls) -> None:
+        """``TypeError`` unless each verb method is an ``async def``."""
+        for verb in HTTP_METHODS:
+            method = getattr(cls, verb.lower(), None)
+            if method is not None and not inspect.iscoroutinefunction(method):
+                raise TypeError(
+                    f"{cls.__name__}.{verb.lower()} must be an async method: "
+                    f"`async def {verb.lower()}(self, request, **params)`."
+                )
+
+    @classmethod
     def allowed_methods(cls) -> list[str]:
         """The verbs this view answers (``HEAD`` with ``GET``)."""
         allowed = [m for m in HTTP_METHODS if callable(getattr(cls, m.lower(), None))]

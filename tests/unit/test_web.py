@@ -149,6 +149,8 @@ def test_pages_are_declared_with_clear_errors() -> None:
         app.page("/sync/")(lambda self, request: None)
     with pytest.raises(TypeError, match="must subclass faust.View"):
         app.page("/cls/")(type("NotAView", (), {}))
+    with pytest.raises(TypeError, match="Sync.get must be an async method"):
+        app.page("/sync-class/")(type("Sync", (View,), {"get": lambda self, request: None}))
     with pytest.raises(ValueError, match="must start with '/'"):
         app.page("nope/")(View)
 
@@ -339,7 +341,7 @@ async def test_ready_only_once_partitions_are_assigned_and_tables_recovered() ->
     async with serving(app) as http:
         async with http.get("/health/ready") as r:
             assert r.status == 503
-            assert await _json(r) == {"status": "not ready", "reason": "starting"}
+            assert await _json(r) == {"status": "not ready", "reason": "not started"}
         await app.start()
         try:
             await eventually(lambda: app.tables.recovering)

@@ -3,9 +3,11 @@ consumer group on a shared embedded broker, each with its real web server (port 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -17,7 +19,18 @@ from faust.web.forwarding import FORWARDED_BY, SERVED_BY
 from tests.conftest import eventually
 
 _ids = itertools.count()
-WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
+WORDS = [
+    "apple",
+    "banana",
+    "cherry",
+    "date",
+    "elder",
+    "fig",
+    "grape",
+    "kiwi",
+    "crème brûlée",
+    "50%/off",
+]
 
 
 class Worker:
@@ -57,7 +70,7 @@ class Worker:
         @app.page("/int/{n}/")
         @app.table_route(table=self.ints, match_info="n")
         async def get_int(self: Any, request: Any, n: str) -> Any:
-            return self.json({"n": n})
+            return {"n": n}  # a value, not a response: answered as JSON
 
         @app.page("/topic/{word}/")
         @app.topic_route(topic=self.words, match_info="word")
@@ -121,14 +134,18 @@ async def test_every_worker_answers_every_key_from_its_owner(
         assert owner == workers[1].app.router.key_store("counts", word)
         assert owner in {w.url for w in workers}
         for worker in workers:
-            status, body, headers = await get(http, f"{worker.url}/count/{word}/")
+            status, body, headers = await get(http, f"{worker.url}/count/{quote(word, safe='')}/")
             assert status == 200, body
             assert body["word"] == word and body["count"] == count
             assert headers[SERVED_BY] == owner
             forwarded += owner != worker.url
-            status, body, headers = await get(http, f"{worker.url}/count/?word={word}")
+            status, body, headers = await get(
+                http, f"{worker.url}/count/?word={quote(word, safe='')}"
+            )
             assert (status, body["count"], headers[SERVED_BY]) == (200, count, owner)
-            status, body, headers = await get(http, f"{worker.url}/table/counts/{word}/")
+            status, body, headers = await get(
+                http, f"{worker.url}/table/counts/{quote(word, safe='')}/"
+            )
             assert status == 200, body
             assert body == {"table": "counts", "key": word, "value": count}
             assert headers[SERVED_BY] == owner
@@ -239,8 +256,9 @@ async def test_bad_keys_and_unknown_tables_are_4xx(
     assert body["table"] == "ints" and "'abc'" in body["error"] and "int" in body["error"]
     status, body, _ = await get(http, f"{a.url}/table/ints/1.5/")
     assert status == 400 and body["key"] == "1.5"
-    status, body, _ = await get(http, f"{a.url}/int/12/")
+    status, body, headers = await get(http, f"{a.url}/int/12/")
     assert (status, body) == (200, {"n": "12"})
+    assert headers[SERVED_BY] == a.app.router.key_store("ints", 12)
     status, body, _ = await get(http, f"{a.url}/table/nope/x/")
     assert status == 404
     assert body["tables"] == ["counts", "ints"] and "'nope'" in body["error"]
@@ -263,7 +281,7 @@ async def test_topic_route_serves_on_the_partitions_reader(
         tp = workers[0].app.router.topic_partition(workers[0].words, word)
         owner = workers[0].app.router.owner_of(tp)
         for worker in workers:
-            status, body, headers = await get(http, f"{worker.url}/topic/{word}/")
+            status, body, headers = await get(http, f"{worker.url}/topic/{quote(word, safe='')}/")
             assert (status, body, headers[SERVED_BY]) == (200, {"word": word}, owner)
 
 
@@ -304,3 +322,37 @@ async def test_exact_key_and_global_tables_serve_locally(http: aiohttp.ClientSes
         assert app.router.key_store("everywhere", "k") == app.conf.canonical_url
     finally:
         await app.web.stop()
+
+
+async def test_a_table_partition_being_recovered_answers_503(http: aiohttp.ClientSession) -> None:
+    app_id = f"routes-{next(_ids)}"
+    first = Worker(app_id)
+    await first.start()
+    await first.words.send(key="apple", value=3)
+    await eventually(lambda: first.counts["apple"] == 3)
+    await first.stop()  # the count is in the changelog now
+
+    second = Worker(app_id)
+    release = asyncio.Event()
+    read_partition = second.app.transport.read_partition
+
+    async def slow_read_partition(tp: TP, start: int, end: int) -> AsyncIterator[Any]:
+        await release.wait()  # a recovery that takes as long as the test wants
+        async for batch in read_partition(tp, start, end):
+            yield batch
+
+    second.app.transport.read_partition = slow_read_partition  # type: ignore[method-assign]
+    try:
+        await second.start()
+        url = f"{second.url}/count/apple/"
+        await eventually(lambda: bool(second.app.tables.partitions_to_recover()))
+        status, body, _ = await get(http, url)
+        assert status == 503 and "being recovered" in body["error"]
+        assert body["table"] == "counts"
+        release.set()
+        await second.app.wait_ready()
+        status, body, _ = await get(http, url)
+        assert (status, body["count"]) == (200, 3)
+    finally:
+        release.set()
+        await second.stop()
