@@ -50,11 +50,14 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .base import CommandError
+
+if TYPE_CHECKING:
+    from ..transport.kafka.groups import GroupStatus
 
 __all__ = ["run_status", "NO_MEMBERS", "SCHEMA_VERSION"]
 
@@ -112,13 +115,10 @@ async def _collect(app: Any) -> dict[str, Any]:
     return _report(app, group)
 
 
-def _report(app: Any, group: Any) -> dict[str, Any]:
+def _report(app: Any, group: GroupStatus) -> dict[str, Any]:
     from ..transport.base import TP
 
     leader = TP(app.transport.leader_topic, 0)
-    changelogs = {table.changelog_topic.get_topic_name() for table in app.tables}
-    for member in group.members:
-        changelogs.update(member.changelog_topics)
     urls = {m.member_id: m.url or None for m in group.members}
     members = [
         {
@@ -137,7 +137,7 @@ def _report(app: Any, group: Any) -> dict[str, Any]:
         {
             "topic": p.topic,
             "partition": p.partition,
-            "kind": "changelog" if p.topic in changelogs else "source",
+            "kind": "changelog" if p.changelog else "source",
             "owner": p.owner,
             "owner_url": urls.get(p.owner) if p.owner else None,
             "committed": p.committed,

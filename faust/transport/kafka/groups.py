@@ -80,9 +80,11 @@ class PartitionStatus:
     start: int
     end: int
     #: Events waiting: ``end - committed``, or ``end - start`` for a partition the group
-    #: never committed when new groups start from the earliest offset (None when the
-    #: group does not read it from a committed position, e.g. a changelog).
+    #: never committed when new groups start from the earliest offset (None for a
+    #: changelog: the group assigns it, but tables read it outside the group).
     lag: int | None
+    #: Whether the topic is a table's changelog.
+    changelog: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,21 +96,6 @@ class GroupStatus:
     partitions: tuple[PartitionStatus, ...]
     #: Topics asked about that do not exist on the brokers.
     missing_topics: tuple[str, ...]
-
-    @property
-    def exists(self) -> bool:
-        """False when Kafka knows nothing of the group (never joined, never committed)."""
-        return (
-            self.state != "Dead"
-            or bool(self.members)
-            or any(p.committed is not None for p in self.partitions)
-        )
-
-    def owner_of(self, tp: TP) -> MemberStatus | None:
-        for member in self.members:
-            if tp in member.partitions:
-                return member
-        return None
 
 
 async def describe_group(
@@ -191,7 +178,14 @@ async def _describe(
             lag = ends[tp] - starts[tp] if from_earliest else 0
         partitions.append(
             PartitionStatus(
-                tp.topic, tp.partition, owners.get(tp), offset, starts[tp], ends[tp], lag
+                topic=tp.topic,
+                partition=tp.partition,
+                owner=owners.get(tp),
+                committed=offset,
+                start=starts[tp],
+                end=ends[tp],
+                lag=lag,
+                changelog=tp.topic in changelogs,
             )
         )
     return GroupStatus(
