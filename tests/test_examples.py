@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from pathlib import Path
 
 import aiohttp
 
 from tests.integration import test_kafka_examples
-from tests.test_readme import REPO, running
+from tests.test_readme import REPO, free_port, running
 
 EXAMPLES = REPO / "examples"
 
@@ -28,12 +27,6 @@ RUN_BY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_every_example_is_run_by_a_test() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(RUN_BY)
     assert hasattr(test_kafka_examples, "test_web_client_asks_the_worker")
@@ -42,7 +35,7 @@ def test_every_example_is_run_by_a_test() -> None:
 
 async def test_word_count_on_one_worker(tmp_path: Path) -> None:
     shutil.copy(EXAMPLES / "word_count.py", tmp_path)
-    port = _free_port()
+    port = free_port()
     base = f"http://localhost:{port}"
     command = f"python word_count.py worker -l info --web-port {port}"
     with running(command, tmp_path, "Worker ready", timeout=60) as worker:

@@ -257,7 +257,8 @@ class WebWorker:
         return f"http://localhost:{self.port}{path}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A local port nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -270,7 +271,7 @@ def web_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorker]:
     shutil.copy(REPO / "examples" / "word_count.py", root)
     command = block("web-server").commands()[0]
     [written] = re.findall(r"--web-port (\d+)", command)
-    worker = WebWorker(_free_port(), written)
+    worker = WebWorker(free_port(), written)
     with running(command.replace(written, str(worker.port)), root, "Worker ready") as finished:
         yield worker
     assert finished.returncode == 0, finished.output

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -19,15 +18,9 @@ from typing import Any
 import aiohttp
 
 from faust.transport.partitioner import partition_for_key
-from tests.test_readme import REPO, run, running
+from tests.test_readme import REPO, free_port, run, running
 
 EXAMPLES = REPO / "examples"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _example(tmp_path: Path, name: str) -> Path:
@@ -38,9 +31,9 @@ def _example(tmp_path: Path, name: str) -> Path:
 async def test_web_client_asks_the_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
     project = _example(tmp_path, "web_client.py")
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
-    port = _free_port()
+    port = free_port()
     base = f"http://localhost:{port}"
-    worker_env = {"FAUST_BROKER": broker, "FAUST_WEB_PORT": str(_free_port())}
+    worker_env = {"FAUST_BROKER": broker, "FAUST_WEB_PORT": str(free_port())}
     with running(
         "faust -A web_client worker -l info", project, "Worker ready", timeout=120, **worker_env
     ) as worker:
@@ -111,7 +104,7 @@ async def test_word_count_workers_answer_for_each_others_words(
 ) -> None:
     project = _example(tmp_path, "word_count.py")
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     urls = [f"http://localhost:{port}" for port in ports]
     words = _words_on_every_partition(4)
     # Each word a different number of times: the counts tell the words apart.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from faust.cli.status import NO_MEMBERS
+from tests.test_readme import free_port
 
 from .workers import REPO, WorkerCluster
 
@@ -52,12 +52,6 @@ def assigned(app, tps, **kwargs):
 """
 
 PARTITIONS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class StatusCluster(WorkerCluster):
@@ -134,7 +128,7 @@ async def test_status_of_two_workers_then_of_the_stopped_group(
 ) -> None:
     cluster = StatusCluster(tmp_path, kafka_bootstrap)
     await cluster.create_topics(partitions=PARTITIONS)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     urls = {f"http://localhost:{port}" for port in ports}
     workers = [cluster.start_worker(port) for port in ports]
     try:

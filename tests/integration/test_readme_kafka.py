@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from faust.cli.status import NO_MEMBERS
 from tests.integration.conftest import OwnKafka
-from tests.test_readme import KAFKA_BLOCKS, REPO, block, run, running, write_readme_files
+from tests.test_readme import (
+    KAFKA_BLOCKS,
+    REPO,
+    block,
+    free_port,
+    run,
+    running,
+    write_readme_files,
+)
 
 
 def test_command_line(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -33,9 +40,7 @@ def test_status(kafka_bootstrap: str, tmp_path: Path) -> None:
     shutil.copy(REPO / "examples" / "word_count.py", tmp_path)
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
     text, as_json = block("status").commands()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     worker = f"faust -A word_count worker --web-port {port}"
     with running(worker, tmp_path, "Worker ready", timeout=120, FAUST_BROKER=broker) as done:
         shown = run(text, tmp_path, FAUST_BROKER=broker)
