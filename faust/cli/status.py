@@ -68,7 +68,13 @@ SCHEMA_VERSION = 1
 
 
 def run_status(app: Any, as_json: bool) -> int:
-    """Print the status of ``app``'s consumer group; return the exit status."""
+    """Print the status of ``app``'s consumer group; return the exit status
+    (``faust -A app status`` calls this).
+
+    Example::
+
+        sys.exit(run_status(app, as_json=True))   # 0, or NO_MEMBERS when none runs
+    """
     if any(url.partition("://")[0] == "memory" for url in app.conf.broker):
         raise CommandError(
             "status needs a Kafka broker: the app's broker is memory:// (embedded), which "

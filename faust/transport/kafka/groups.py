@@ -114,6 +114,11 @@ async def describe_group(
     lag.
     ``from_earliest``: where a group starts on a partition it never committed
     (``consumer_auto_offset_reset``), which decides the lag of such a partition.
+
+    Example::
+
+        status = await describe_group(app.transport, 'orders-app', {'orders'})
+        owners = {(p.topic, p.partition): p.owner for p in status.partitions}
     """
     admin = await transport.connect()
     loop = asyncio.get_running_loop()
