@@ -213,9 +213,11 @@ def _render(console: Any, report: dict[str, Any]) -> None:
     members = report["members"]
     group = report["group"]
     if members:
+        rebalancing = report["state"] in ("PreparingRebalance", "CompletingRebalance")
         console.print(
             f"Group {group!r} on {report['broker']}: {report['state']}, "
             f"{len(members)} member(s), lag {report['lag']}"
+            + (" (rebalancing: partitions are about to move)" if rebalancing else "")
         )
     elif report["state"] == "Dead" and not any(
         p["committed"] is not None for p in report["partitions"]
