@@ -8,6 +8,7 @@ two workers, each answering ``/count/{word}/`` for every word, the other's too.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import shutil
 import time
@@ -17,7 +18,6 @@ from typing import Any
 
 import aiohttp
 
-from faust.transport.partitioner import partition_for_key
 from tests.test_readme import REPO, free_port, run, running
 
 EXAMPLES = REPO / "examples"
@@ -80,15 +80,20 @@ async def test_web_client_asks_the_worker(kafka_bootstrap: str, tmp_path: Path) 
     assert "Processed order: 1 x pen = 2.00" in worker.output
 
 
-def _words_on_every_partition(partitions: int) -> list[str]:
+def _words_on_every_partition(project: Path) -> list[str]:
     """New words (a run of the test never counts another run's), at least one on each
-    of the table's partitions: whichever worker owns which, each owns some of them."""
+    of the example's table partitions: whichever worker owns which, each owns some."""
+    spec = importlib.util.spec_from_file_location("word_count_example", project / "word_count.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    router, counts = example.app.router, example.counts
     run_id = uuid.uuid4().hex[:8]
     words: dict[int, str] = {}
     i = 0
-    while len(words) < partitions:
+    while len(words) < counts.partitions:
         word = f"w{run_id}x{i}"
-        words.setdefault(partition_for_key(word.encode(), partitions), word)
+        words.setdefault(router.table_partition(counts, word).partition, word)
         i += 1
     return list(words.values())
 
@@ -106,7 +111,7 @@ async def test_word_count_workers_answer_for_each_others_words(
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
     ports = [free_port(), free_port()]
     urls = [f"http://localhost:{port}" for port in ports]
-    words = _words_on_every_partition(4)
+    words = _words_on_every_partition(project)
     # Each word a different number of times: the counts tell the words apart.
     expected = {word: i + 1 for i, word in enumerate(words)}
     sentence = " ".join(word for word, n in expected.items() for _ in range(n))
