@@ -89,6 +89,8 @@ class PartitionStatus:
 
 @dataclasses.dataclass(frozen=True)
 class GroupStatus:
+    """A consumer group as Kafka describes it (see :func:`describe_group`)."""
+
     group_id: str
     #: Kafka's group state: Stable, PreparingRebalance, CompletingRebalance, Empty, Dead.
     state: str
@@ -220,7 +222,7 @@ def _member(
     if assignment:  # empty while the group rebalances
         try:
             given = ConsumerProtocolMemberAssignment.decode(assignment)
-        except Exception:
+        except Exception:  # not the consumer protocol's: shown without partitions
             pass
         else:
             active = _tps((topic, parts) for topic, parts in given.assignment)
