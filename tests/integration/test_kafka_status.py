@@ -213,3 +213,18 @@ async def test_status_of_a_group_that_never_ran(kafka_bootstrap: str, tmp_path: 
     text = cluster.status()
     assert text.returncode == NO_MEMBERS
     assert f"Group {cluster.app_id!r} does not exist" in text.stdout
+
+
+async def test_status_needs_no_web_server(kafka_bootstrap: str, tmp_path: Path) -> None:
+    cluster = StatusCluster(tmp_path, kafka_bootstrap)
+    await cluster.create_topics(partitions=PARTITIONS)
+    worker = cluster.spawn({**cluster.env, "FAUST_WEB_ENABLED": "false"})
+    try:
+        await cluster.wait_assigned([worker])
+        report = cluster.status_json(expect=0)
+        [member] = report["members"]
+        assert member["leader"]
+        assert {row["owner"] for row in _source_rows(report, cluster)} == {member["member_id"]}
+    finally:
+        cluster.stop_all()
+    assert worker.proc.returncode == 0, worker.output()
