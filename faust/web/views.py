@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .server import WebServer
 
 from ..serializers import json_default
 
@@ -74,7 +78,7 @@ class View:
     view_name: str = ""
     view_path: str = ""
 
-    def __init__(self, app: Any, web: Any) -> None:
+    def __init__(self, app: App, web: WebServer) -> None:
         self.app = app
         self.web = web
 

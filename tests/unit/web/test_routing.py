@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
+import string
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from yarl import URL
 
 import faust
 from faust.transport.base import TP
@@ -65,7 +69,15 @@ class Worker:
             @app.table_route(table=counts, match_info="word")
             async def post(self, request: Any, word: str) -> Any:
                 body = await request.read()
-                return self.json({"body": body.decode(), "query": dict(request.query)})
+                return self.json(
+                    {"body": body.decode(errors="replace"), "query": dict(request.query)}
+                )
+
+        @app.page("/slow/{word}/")
+        @app.table_route(table=counts, match_info="word")
+        async def slow(self: Any, request: Any, word: str) -> Any:
+            await asyncio.sleep(2.0)
+            return {"word": word}
 
         @app.page("/int/{n}/")
         @app.table_route(table=self.ints, match_info="n")
@@ -231,6 +243,19 @@ async def test_an_unreachable_owner_answers_502_naming_it(
     assert body["table"] == "counts"
 
 
+async def test_an_owner_that_answers_too_late_is_a_504_in_time(
+    workers: list[Worker], http: aiohttp.ClientSession
+) -> None:
+    await start_counted(workers)
+    a, b = workers
+    word = next(w for w in WORDS if a.app.router.key_store("counts", w) == b.url)
+    a.app.router.forwarder.timeout = 0.3
+    began = time.monotonic()
+    status, body, _ = await get(http, f"{a.url}/slow/{word}/")
+    assert time.monotonic() - began < 1.5
+    assert status == 504 and body["url"] == b.url and "0.3 s" in body["error"]
+
+
 async def test_forwarding_keeps_method_body_and_query(
     workers: list[Worker], http: aiohttp.ClientSession
 ) -> None:
@@ -356,3 +381,47 @@ async def test_a_table_partition_being_recovered_answers_503(http: aiohttp.Clien
     finally:
         release.set()
         await second.stop()
+
+
+async def test_random_requests_to_routes_get_no_5xx(
+    workers: list[Worker], http: aiohttp.ClientSession
+) -> None:
+    """A few hundred random routed requests (paths, keys, methods, bodies, a forwarding
+    header now and then) to either worker: never a 5xx but the 503 of a request that
+    says it was forwarded already, every error JSON, and both still serve after."""
+    await start_counted(workers)
+    rng = random.Random(11)
+    alphabet = "ab/%.? é\x00{}\"'\\-_" + string.digits
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+
+    def path() -> str:
+        key = quote(rng.choice([text(), rng.choice(WORDS), "9" * 4400, "nan", ""]), safe="")
+        return rng.choice(
+            [
+                f"/table/{rng.choice(['counts', 'ints', 'nope', quote(text(), safe='')])}/{key}/",
+                f"/count/{key}/",
+                f"/count/?word={key}",
+                f"/count/?other={key}",
+                f"/int/{key}/",
+                f"/echo/{key}/?{key[:20]}={key[:20]}",
+                f"/topic/{key}/",
+                "/router/",
+            ]
+        )
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND"]
+    for _ in range(300):
+        method = rng.choice(methods)
+        headers = {FORWARDED_BY: quote(text())} if rng.random() < 0.2 else {}
+        body = rng.randbytes(rng.randint(0, 200)) if rng.random() < 0.5 else None
+        url = URL(rng.choice(workers).url + path(), encoded=True)
+        async with http.request(method, url, data=body, headers=headers) as response:
+            status, content = response.status, await response.read()
+            assert status < 500 or (status == 503 and headers), (method, url, status, content)
+            if status >= 400 and method != "HEAD":
+                assert response.content_type == "application/json", (url, status, content)
+    for worker in workers:
+        status, body, _ = await get(http, f"{worker.url}/count/apple/")
+        assert (status, body["count"]) == (200, 1)
