@@ -50,13 +50,15 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from .base import CommandError
 
 if TYPE_CHECKING:
+    from ..app import App
+    from ..transport.kafka import KafkaTransport
     from ..transport.kafka.groups import GroupStatus
 
 __all__ = ["run_status", "NO_MEMBERS", "SCHEMA_VERSION"]
@@ -67,7 +69,7 @@ NO_MEMBERS = 3
 SCHEMA_VERSION = 1
 
 
-def run_status(app: Any, as_json: bool) -> int:
+def run_status(app: App, as_json: bool) -> int:
     """Print the status of ``app``'s consumer group; return the exit status
     (``faust -A app status`` calls this).
 
@@ -82,8 +84,10 @@ def run_status(app: Any, as_json: bool) -> int:
             "Name the Kafka the workers use: broker='kafka://localhost:9092' in "
             "faust.App(...), or FAUST_BROKER=kafka://localhost:9092."
         )
+    # Any other broker is Kafka (app.transport refuses unknown schemes).
+    transport = cast("KafkaTransport", app.transport)
     with _quiet_clients():
-        report = asyncio.run(_collect(app))
+        report = asyncio.run(_collect(app, transport))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -91,12 +95,11 @@ def run_status(app: Any, as_json: bool) -> int:
     return 0 if report["members"] else NO_MEMBERS
 
 
-async def _collect(app: Any) -> dict[str, Any]:
+async def _collect(app: App, transport: KafkaTransport) -> dict[str, Any]:
     from aiokafka.errors import KafkaError
 
     from ..transport.kafka.groups import describe_group
 
-    transport = app.transport
     conf = app.conf
     changelogs = {table.changelog_topic.get_topic_name() for table in app.tables}
     topics = set(changelogs)
@@ -118,13 +121,13 @@ async def _collect(app: Any) -> dict[str, Any]:
         ) from None
     finally:
         await app.release_clients()
-    return _report(app, group)
+    return _report(app, transport, group)
 
 
-def _report(app: Any, group: GroupStatus) -> dict[str, Any]:
+def _report(app: App, transport: KafkaTransport, group: GroupStatus) -> dict[str, Any]:
     from ..transport.base import TP
 
-    leader = TP(app.transport.leader_topic, 0)
+    leader = TP(transport.leader_topic, 0)
     urls = {m.member_id: m.url or None for m in group.members}
     members = [
         {
@@ -158,7 +161,7 @@ def _report(app: Any, group: GroupStatus) -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         "app": app.conf.id,
         "group": group.group_id,
-        "broker": app.transport.describe(),
+        "broker": transport.describe(),
         "state": group.state,
         "members": members,
         "partitions": partitions,
