@@ -18,24 +18,31 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import os
 import pkgutil
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 import faust
+from faust.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -44,7 +51,7 @@ _MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(.+?)\s*-->\s*$")
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 
 #: Blocks that need Kafka: tests/integration/test_readme_kafka.py runs them.
-KAFKA_BLOCKS = ("command-line", "kafka-one-node", "kafka-three-nodes")
+KAFKA_BLOCKS = ("command-line", "kafka-one-node", "kafka-three-nodes", "status")
 
 
 @dataclass(frozen=True)
@@ -237,10 +244,90 @@ def _hello_worker(request: pytest.FixtureRequest, b: Block) -> None:
     assert "Traceback" not in finished.output
 
 
+# -- the web server's blocks: one worker of examples/word_count.py answers them all
+
+
+@dataclass
+class WebWorker:
+    port: int
+    #: The port the README's blocks give, replaced by ``port`` (a free one) when run.
+    written: str
+
+    def url(self, path: str) -> str:
+        return f"http://localhost:{self.port}{path}"
+
+
+def free_port() -> int:
+    """A local port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def web_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorker]:
+    """The web-server block's worker, on the embedded broker, on a free port."""
+    root = tmp_path_factory.mktemp("web")
+    shutil.copy(REPO / "examples" / "word_count.py", root)
+    command = block("web-server").commands()[0]
+    [written] = re.findall(r"--web-port (\d+)", command)
+    worker = WebWorker(free_port(), written)
+    with running(command.replace(written, str(worker.port)), root, "Worker ready") as finished:
+        yield worker
+    assert finished.returncode == 0, finished.output
+    assert "Traceback" not in finished.output
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    """Status, content type and body of a GET (an error status is an answer too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def _web_server(request: pytest.FixtureRequest, b: Block) -> None:
+    worker: WebWorker = request.getfixturevalue("web_worker")
+    ready, count, metrics = (
+        run(command.replace(worker.written, str(worker.port)), REPO) for command in b.commands()[1:]
+    )
+    assert json.loads(ready) == {"status": "ready"}
+    assert json.loads(count)["word"] == "faust"
+    list(text_string_to_metric_families(metrics))  # Prometheus' text format
+
+
+def _kubernetes_probes(request: pytest.FixtureRequest, b: Block) -> None:
+    container = yaml.safe_load(b.code)
+    [port] = container["ports"]
+    # The worker's default port, by the name the probes use.
+    assert port["containerPort"] == Settings.web_port
+    worker: WebWorker = request.getfixturevalue("web_worker")
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["port"] == port["name"]
+        status, content_type, _ = _get(worker.url(get["path"]))
+        assert status == 200 and content_type.startswith("application/json"), probe
+
+
+def _prometheus_scrape(request: pytest.FixtureRequest, b: Block) -> None:
+    [job] = yaml.safe_load(b.code)["scrape_configs"]
+    [targets] = job["static_configs"]
+    default = Settings.web_port
+    assert all(target.endswith(f":{default}") for target in targets["targets"])
+    worker: WebWorker = request.getfixturevalue("web_worker")
+    status, content_type, body = _get(worker.url(job["metrics_path"]))
+    assert status == 200 and content_type.startswith("text/plain"), content_type
+    list(text_string_to_metric_families(body))
+
+
 #: Runners of the blocks that are not files, by marker.
 RUNNERS: dict[str, Callable[[pytest.FixtureRequest, Block], None]] = {
     "quickstart": _quickstart,
     "hello-worker": _hello_worker,
+    "web-server": _web_server,
+    "kubernetes-probes": _kubernetes_probes,
+    "prometheus-scrape": _prometheus_scrape,
 }
 
 

@@ -411,6 +411,21 @@ def tables(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (as faust --json).")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the app's workers, partition owners, committed offsets and lag, from Kafka.
+
+    Exit status: 0 when the group has members, 3 when no worker runs (the committed
+    offsets are still shown), 1 on an error.
+    """
+    from .status import run_status
+
+    app = _require_app(ctx)
+    ctx.exit(run_status(app, as_json or _as_json(ctx)))
+
+
+@cli.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def reset(ctx: click.Context, yes: bool) -> None:

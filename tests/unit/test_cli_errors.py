@@ -137,6 +137,38 @@ def test_send_to_an_unreachable_broker_fails_in_bounded_time(project: Path) -> N
     assert len(result.stderr.strip().splitlines()) <= 3, result.stderr
 
 
+# -- faust status
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_status_refuses_the_embedded_broker(project: Path, json_flag: list[str]) -> None:
+    # The embedded broker, with its consumer group, lives inside the worker's process.
+    result = _faust("-A", "hello", "status", *json_flag, cwd=project)
+    _only_line(result, "status needs a Kafka broker", "memory://", "FAUST_BROKER=kafka://")
+
+
+def test_status_of_an_unreachable_broker_fails_in_bounded_time(project: Path) -> None:
+    url = f"kafka://127.0.0.1:{_closed_port()}"
+    env = {"FAUST_BROKER": url, "FAUST_BROKER_CONNECT_TIMEOUT": "2"}
+    started = time.monotonic()
+    result = _faust("-A", "hello", "status", cwd=project, env=env)
+    _only_line(result, url, "broker_connect_timeout")
+    assert time.monotonic() - started < 15
+
+
+def test_status_of_a_port_that_is_not_kafka(project: Path) -> None:
+    # Something listens, accepts the connection and never answers (a wrong port).
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"kafka://127.0.0.1:{server.getsockname()[1]}"
+        env = {"FAUST_BROKER": url, "FAUST_BROKER_CONNECT_TIMEOUT": "2"}
+        started = time.monotonic()
+        result = _faust("-A", "hello", "status", "--json", cwd=project, env=env)
+    _only_line(result, url, "broker setting")
+    assert time.monotonic() - started < 15
+
+
 # -- finding the app, declarations, worker options
 
 

@@ -13,6 +13,7 @@ per record that resolves on the broker's ack, and the admin client declares topi
 - ``consumer.py``: a consumer group member over ``AIOKafkaConsumer``.
 - ``producer.py``: acked sends over ``AIOKafkaProducer``.
 - ``reader.py``: reading a partition outside the group (table recovery, standbys).
+- ``groups.py``: a consumer group seen from outside (``faust status``).
 
 The transport's first contact with the cluster waits at most ``broker_connect_timeout``
 seconds (default 30) and then fails with one line naming the URLs, so a worker pointed

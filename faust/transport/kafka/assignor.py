@@ -45,7 +45,7 @@ from aiokafka.coordinator.protocol import (
 from ..assignment import MemberInfo, TopicPartitions, assign
 from ..base import TP
 
-__all__ = ["PartitionAssignor"]
+__all__ = ["PartitionAssignor", "decode_user_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class PartitionAssignor(AbstractPartitionAssignor):
         changelogs: set[str] = set()
         generation = -1
         for member_id, metadata in members.items():
-            data = _decode(metadata.user_data)
+            data = decode_user_data(metadata.user_data)
             info = _member_info(metadata.subscription, data)
             infos[member_id] = info
             generation = max(generation, info.generation)
@@ -149,7 +149,7 @@ class PartitionAssignor(AbstractPartitionAssignor):
         return assignments
 
     def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
-        data = _decode(assignment.user_data)
+        data = decode_user_data(assignment.user_data)
         self._active = {topic: sorted(parts) for topic, parts in assignment.assignment}
         self._standby = _topic_partitions(data.get("standby"))
         self._generation = _int(data.get("generation"), -1)
@@ -220,8 +220,17 @@ def _encode(data: Mapping[str, Any]) -> bytes:
     return zlib.compress(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
-def _decode(raw: bytes | None) -> dict[str, Any]:
-    """The user data as a dict; empty when it is missing or in a format not ours."""
+def decode_user_data(raw: bytes | None) -> dict[str, Any]:
+    """A member's user data (of its metadata or its assignment) as a dict; empty when it
+    is missing or in a format not ours (``faust status`` reads it from outside the group).
+
+    Example::
+
+        >>> decode_user_data(_encode({"version": 1, "url": "http://w1:6066"}))["url"]
+        'http://w1:6066'
+        >>> decode_user_data(b"not ours")
+        {}
+    """
     if not raw:
         return {}
     try:
