@@ -110,7 +110,7 @@ async def one(
         for task in started:
             task.cancel()
         os.environ.pop("FAUST_SENSORS_ENABLED", None)
-    return rate, renders[0]
+    return rate, renders
 
 
 async def run_all(
