@@ -130,12 +130,18 @@ class StreamStats:
     a time without a call, so how many were taken is worked out when it is needed (on
     a delivery, when the stream waits for input, once a second, and at a scrape): what
     came in, minus what is buffered, minus what a rebalance dropped, plus what an agent
-    handed back for a retry. Busy time runs from the end of a wait for input to the
-    next wait; at each settlement its seconds go with the events taken meanwhile.
+    handed back for a retry. Busy time runs from the delivery that ends a wait for
+    input to the next wait; at each settlement its seconds go with the events taken
+    meanwhile.
 
-    Measured on this machine (bench a, Kafka): a clock read per event would be ~60 ns on
-    ~2.2 µs per event (2-3%); settling per batch costs two clock reads per batch of up
-    to ``broker_max_poll_records`` events (~0.1 µs per batch), nothing per event.
+    Why per batch, measured on the 2-core benchmark machine: bench case a runs at
+    ~430,000 events per CPU-second (~2.3 µs per event). Timing each event would cost a
+    ``perf_counter()`` (43 ns) and the Monitor's ``on_stream_event_out`` with its
+    histogram (220 ns) plus the dispatch, ~0.3 µs or 13-15% of an event; settled per
+    batch (a few hundred events), the same ~0.3 µs is ~0.001 µs per event. What that
+    gives up: the histogram holds each batch's mean time per event, not each event's.
+    With ``concurrency`` > 1 the actors share the queue, so busy time is the queue's
+    (some actor had events) and the time per event is divided by their overlap.
     """
 
     __slots__ = (

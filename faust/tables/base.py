@@ -123,7 +123,7 @@ class Collection:
         self._null: bytes | None = None
         self.changelog_records_sent = 0
         #: Key reads, writes and deletes (read by ``app.monitor``): an increment per
-        #: operation, ~0.03 µs on a ~1 µs ``table[key] += 1``.
+        #: operation, 12-20 ns measured, next to ~0.4 µs for ``table[key] += 1``.
         self.gets = 0
         self.sets = 0
         self.deletes = 0
