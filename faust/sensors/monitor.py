@@ -400,6 +400,8 @@ class Monitor(Sensor):
             committed = consumer.committed.get(tp)
             end = driver.highwater(tp)
             base = committed if committed is not None else consumer.started_at.get(tp)
+            if base is None and end == 0:
+                base = 0  # an empty partition: nothing to read, wherever it starts
             lag = None if end is None or base is None else max(end - base, 0)
             rows.append(
                 {
