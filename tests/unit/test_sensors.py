@@ -489,3 +489,27 @@ def test_every_metric_follows_the_naming_conventions(app: faust.App) -> None:
     other = faust.App("other-app")
     assert registry_for(other) is not registry_for(app)  # a registry per app...
     assert registry_for(app) is registry_for(app)  # ...made once
+
+
+async def test_send_initiated_is_called_per_record_only_for_sensors_that_want_it(
+    app: faust.App,
+) -> None:
+    class Initiated(faust.Sensor):
+        def __init__(self) -> None:
+            self.topics: list[tuple[str, int]] = []
+
+        def on_send_initiated(self, topic, count):  # type: ignore[no-untyped-def]
+            self.topics.append((topic, count))
+
+    topic = app.topic("out", value_type=int, partitions=1)
+    sensor = Initiated()
+    app.sensors.add(sensor)
+    await topic.send(value=1)
+    topic.send_soon(value=2)
+    await topic.send(value=3)
+    assert sensor.topics == [("out", 1)] * 3
+    app.sensors.remove(sensor)
+    await topic.send(value=4)
+    assert len(sensor.topics) == 3
+    assert app.monitor is not None
+    assert app.monitor.snapshot()["sends"]["out"]["initiated"] == 4
