@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,17 +39,27 @@ if TYPE_CHECKING:
 
 __all__ = ["Sensor", "SensorDelegate", "StreamStats"]
 
-#: Hooks called once per operation (not per batch): dispatched only to sensors that
-#: override them (see :meth:`SensorDelegate.wants`).
-PER_OPERATION_HOOKS = ("on_table_get", "on_table_set", "on_table_del", "on_send_initiated")
+logger = logging.getLogger(__name__)
+
+#: Hooks called once per operation (a table read, a record handed over or acked: the
+#: embedded broker acks each record on its own): dispatched only to sensors that override
+#: them (see :meth:`SensorDelegate.wants`); the Monitor reads inline counters instead.
+PER_OPERATION_HOOKS = (
+    "on_table_get",
+    "on_table_set",
+    "on_table_del",
+    "on_send_initiated",
+    "on_send_completed",
+)
 
 
 class Sensor:
     """Receives the hooks of an app's data path; every hook does nothing by default.
 
     Subclass it, override what you need and add an instance with
-    ``app.sensors.add(sensor)``. Hooks must be quick and must not raise (what one
-    raises is not caught: it would fail the fetch, commit or send that called it).
+    ``app.sensors.add(sensor)``. Hooks run inside the fetch loop, the commit and the
+    producer's acks, so they must be quick; what one raises is logged and otherwise
+    ignored (``app.sensors.failures`` counts it).
 
     Example::
 
@@ -101,7 +112,8 @@ class Sensor:
         """``count`` records to ``topic`` were handed to the producer (per record)."""
 
     def on_send_completed(self, topic: str, count: int) -> None:
-        """The broker acked ``count`` records sent to ``topic``."""
+        """The broker acked ``count`` records sent to ``topic`` (per ack batch; per record
+        on the embedded broker: only called when overridden)."""
 
     def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
         """``count`` records to ``topic`` could not be sent."""
@@ -167,8 +179,7 @@ class StreamStats:
 
     def delivered(self, count: int) -> None:
         self.events_in += count
-        for sensor in self._delegate._sensors:
-            sensor.on_stream_event_in(self.name, count)
+        self._delegate._dispatch("on_stream_event_in", self.name, count)
 
     def settle(self, queue: EventQueue, busy: bool) -> None:
         """Report the events taken since the last settlement with their busy time;
@@ -180,8 +191,7 @@ class StreamStats:
             now = time.perf_counter()
             self.taken = taken
             seconds = 0.0 if since is None else now - since
-            for sensor in self._delegate._sensors:
-                sensor.on_stream_event_out(self.name, count, seconds)
+            self._delegate._dispatch("on_stream_event_out", self.name, count, seconds)
             self._busy_since = now if busy else None
         elif not busy:
             self._busy_since = None
@@ -208,6 +218,9 @@ class SensorDelegate:
         #: Sensors overriding each per-operation hook (empty: that hook is not called).
         self._per_operation: dict[str, list[Sensor]] = {h: [] for h in PER_OPERATION_HOOKS}
         self._streams: WeakSet[EventQueue] = WeakSet()
+        #: Times a sensor's hook raised (each is logged; the data path goes on).
+        self.failures = 0
+        self._failed_once: set[tuple[int, str]] = set()
         #: Installed by the tables and the producer: called when the per-operation
         #: sensors change, so they call hooks per operation only while someone listens.
         self._watchers: list[Any] = []
@@ -269,58 +282,75 @@ class SensorDelegate:
             if stats is not None:
                 stats.settle(queue, busy=stats._busy_since is not None)
 
+    # -- calling the sensors
+    def _dispatch(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` of every sensor (as :meth:`call` does)."""
+        for sensor in self._sensors:
+            try:
+                getattr(sensor, hook)(*args)
+            except Exception as exc:  # noqa: BLE001 - see call()
+                self._failed(sensor, hook, exc)
+
+    def call(self, sensors: list[Sensor], hook: str, *args: Any) -> None:
+        """Call ``hook(*args)`` of each of ``sensors``. What a hook raises is logged
+        (with its traceback the first time for that sensor and hook) and counted in
+        :attr:`failures`: a sensor never stops a fetch, a commit or a send."""
+        for sensor in sensors:
+            try:
+                getattr(sensor, hook)(*args)
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                self._failed(sensor, hook, exc)
+
+    def _failed(self, sensor: Sensor, hook: str, exc: Exception) -> None:
+        key = (id(sensor), hook)
+        first = key not in self._failed_once
+        self._failed_once.add(key)
+        self.failures += 1
+        logger.error(
+            "Sensor %r raised in %s: %r%s",
+            sensor,
+            hook,
+            exc,
+            "" if first else " (again; logged with its traceback the first time)",
+            exc_info=exc if first else None,
+        )
+
     # -- hooks called on the delegate reach every sensor
     def on_message_in(self, tp: TP, messages: Sequence[Message]) -> None:
-        for sensor in self._sensors:
-            sensor.on_message_in(tp, messages)
+        self._dispatch("on_message_in", tp, messages)
 
     def on_message_out(self, tp: TP, count: int, offset: int) -> None:
-        for sensor in self._sensors:
-            sensor.on_message_out(tp, count, offset)
+        self._dispatch("on_message_out", tp, count, offset)
 
     def on_commit_initiated(self, offsets: Mapping[TP, int]) -> None:
-        for sensor in self._sensors:
-            sensor.on_commit_initiated(offsets)
+        self._dispatch("on_commit_initiated", offsets)
 
     def on_commit_completed(self, offsets: Mapping[TP, int], seconds: float) -> None:
-        for sensor in self._sensors:
-            sensor.on_commit_completed(offsets, seconds)
+        self._dispatch("on_commit_completed", offsets, seconds)
 
     def on_rebalance_start(self, revoked: set[TP]) -> None:
-        for sensor in self._sensors:
-            sensor.on_rebalance_start(revoked)
+        self._dispatch("on_rebalance_start", revoked)
 
     def on_rebalance_end(self, assigned: set[TP], seconds: float) -> None:
-        for sensor in self._sensors:
-            sensor.on_rebalance_end(assigned, seconds)
+        self._dispatch("on_rebalance_end", assigned, seconds)
 
     def on_agent_error(self, agent: str, exc: BaseException) -> None:
-        for sensor in self._sensors:
-            sensor.on_agent_error(agent, exc)
+        self._dispatch("on_agent_error", agent, exc)
 
     def on_decode_error(self, message: Message, exc: BaseException) -> None:
-        for sensor in self._sensors:
-            sensor.on_decode_error(message, exc)
+        self._dispatch("on_decode_error", message, exc)
 
     def on_dead_letter(self, message: Message, topic: str) -> None:
-        for sensor in self._sensors:
-            sensor.on_dead_letter(message, topic)
-
-    def on_send_completed(self, topic: str, count: int) -> None:
-        for sensor in self._sensors:
-            sensor.on_send_completed(topic, count)
+        self._dispatch("on_dead_letter", message, topic)
 
     def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
-        for sensor in self._sensors:
-            sensor.on_send_error(topic, count, exc)
+        self._dispatch("on_send_error", topic, count, exc)
 
     def on_changelog_records(self, table: str, count: int) -> None:
-        for sensor in self._sensors:
-            sensor.on_changelog_records(table, count)
+        self._dispatch("on_changelog_records", table, count)
 
     def on_recovery_progress(self, table: str, partition: int, read: int, total: int) -> None:
-        for sensor in self._sensors:
-            sensor.on_recovery_progress(table, partition, read, total)
+        self._dispatch("on_recovery_progress", table, partition, read, total)
 
     def __repr__(self) -> str:
         return f"<SensorDelegate: {len(self._sensors)} sensors>"

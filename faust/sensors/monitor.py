@@ -126,7 +126,6 @@ class Monitor(Sensor):
         self.messages_out: dict[TP, int] = {}
         self.decode_errors_by_topic: dict[str, int] = {}
         self.agents: dict[str, _AgentStats] = {}
-        self.sends_completed: dict[str, int] = {}
         self.send_errors: dict[str, int] = {}
         self.commits = 0
         self.commit_latency = Histogram(COMMIT_BUCKETS)
@@ -197,10 +196,6 @@ class Monitor(Sensor):
                 "message": f"{message.topic}[{message.partition}]@{message.offset} -> {topic}",
             }
         )
-
-    def on_send_completed(self, topic: str, count: int) -> None:
-        counts = self.sends_completed
-        counts[topic] = counts.get(topic, 0) + count
 
     def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
         counts = self.send_errors
@@ -418,11 +413,12 @@ class Monitor(Sensor):
 
     def _sends(self) -> dict[str, dict[str, int]]:
         producer = getattr(self.app, "_producer", None)
-        initiated: Mapping[str, int] = producer.initiated if producer is not None else {}
+        initiated: Mapping[str, int] = producer.counts.initiated if producer is not None else {}
+        acked: Mapping[str, int] = producer.counts.completed if producer is not None else {}
         sends: dict[str, dict[str, int]] = {}
-        for topic in {*initiated, *self.sends_completed, *self.send_errors}:
+        for topic in {*initiated, *acked, *self.send_errors}:
             started = initiated.get(topic, 0)
-            completed = self.sends_completed.get(topic, 0)
+            completed = acked.get(topic, 0)
             failed = self.send_errors.get(topic, 0)
             sends[topic] = {
                 "initiated": started,

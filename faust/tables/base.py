@@ -475,11 +475,11 @@ def _sensed(table: Collection, name: str, hook: str, sensors: list[Any]) -> Call
     of ``sensors`` with the table's name and the arguments."""
     method = getattr(type(table), name).__get__(table)
     label = table.name
+    call = table.app.sensors.call
 
     def sensed(*args: Any) -> Any:
         result = method(*args)
-        for sensor in sensors:
-            getattr(sensor, hook)(label, *args)
+        call(sensors, hook, label, *args)
         return result
 
     return sensed

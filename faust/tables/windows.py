@@ -564,7 +564,5 @@ class TableWindowing:
 def _tell_sensors(table: Table, window_key: Any, value: Any) -> None:
     """The per-operation hooks of a range read and written in one pass."""
     sensors = table.app.sensors
-    for sensor in sensors.wants("on_table_get"):
-        sensor.on_table_get(table.name, window_key)
-    for sensor in sensors.wants("on_table_set"):
-        sensor.on_table_set(table.name, window_key, value)
+    sensors.call(sensors.wants("on_table_get"), "on_table_get", table.name, window_key)
+    sensors.call(sensors.wants("on_table_set"), "on_table_set", table.name, window_key, value)

@@ -212,9 +212,9 @@ class OutgoingRecord:
     holds. ``holder`` is the message the record was sent on behalf of (or None): the
     producer took one of its refs, which :meth:`acked` gives back, so that message's
     offset is not committed before this record is stored. ``callback``, if given, is
-    called once with ``future`` when the record is acked or has failed. ``sensors`` (the
-    app's ``SensorDelegate``, or None) hears of the ack or the failure; a driver that
-    settles a batch of records at once tells it once per batch.
+    called once with ``future`` when the record is acked or has failed. ``counts`` (the
+    producer's ``SendCounts``, or None) counts the ack or the failure; a driver that
+    settles a batch of records at once counts them once per batch.
 
     The driver settles each record exactly once, with :meth:`acked` or :meth:`failed`.
     Slots, no defaults: one is made per record sent.
@@ -230,7 +230,7 @@ class OutgoingRecord:
         "future",
         "holder",
         "callback",
-        "sensors",
+        "counts",
     )
 
     def __init__(
@@ -244,7 +244,7 @@ class OutgoingRecord:
         future: asyncio.Future[RecordMetadata],
         holder: Message | None,
         callback: SendCallback | None,
-        sensors: Any = None,
+        counts: Any = None,
     ) -> None:
         self.topic = topic
         self.key = key
@@ -255,7 +255,7 @@ class OutgoingRecord:
         self.future = future
         self.holder = holder
         self.callback = callback
-        self.sensors = sensors
+        self.counts = counts
 
     def acked(self, metadata: RecordMetadata) -> None:
         """The broker stored the record at ``metadata``: resolve it, release its holder."""
@@ -265,9 +265,9 @@ class OutgoingRecord:
         holder = self.holder
         if holder is not None:
             holder.decref()
-        sensors = self.sensors
-        if sensors is not None:
-            sensors.on_send_completed(self.topic, 1)
+        counts = self.counts
+        if counts is not None:
+            counts.acked(self.topic, 1)
         callback = self.callback
         if callback is not None:
             self.callback = None  # called once, whatever the driver does
@@ -294,9 +294,9 @@ class OutgoingRecord:
                 holder.offset,
                 exc,
             )
-        sensors = self.sensors
-        if sensors is not None:
-            sensors.on_send_error(self.topic, 1, exc)
+        counts = self.counts
+        if counts is not None:
+            counts.failed(self.topic, 1, exc)
         callback = self.callback
         if callback is not None:
             self.callback = None  # called once, whatever the driver does

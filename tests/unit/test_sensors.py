@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -513,3 +514,40 @@ async def test_send_initiated_is_called_per_record_only_for_sensors_that_want_it
     assert len(sensor.topics) == 3
     assert app.monitor is not None
     assert app.monitor.snapshot()["sends"]["out"]["initiated"] == 4
+
+
+async def test_a_sensor_that_raises_is_logged_and_the_data_path_goes_on(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(faust.Sensor):
+        def on_message_in(self, tp, messages):  # type: ignore[no-untyped-def]
+            raise RuntimeError("sensor bug")
+
+        def on_table_set(self, table, key, value):  # type: ignore[no-untyped-def]
+            raise RuntimeError("sensor bug in a table hook")
+
+    topic = app.topic("data", key_type=str, value_type=int, partitions=1)
+    table = app.Table("sums", default=int, partitions=1)
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def sums(stream):
+        async for event in stream.events():
+            table[event.key] += event.value
+            seen.append(event.value)
+
+    app.sensors.add(Broken())
+    with caplog.at_level(logging.ERROR, logger="faust.sensors.base"):
+        await app.start()
+        for value in range(20):
+            await topic.send(key="k", value=value)
+        await eventually(lambda: len(seen) == 20)
+    assert table["k"] == sum(range(20))
+    assert app.sensors.failures >= 21  # each fetched batch, and each of the 20 writes
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert {str(r.exc_info[1]) for r in tracebacks if r.exc_info} == {
+        "sensor bug",
+        "sensor bug in a table hook",
+    }  # once per hook; the repeats are one line each
+    assert app.monitor is not None
+    assert app.monitor.snapshot()["topics"]["data"]["messages_in"] == 20  # others still hear
