@@ -139,7 +139,7 @@ def _agents(snap: dict[str, Any], monitor: Any) -> Iterator[Metric]:
     events_out = _counter("faust_agent_events_out", "Events the agent took", ["agent"])
     latency = _histogram(
         "faust_agent_processing_seconds",
-        "The agent's busy time per event (measured per batch of events, see docs)",
+        "The agent's busy time per event: each batch's mean (faust.sensors.base.StreamStats)",
         ["agent"],
     )
     for name, agent in sorted(snap["agents"].items()):
