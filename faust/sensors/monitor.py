@@ -279,7 +279,9 @@ class Monitor(Sensor):
         ``events_in`` of a topic is what was decoded from it (messages in minus decode
         errors); ``messages_out`` what was fully processed. An agent's ``events_in`` is
         what was delivered to its queue, ``events_out`` what it took from it (equal once
-        it is idle); ``mean_seconds`` its busy time per event. A partition's ``lag`` is
+        it is idle; an event handed back for a retry is taken again); ``mean_seconds``
+        its busy time per event. A table's ``size`` is the keys held here (RocksDB: its
+        estimate, which counting every key would not be). A partition's ``lag`` is
         its end offset minus its committed offset (minus the offset it started at
         before a first commit). A recovery ``state`` is ``recovering``, ``recovered`` or
         ``standby``.
