@@ -281,7 +281,7 @@ class Monitor(Sensor):
         what was delivered to its queue, ``events_out`` what it took from it (equal once
         it is idle; an event handed back for a retry is taken again); ``mean_seconds``
         its busy time per event. A table's ``size`` is the keys held here (RocksDB: its
-        estimate, which counting every key would not be). A partition's ``lag`` is
+        estimate; an exact count reads every key). A partition's ``lag`` is
         its end offset minus its committed offset (minus the offset it started at
         before a first commit). A recovery ``state`` is ``recovering``, ``recovered`` or
         ``standby``.
