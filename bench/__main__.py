@@ -24,6 +24,9 @@ Cases (Kafka unless said otherwise):
   rss  peak RSS of a worker process holding --rss-keys keys in a RocksDB table (the
        worker is killed above --rss-limit MB: the machine is shared)
 
+The cost of the default sensors and /metrics (a, b and d with them and without) is
+``python -m bench.sensors`` (see bench/sensors.py).
+
 Rates are events per CPU-second of this process (``time.process_time``) from the first
 event to the last: the broker's CPU and consumer-group joins are not counted. Restore (f)
 is records per wall-clock second (I/O and CPU); latency (g) is wall clock. The yardstick of

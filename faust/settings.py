@@ -151,6 +151,12 @@ class Settings:
     #: Seconds between expiry runs of windowed tables (closing old windows).
     table_cleanup_interval: float = 30.0
 
+    # -- sensors
+    #: Keep the in-memory ``app.monitor`` (counters behind ``/metrics`` and the
+    #: dashboard). False leaves ``app.sensors`` empty and ``app.monitor`` None: hooks go
+    #: nowhere (sensors added with ``app.sensors.add`` still get them).
+    sensors_enabled: bool = True
+
     # -- web (the worker's HTTP server: views, table routes, health, metrics)
     #: Run the web server in the worker (``faust worker --without-web`` turns it off). A
     #: client (``client_only``, ``producer_only``) and ``app.start()`` never start it.
@@ -508,6 +514,7 @@ _COERCERS: dict[str, Any] = {
     "web_enabled": _bool,
     "web_bind": _string,
     "web_port": _web_port,
+    "sensors_enabled": _bool,
     "web_host": _string,
     "canonical_url": _url,
     "web_cors_options": _cors_options,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from .base import Message, OutgoingRecord, ProducerDriver, RecordMetadata, SendCallback
 
@@ -30,9 +31,54 @@ DRAIN_CHUNK = 5_000
 BUFFER_HIGH = 20_000
 
 
+class SendCounts:
+    """Records sent per topic: handed to the producer, and acked by the broker.
+
+    Counted inline (a dict update per record handed over, and per ack batch; on the
+    embedded broker, which acks each record on its own, per record) and read by the
+    Monitor when asked; sensors overriding ``on_send_initiated``/``on_send_completed``
+    are called too. A failure reaches every sensor's ``on_send_error``.
+    """
+
+    __slots__ = ("initiated", "completed", "sensors", "_initiated_sensors", "_completed_sensors")
+
+    def __init__(self, sensors: Any = None) -> None:
+        self.initiated: dict[str, int] = {}
+        self.completed: dict[str, int] = {}
+        self.sensors = sensors
+        # The delegate's own lists, kept up to date by it: usually empty.
+        self._initiated_sensors: list[Any] = (
+            sensors.wants("on_send_initiated") if sensors is not None else []
+        )
+        self._completed_sensors: list[Any] = (
+            sensors.wants("on_send_completed") if sensors is not None else []
+        )
+
+    def handed_over(self, topic: str) -> None:
+        initiated = self.initiated
+        initiated[topic] = initiated.get(topic, 0) + 1
+        if self._initiated_sensors:
+            self.sensors.call(self._initiated_sensors, "on_send_initiated", topic, 1)
+
+    def acked(self, topic: str, count: int) -> None:
+        completed = self.completed
+        completed[topic] = completed.get(topic, 0) + count
+        if self._completed_sensors:
+            self.sensors.call(self._completed_sensors, "on_send_completed", topic, count)
+
+    def failed(self, topic: str, count: int, exc: BaseException) -> None:
+        if self.sensors is not None:
+            self.sensors.on_send_error(topic, count, exc)
+
+
 class Producer:
-    def __init__(self, driver: ProducerDriver) -> None:
+    """``sensors``, the app's ``SensorDelegate``: what is sent is counted per topic in
+    :attr:`counts` (see :class:`SendCounts`)."""
+
+    def __init__(self, driver: ProducerDriver, sensors: Any = None) -> None:
         self.driver = driver
+        #: Records handed over and acked, per topic.
+        self.counts = SendCounts(sensors)
         self._send_now = getattr(driver, "send_now", None)
         self._buffer: list[OutgoingRecord] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -104,11 +150,12 @@ class Producer:
                 callback=callback,
             )
         self.sent += 1
+        self.counts.handed_over(topic)
         fut: asyncio.Future[RecordMetadata] = self._get_loop().create_future()
         if holder is not None:
             holder.refcount += 1
         record = OutgoingRecord(
-            topic, key, value, partition, timestamp, headers, fut, holder, callback
+            topic, key, value, partition, timestamp, headers, fut, holder, callback, self.counts
         )
         try:
             await self.driver.send_many((record,))
@@ -138,6 +185,9 @@ class Producer:
         is called once with the future when it is done (see :class:`OutgoingRecord`).
         """
         self.sent += 1
+        # Counted here, per record, for exact per-topic figures: ~0.1 µs next to the
+        # ~3 µs a record costs on its way to the broker.
+        self.counts.handed_over(topic)
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._get_loop()
@@ -145,7 +195,7 @@ class Producer:
         if holder is not None:
             holder.refcount += 1
         record = OutgoingRecord(
-            topic, key, value, partition, timestamp, headers, fut, holder, callback
+            topic, key, value, partition, timestamp, headers, fut, holder, callback, self.counts
         )
         if self._send_now is not None:
             self._send_now(record)

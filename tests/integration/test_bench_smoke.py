@@ -62,3 +62,28 @@ def test_bench_prints_every_case(kafka_bootstrap: str) -> None:
         assert FIGURE.search(columns[2]), (case, columns)
         assert columns[6] in ("met", "NOT MET", "-"), (case, columns)
     assert took < BUDGET
+
+
+def test_bench_sensors_prints_the_cost_of_every_case(kafka_bootstrap: str) -> None:
+    """``python -m bench.sensors`` (sensors and /metrics on against off) on small data."""
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sensors", "--events", "2000", "--runs", "1"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+    )
+    assert result.returncode == 0, f"python -m bench.sensors failed:\n{result.stderr[-4000:]}"
+    rows = {
+        line.split()[0]: line
+        for line in result.stdout.splitlines()
+        if line.split() and line.split()[0] in ("a", "b", "d")
+    }
+    assert sorted(rows) == ["a", "b", "d"], result.stdout
+    for line in rows.values():
+        assert re.search(r"ev/s .* -?\d+\.\d% +(met|NOT MET)$", line), line
+    # Every on-run rendered /metrics at least once.
+    assert re.search(r"[1-9]\d* /metrics renders", result.stdout), result.stdout

@@ -184,6 +184,9 @@ class _Batch:
         topic, partition, offset = self.topic, self.partition, meta.offset
         # timestamp_type 1 is LogAppendTime: the broker chose the timestamp.
         appended = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else None
+        counts = records[0].counts if records else None
+        if counts is not None:
+            counts.acked(topic, len(records))
         for record, timestamp_ms in zip(records, self.timestamps, strict=True):
             ts = timestamp_ms / 1000.0 if appended is None else appended
             # record.acked() inlined: this runs once per record sent.
