@@ -92,6 +92,8 @@
 
   function render(data) {
     const app = data.app || {};
+    // The server's time of the data shown (tests wait for a response newer than theirs).
+    document.body.dataset.time = String(data.time);
     $("app-id").textContent = app.id || "Faust";
     document.title = `${app.id || "Faust"} · Faust dashboard`;
     $("worker-url").textContent = app.url || "";
@@ -202,7 +204,7 @@
         kind.replace(/_/g, " "), el("b", { "data-value": n, text: fmt(n) }))));
     const recent = errors.recent || [];
     $("errors-summary").textContent = recent.length ? `${recent.length} most recent` : "";
-    const rows = recent.slice().reverse().map((e) => el("tr", {},
+    const rows = recent.slice().reverse().map((e) => el("tr", { "data-kind": e.kind },
       el("td", { class: "when", text: e.time ? new Date(e.time * 1000).toLocaleTimeString() : "" }),
       el("td", { class: "mono", text: e.kind || "" }),
       el("td", { class: "mono", text: e.where || "" }),
