@@ -393,6 +393,9 @@ def rss_worker(bootstrap: str, topic_name: str, keys: int, datadir: str, app_id:
         store="rocksdb://",
         datadir=datadir,
         topic_partitions=PARTITIONS,
+        # A worker's web server is part of its memory; any free port, so that a bench
+        # run does not collide with a worker on 6066.
+        web_port=0,
     )
     topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=PARTITIONS)
     table = app.Table(RSS_TABLE, default=float, partitions=PARTITIONS)

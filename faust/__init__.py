@@ -14,6 +14,8 @@ is a dict that survives crashes::
             print(f'Hello {name}')
 """
 
+from typing import TYPE_CHECKING
+
 # ``faust.cli.option`` / ``faust.cli.argument`` declare @app.command options: the
 # subpackage is part of the public API, so ``import faust`` must be enough to use it.
 from . import cli
@@ -50,9 +52,30 @@ from .worker import Worker
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from . import web
+    from .web.blueprints import Blueprint
+    from .web.views import View
+
+# The web layer (aiohttp) is imported on first use: a program that only sends or runs
+# agents does not pay for it at ``import faust``.
+_WEB_NAMES = {"View": "faust.web.views", "Blueprint": "faust.web.blueprints"}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name == "web":
+        return importlib.import_module("faust.web")
+    if name in _WEB_NAMES:
+        return getattr(importlib.import_module(_WEB_NAMES[name]), name)
+    raise AttributeError(f"module 'faust' has no attribute {name!r}")
+
+
 __all__ = [
     "Agent",
     "App",
+    "Blueprint",
     "BooleanField",
     "Channel",
     "DatetimeField",
@@ -83,7 +106,9 @@ __all__ = [
     "Topic",
     "ValidationError",
     "ValueDecodeError",
+    "View",
     "Worker",
     "cli",
     "current_event",
+    "web",
 ]

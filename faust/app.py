@@ -13,7 +13,7 @@ import inspect
 import logging
 import pkgutil
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .agents import Agent
 from .agents.replies import ReplyConsumer
@@ -31,6 +31,10 @@ from .topics import Topic
 from .transport.base import TP, TopicSpec, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
+
+if TYPE_CHECKING:  # aiohttp is imported only by apps that use the web server
+    from .web.server import WebServer
+    from .web.views import View
 
 __all__ = ["App"]
 
@@ -82,6 +86,7 @@ class App:
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
         self.on_crash: Callable[[str], None] | None = None
         self.tables = TableManager(self)
+        self._web: WebServer | None = None
         self.started = False
 
         self.on_configured = Signal("on_configured", self)
@@ -279,6 +284,51 @@ class App:
         """Start a :class:`~faust.Service` (class or instance) with the app."""
         self.services.append(cls)
         return cls
+
+    # -- web
+    @property
+    def web(self) -> WebServer:
+        """The worker's web server (the worker starts it; see :mod:`faust.web`)."""
+        if self._web is None:
+            from .web.server import WebServer
+
+            self._web = WebServer(self)
+        return self._web
+
+    def page(
+        self,
+        path: str,
+        *,
+        base: type[View] | None = None,
+        cors_options: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Callable[[Any], type[View]]:
+        """Serve a view at ``path`` on the worker's web server: an ``async def`` taking
+        ``(self, request, **params)``, or a :class:`~faust.View` subclass.
+
+        Example::
+
+            @app.page('/count/{word}/')
+            async def count(self, request, word):
+                return self.json({'word': word, 'count': counts[word]})
+        """
+        from .web.views import View
+
+        view_base = View if base is None else base
+
+        def _decorate(fun: Any) -> type[View]:
+            if inspect.isclass(fun):
+                if not issubclass(fun, View):
+                    raise TypeError(f"@app.page on a class: {fun!r} must subclass faust.View")
+                view: type[View] = fun
+            else:
+                view = view_base.from_handler(fun)
+            view.view_name = name or view.__name__
+            view.view_path = path
+            self.web.add_view(view, path, name=view.view_name, cors_options=cors_options)
+            return view
+
+        return _decorate
 
     def command(self, *options: Any, name: str | None = None, **kwargs: Any) -> Any:
         """Add a command to the app's CLI (``faust -A app NAME`` / ``python app.py NAME``).

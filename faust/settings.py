@@ -150,11 +150,24 @@ class Settings:
     #: Seconds between expiry runs of windowed tables (closing old windows).
     table_cleanup_interval: float = 30.0
 
-    # -- web (where other workers and clients reach this one)
-    web_host: str = "localhost"
+    # -- web (the worker's HTTP server: views, table routes, health, metrics)
+    #: Run the web server in the worker (``faust worker --without-web`` turns it off). A
+    #: client (``client_only``, ``producer_only``) and ``app.start()`` never start it.
+    web_enabled: bool = True
+    #: The interface the server listens on (``127.0.0.1`` for this machine only).
+    web_bind: str = "0.0.0.0"
+    #: The port it listens on; 0 takes a free port when the server starts (tests, and
+    #: several workers on one machine): ``canonical_url`` then has the real port.
     web_port: int = 6066
-    #: The URL other workers use for this one; default http://{web_host}:{web_port}.
+    #: The host name other workers and clients reach this one by.
+    web_host: str = "localhost"
+    #: The URL other workers use for this one (advertised in the consumer group's
+    #: assignment); default ``http://{web_host}:{web_port}``.
     canonical_url: str = ""
+    #: CORS for every view, e.g. ``{'*': {'allow_methods': '*', 'allow_headers': '*'}}``
+    #: (origin -> options; see :mod:`faust.web.cors`); ``app.page(cors_options=...)``
+    #: overrides it per view. None: no CORS headers. From the environment: JSON.
+    web_cors_options: dict[str, Any] | None = None
 
     # -- logging (applied by the worker; see faust/logs.py)
     #: A :func:`logging.config.dictConfig` dict the worker applies at start, e.g.
@@ -213,7 +226,28 @@ class Settings:
             self.reply_to = f"{self.id}-reply-{uuid.uuid4().hex[:12]}"
         self.datadir = self.datadir.replace("{appid}", self.id)
         if not self.canonical_url:
-            self.canonical_url = f"http://{self.web_host}:{self.web_port}"
+            self.canonical_url = self._default_url()
+
+    def _default_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    def set_web_address(self, *, host: str | None = None, port: int | None = None) -> None:
+        """Change ``web_host``/``web_port`` (the CLI's ``--web-host``/``--web-port``, or
+        the port a ``web_port=0`` server got); ``canonical_url`` follows unless it was
+        set to another address.
+
+        >>> s = Settings.from_sources('demo', {}, environ={})
+        >>> s.set_web_address(port=6067)
+        >>> s.canonical_url
+        'http://localhost:6067'
+        """
+        follows = self.canonical_url == self._default_url()
+        if host is not None:
+            self.web_host = _coerce("web_host", host)
+        if port is not None:
+            self.web_port = _coerce("web_port", port)
+        if follows:
+            self.canonical_url = self._default_url()
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -333,11 +367,29 @@ def _acks(value: Any) -> int:
     raise ValueError(f"expected -1 (or 'all'), 0 or 1, got {value!r}")
 
 
-def _port(value: Any) -> int:
-    port = _positive_int(value)
+def _web_port(value: Any) -> int:
+    port = _non_negative_int(value)
     if port > 65535:
-        raise ValueError(f"expected a TCP port (1-65535), got {value!r}")
+        raise ValueError(f"expected a TCP port (1-65535, or 0 for any free one), got {value!r}")
     return port
+
+
+def _url(value: Any) -> str:
+    url = _string(value).strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return url
+
+
+def _cors_options(value: Any) -> dict[str, Any] | None:
+    from .web.cors import check_cors_options
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except ValueError as exc:
+            raise ValueError(f"expected a JSON object of origin -> options: {exc}") from None
+    return check_cors_options(value)
 
 
 def _credentials(value: Any) -> Any:
@@ -444,9 +496,12 @@ _COERCERS: dict[str, Any] = {
     "producer_max_request_size": _positive_int,
     "table_standby_replicas": _non_negative_int,
     "table_cleanup_interval": _positive_float,
+    "web_enabled": _bool,
+    "web_bind": _string,
+    "web_port": _web_port,
     "web_host": _string,
-    "web_port": _port,
-    "canonical_url": _string,
+    "canonical_url": _url,
+    "web_cors_options": _cors_options,
     "logging_config": _logging_config,
     "log_format": _choice(*LOG_FORMATS),
 }

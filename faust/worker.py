@@ -130,6 +130,14 @@ class Worker:
         self.app.discover()
         datadir_lock = open_stores(self.app)
         try:
+            # Before the app: health checks answer while it starts and recovers, and the
+            # URL it advertises to the group is the one really listened on.
+            await self._start_web()
+        except BaseException:
+            if datadir_lock is not None:
+                datadir_lock.release()
+            raise
+        try:
             # Ctrl-C must work while the start waits (e.g. for an unreachable broker).
             starting = asyncio.ensure_future(self.app.start())
             stopping = asyncio.ensure_future(self._stop_requested.wait())
@@ -163,9 +171,23 @@ class Worker:
                 await self.app.stop()
             except Exception:
                 logger.exception("Error while stopping the worker")
+            # Last: health checks answer (not ready) until the app has stopped.
+            if self.web_enabled:
+                await self.app.web.stop()
             if datadir_lock is not None:
                 datadir_lock.release()
             logger.info("Worker stopped")
+
+    @property
+    def web_enabled(self) -> bool:
+        """Whether this worker runs the web server (``web_enabled``; never for a
+        client)."""
+        conf = self.app.conf
+        return bool(conf.web_enabled and not conf.client_only and not conf.producer_only)
+
+    async def _start_web(self) -> None:
+        if self.web_enabled:
+            await self.app.web.start()
 
     def _log_format(self) -> str:
         return self.log_format or self.app.conf.log_format
@@ -200,6 +222,7 @@ class Worker:
             f"  broker    {';'.join(conf.broker)}",
             f"  store     {conf.store}",
             f"  agents    {len(self.app.agents)}",
+            f"  web       {self.app.web.url if self.web_enabled else 'off'}",
             f"  loop      {'uvloop' if uvloop else 'asyncio'}",
             f"  pid       {os.getpid()}",
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -11,6 +12,12 @@ import pytest
 import faust
 
 _ids = itertools.count()
+
+# Every worker runs a web server, on port 6066 by default: the workers the tests start
+# (in this process, and the subprocesses, which inherit this environment) take a free
+# port each instead, so that several workers, or several test runs, on one machine do
+# not collide. A test that needs a fixed port gives FAUST_WEB_PORT or web_port itself.
+os.environ["FAUST_WEB_PORT"] = "0"
 
 
 @pytest.fixture

@@ -120,9 +120,28 @@ def _as_json(ctx: click.Context) -> bool:
 @click.option(
     "--json-logs", is_flag=True, help="Log one JSON object per line (setting log_format='json')."
 )
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of the web server (setting web_port, default 6066; 0: any free port).",
+)
+@click.option(
+    "--web-bind", default=None, help="Interface it listens on (web_bind, default 0.0.0.0)."
+)
+@click.option("--web-host", default=None, help="Host name other workers reach it by (web_host).")
+@click.option("--without-web", is_flag=True, help="Run no web server (web_enabled=False).")
 @click.pass_context
 def worker(
-    ctx: click.Context, loglevel: str, logfile: str | None, quiet: bool, json_logs: bool
+    ctx: click.Context,
+    loglevel: str,
+    logfile: str | None,
+    quiet: bool,
+    json_logs: bool,
+    web_port: int | None,
+    web_bind: str | None,
+    web_host: str | None,
+    without_web: bool,
 ) -> None:
     """Start a worker for the app (stop with Ctrl-C)."""
     from ..worker import Worker
@@ -130,6 +149,11 @@ def worker(
     app = _require_app(ctx)
     if logfile is not None:
         _check_logfile(logfile)
+    if without_web:
+        app.conf.web_enabled = False
+    if web_bind is not None:
+        app.conf.web_bind = web_bind
+    app.conf.set_web_address(host=web_host, port=web_port)
     log_format = "json" if json_logs else None
     sys.exit(
         Worker(

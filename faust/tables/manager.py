@@ -116,6 +116,15 @@ class TableManager:
         """True while assigned table partitions are being restored from their changelogs."""
         return not self._recovered.is_set()
 
+    def partitions_to_recover(self) -> dict[str, list[int]]:
+        """Table name -> the partitions assigned here and not restored yet (for
+        ``/health/ready``); empty while no recovery runs or it only runs the tables'
+        ``on_recover`` callbacks."""
+        pending: dict[str, list[int]] = {}
+        for tp in sorted(self._active - self._restored):
+            pending.setdefault(self._by_changelog[tp.topic].name, []).append(tp.partition)
+        return pending
+
     async def wait_recovered(self) -> None:
         """Return once no recovery is in progress (at once if none is)."""
         await self._recovered.wait()

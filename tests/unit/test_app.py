@@ -344,7 +344,7 @@ def test_kafka_client_settings() -> None:
         ({"producer_acks": 2}, "Setting producer_acks: expected -1 (or 'all'), 0 or 1, got 2"),
         ({"producer_compression_type": "rar"}, "expected one of gzip, snappy, lz4, zstd"),
         ({"broker_credentials": ("u", "p")}, "expected faust.SASLCredentials(...)"),
-        ({"web_port": 70000}, "expected a TCP port (1-65535), got 70000"),
+        ({"web_port": 70000}, "expected a TCP port (1-65535, or 0 for any free one), got 70000"),
     ],
 )
 def test_wrong_kafka_settings(options: dict, expected: str) -> None:
