@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from .views import error_response
 
 __all__ = ["add_routes", "dashboard_data"]
 
@@ -45,9 +46,7 @@ def add_routes(web_app: web.Application, app: Any) -> None:
         name = request.match_info["name"]
         content_type = STATIC_FILES.get(name)
         if content_type is None:
-            raise web.HTTPNotFound(
-                text=f'{{"error": "no dashboard file {name!r}"}}', content_type="application/json"
-            )
+            return error_response(404, f"no dashboard file {name!r}: try {sorted(STATIC_FILES)}")
         return _static_response(name, content_type)
 
     async def data(request: web.Request) -> web.Response:
@@ -82,7 +81,7 @@ def dashboard_data(app: Any) -> dict[str, Any]:
         >>> import faust
         >>> data = dashboard_data(faust.App('dash-doc'))
         >>> data['app']['id'], data['app']['state'], data['agents']
-        ('dash-doc', 'stopped', [])
+        ('dash-doc', 'starting', [])
     """
     snapshot = _snapshot(app)
     now = time.time()
@@ -115,7 +114,8 @@ def _own_url(app: Any) -> str:
 
 def _state(app: Any) -> str:
     if not app.started:
-        return "stopped"
+        # The worker's web server answers before the app has started.
+        return "starting"
     if app.ready:
         return "running"
     return "recovering" if app.tables.recovering else "starting"
@@ -162,15 +162,18 @@ def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _tables(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    recovering = app.tables.partitions_to_recover()
     rows = []
     for table in app.tables:
+        pending = recovering.get(table.name, [])
         rows.append(
             {
                 "name": table.name,
                 "size": table.size() if app.started else 0,
                 "partitions": len(table.active_partitions),
                 "global": bool(table.is_global),
-                "state": "recovering" if app.tables.recovering else "recovered",
+                "state": "recovering" if pending else "recovered",
+                "recovering_partitions": pending,
             }
         )
     return rows

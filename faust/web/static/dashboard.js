@@ -173,8 +173,9 @@
   }
 
   function stateLabel(table) {
-    if (table.state === "recovering" && table.recovery_remaining) {
-      return `recovering · ${fmt(table.recovery_remaining)} left`;
+    const pending = (table.recovering_partitions || []).length;
+    if (table.state === "recovering" && pending) {
+      return `recovering · ${pending} partition${pending === 1 ? "" : "s"} left`;
     }
     return table.state || "unknown";
   }
