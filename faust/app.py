@@ -33,6 +33,7 @@ from .transport.consumer import Consumer
 from .transport.producer import Producer
 
 if TYPE_CHECKING:  # aiohttp is imported only by apps that use the web server
+    from .web.routing import Router
     from .web.server import WebServer
     from .web.views import View
 
@@ -86,6 +87,7 @@ class App:
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
         self.on_crash: Callable[[str], None] | None = None
         self.tables = TableManager(self)
+        self._router: Router | None = None
         self._web: WebServer | None = None
         self.started = False
 
@@ -369,6 +371,85 @@ class App:
     def SetGlobalTable(self, name: str, **kwargs: Any) -> SetGlobalTable:  # noqa: N802
         """A SetTable every worker holds in full."""
         return self.tables.add(SetGlobalTable(self, name, **kwargs))
+
+    # -- web routing
+    @property
+    def router(self) -> Router:
+        """Which worker owns each key of a table or topic (:class:`faust.web.routing.Router`).
+
+        Example::
+
+            url = app.router.key_store('counts', 'apple')   # None while nobody owns it
+        """
+        if self._router is None:
+            from .web.routing import Router
+
+            self._router = Router(self)
+            # Its connections to other workers end with the app.
+            self.on_shutdown.connect(_close_router)
+        return self._router
+
+    def table_route(
+        self,
+        table: Any,
+        shard_param: str | None = None,
+        *,
+        query_param: str | None = None,
+        match_info: str | None = None,
+        exact_key: Any = None,
+    ) -> Callable[[F], F]:
+        """Serve the decorated view on the worker that owns the key's table partition,
+        forwarding the request there from any other worker (503 while nobody owns it).
+
+        The key is the path parameter ``match_info``, the query parameter
+        ``query_param`` (``shard_param`` is its older name) or ``exact_key``.
+
+        Example::
+
+            @app.page('/count/{word}/')
+            @app.table_route(table=counts, match_info='word')
+            async def get_count(web, request, word):
+                return web.json({word: counts[word]})
+        """
+        from .web.routing import table_route
+
+        return table_route(
+            self,
+            table,
+            shard_param,
+            query_param=query_param,
+            match_info=match_info,
+            exact_key=exact_key,
+        )
+
+    def topic_route(
+        self,
+        topic: Any,
+        shard_param: str | None = None,
+        *,
+        query_param: str | None = None,
+        match_info: str | None = None,
+        exact_key: Any = None,
+    ) -> Callable[[F], F]:
+        """Like :meth:`table_route`, by the partition of ``topic`` a key goes to.
+
+        Example::
+
+            @app.page('/orders/{account}/')
+            @app.topic_route(topic=orders, match_info='account')
+            async def pending(web, request, account):
+                return web.json(pending_orders.get(account, []))
+        """
+        from .web.routing import topic_route
+
+        return topic_route(
+            self,
+            topic,
+            shard_param,
+            query_param=query_param,
+            match_info=match_info,
+            exact_key=exact_key,
+        )
 
     def backlogged(self) -> bool:
         """True while this app holds more unsent work than it should; the consumer
@@ -693,6 +774,10 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id}: {len(self.agents)} agents>"
+
+
+async def _close_router(app: App) -> None:
+    await app.router.close()
 
 
 def _instantiate(cls: type[Service], app: App) -> Service:

@@ -192,6 +192,12 @@ class ConsumerDriver(abc.ABC):
         """Partitions this member follows as a standby since the last rebalance."""
         return set()
 
+    def routing(self) -> Mapping[str, frozenset[TP]]:
+        """Each group member's URL and the partitions it reads, as of the last completed
+        rebalance; empty before the first one and while one is in progress (nobody can
+        say then who reads what). Table and topic routes forward requests by it."""
+        return {}
+
 
 #: Called once when a sent record is acked or has failed, with the record's future (done):
 #: ``future.result()`` is its :class:`RecordMetadata` (or raises the error),

@@ -138,6 +138,14 @@ class MemoryBroker:
         if group is not None and consumer in group.members:
             self._rebalance(group)
 
+    def routing(self, group_id: str) -> dict[str, frozenset[TP]]:
+        """Each member's URL and partitions; empty while a member has not yet taken its
+        new assignment (a rebalance in progress)."""
+        group = self.groups.get(group_id)
+        if group is None or any(m._pending is not None for m in group.members):
+            return {}
+        return {m.url: frozenset(m._assigned) for m in group.members if m.url}
+
     def _rebalance_all(self, topic: str) -> None:
         for group in self.groups.values():
             if any(topic in member.topics for member in group.members):
@@ -173,11 +181,14 @@ class MemoryConsumer(ConsumerDriver):
         group_id: str,
         listener: RebalanceListener,
         auto_offset_reset: str = "earliest",
+        url: str = "",
     ) -> None:
         self.broker = broker
         self.group_id = group_id
         self.listener = listener
         self.auto_offset_reset = auto_offset_reset
+        #: Where this member's app answers (its ``canonical_url``), for routing.
+        self.url = url
         self.topics: set[str] = set()
         self.wakeup = asyncio.Event()
         self._assigned: set[TP] = set()
@@ -281,6 +292,9 @@ class MemoryConsumer(ConsumerDriver):
     def assignment(self) -> set[TP]:
         return set(self._assigned)
 
+    def routing(self) -> Mapping[str, frozenset[TP]]:
+        return self.broker.routing(self.group_id)
+
     async def committed(self, tp: TP) -> int | None:
         group = self.broker.groups.get(self.group_id)
         return None if group is None else group.committed.get(tp)
@@ -346,8 +360,10 @@ class MemoryTransport(Transport):
         self.broker = broker
 
     def create_consumer(self, group_id: str, listener: RebalanceListener) -> MemoryConsumer:
-        reset = self.app.conf.consumer_auto_offset_reset if self.app is not None else "earliest"
-        return MemoryConsumer(self.broker, group_id, listener, reset)
+        app = self.app
+        reset = app.conf.consumer_auto_offset_reset if app is not None else "earliest"
+        url = app.conf.canonical_url if app is not None else ""
+        return MemoryConsumer(self.broker, group_id, listener, reset, url)
 
     def create_producer(self) -> MemoryProducer:
         return MemoryProducer(self.broker)

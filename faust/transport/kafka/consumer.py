@@ -42,9 +42,12 @@ class _Rebalance(ConsumerRebalanceListener):
         self.consumer = consumer
         self._held: set[TP] = set()
         self._since = time.monotonic()
+        #: From the revoke to the assignment: the routing map is the last generation's.
+        self.in_progress = False
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         tps = {TP(tp.topic, tp.partition) for tp in revoked}
+        self.in_progress = True
         self._held = set(self.consumer.assigned)
         self._since = time.monotonic()
         logger.debug(
@@ -58,6 +61,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         tps = {TP(tp.topic, tp.partition) for tp in assigned}
         self.consumer.assigned = tps
+        self.in_progress = False
         # Joining the group took answers from the coordinator.
         connection_log.succeeded()
         logger.info(
@@ -285,6 +289,9 @@ class KafkaConsumer(ConsumerDriver):
 
     def standby_partitions(self) -> set[TP]:
         return set(self.assignor.standbys)
+
+    def routing(self) -> Mapping[str, frozenset[TP]]:
+        return {} if self._rebalance.in_progress else self.assignor.routing
 
     def assignment(self) -> set[TP]:
         consumer = self._consumer
