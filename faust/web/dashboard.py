@@ -70,11 +70,24 @@ def _static_response(name: str, content_type: str) -> web.Response:
 
 
 def dashboard_data(app: Any) -> dict[str, Any]:
-    """What ``/dashboard/data.json`` answers for ``app``: a JSON-ready dict.
+    """What ``/dashboard/data.json`` answers for ``app``: a JSON-ready dict, built from
+    the app's state and ``app.monitor.snapshot()``.
 
-    Keys: ``app`` (id, version, url, state), ``time`` (the server's clock, seconds),
-    ``window`` (seconds of history), ``workers``, ``partitions``, ``agents``, ``tables``
-    and ``errors``.
+    ============== =====================================================================
+    ``app``        ``id``, ``version``, ``url`` (this worker), ``state`` (``starting``,
+                   ``recovering``, ``running``)
+    ``time``       the worker's clock (unix seconds); ``window``: seconds of history
+    ``workers``    ``[{url, self, partitions: {topic: [partition]}}]``, the group's
+    ``partitions`` ``[{topic, partition, committed, end, lag}]`` read here (not the
+                   tables' changelogs, which are never consumed as streams)
+    ``agents``     ``[{name, events, rate, buffered, mean_seconds, history}]``;
+                   ``events`` taken by the agent, ``rate`` events/s in the last
+                   second, ``history`` ``[[unix time, events/s], ...]``
+    ``tables``     ``[{name, size, partitions, global, state, recovery}]``; ``state``
+                   ``recovering`` while a partition of it is, else ``recovered``
+    ``errors``     ``counts`` by kind, ``total`` (decode + agent + send errors),
+                   ``dead_lettered``, ``recent`` (``[{time, kind, message}]``)
+    ============== =====================================================================
 
     Example::
 
@@ -84,7 +97,6 @@ def dashboard_data(app: Any) -> dict[str, Any]:
         ('dash-doc', 'starting', [])
     """
     snapshot = _snapshot(app)
-    now = time.time()
     return {
         "app": {
             "id": app.conf.id,
@@ -92,13 +104,13 @@ def dashboard_data(app: Any) -> dict[str, Any]:
             "url": _own_url(app),
             "state": _state(app),
         },
-        "time": now,
-        "window": float(snapshot.get("window") or DEFAULT_WINDOW),
+        "time": snapshot.get("time") or time.time(),
+        "window": DEFAULT_WINDOW,
         "workers": _workers(app),
         "partitions": _partitions(app, snapshot),
         "agents": _agents(app, snapshot),
         "tables": _tables(app, snapshot),
-        "errors": _errors(app, snapshot),
+        "errors": _errors(snapshot),
     }
 
 
@@ -121,13 +133,6 @@ def _state(app: Any) -> str:
     return "recovering" if app.tables.recovering else "starting"
 
 
-def _assignment(app: Any) -> set[Any]:
-    consumer = app.consumer
-    if consumer is None:
-        return set()
-    return set(consumer.driver.assignment())
-
-
 def _by_topic(tps: Iterable[Any]) -> dict[str, list[int]]:
     topics: dict[str, list[int]] = {}
     for tp in tps:
@@ -136,54 +141,84 @@ def _by_topic(tps: Iterable[Any]) -> dict[str, list[int]]:
 
 
 def _workers(app: Any) -> list[dict[str, Any]]:
+    """The group's workers and their partitions, from the assignment's routing; this
+    worker from its own assignment when the group has none to tell (a rebalance)."""
     own = _own_url(app)
-    return [{"url": own, "self": True, "partitions": _by_topic(_assignment(app))}]
-
-
-def _partitions(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
-    consumer = app.consumer
-    committed = consumer.committed if consumer is not None else {}
-    rows = []
-    for tp in sorted(_assignment(app)):
-        offset = committed.get(tp)
-        rows.append(
-            {"topic": tp.topic, "partition": tp.partition, "committed": offset, "end": None}
-        )
-    for row in rows:
-        row["lag"] = None
-    return rows
-
-
-def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    routing = app.router.routing()
+    if own not in routing:
+        consumer = app.consumer
+        routing[own] = _by_topic(consumer.driver.assignment() if consumer is not None else ())
     return [
-        {"name": name, "events": 0, "rate": 0.0, "errors": 0, "history": []}
-        for name in sorted(app.agents)
+        {"url": url, "self": url == own, "partitions": partitions}
+        for url, partitions in sorted(routing.items())
     ]
 
 
-def _tables(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
-    recovering = app.tables.partitions_to_recover()
+def _partitions(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    changelogs = {table.changelog_topic.name for table in app.tables}
+    rows = [
+        {
+            "topic": row["topic"],
+            "partition": row["partition"],
+            "committed": row.get("committed"),
+            "end": row.get("end_offset"),
+            "lag": row.get("lag"),
+        }
+        for row in snapshot.get("partitions", ())
+        if row["topic"] not in changelogs
+    ]
+    return sorted(rows, key=lambda row: (row["topic"], row["partition"]))
+
+
+def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    stats = snapshot.get("agents", {})
     rows = []
-    for table in app.tables:
-        pending = recovering.get(table.name, [])
+    for name in sorted(set(app.agents) | set(stats)):
+        agent = stats.get(name, {})
+        history = agent.get("history", [])
         rows.append(
             {
-                "name": table.name,
-                "size": table.size() if app.started else 0,
-                "partitions": len(table.active_partitions),
-                "global": bool(table.is_global),
-                "state": "recovering" if pending else "recovered",
-                "recovering_partitions": pending,
+                "name": name,
+                "events": agent.get("events_out", 0),
+                "rate": history[-1][1] if history else 0.0,
+                "buffered": agent.get("buffered", 0),
+                "mean_seconds": agent.get("mean_seconds"),
+                "history": history,
             }
         )
     return rows
 
 
-def _errors(app: Any, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    counts = app.error_counts.as_dict()
+def _tables(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    stats = snapshot.get("tables", {})
+    rows = []
+    for table in app.tables:
+        table_stats = stats.get(table.name, {})
+        recovery = table_stats.get("recovery", {})
+        restoring = [p for p in recovery.values() if p.get("state") == "recovering"]
+        rows.append(
+            {
+                "name": table.name,
+                "size": table_stats.get("size", 0),
+                "partitions": len(table.active_partitions),
+                "global": bool(table.is_global),
+                "state": "recovering" if restoring else "recovered",
+                # Changelog records read of those to read, over the partitions restoring.
+                "recovery": {
+                    "partitions": len(restoring),
+                    "read": sum(p.get("read") or 0 for p in restoring),
+                    "total": sum(p.get("total") or 0 for p in restoring),
+                },
+            }
+        )
+    return rows
+
+
+def _errors(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    counts = dict(snapshot.get("errors", {}))
     return {
         "counts": counts,
-        "total": counts["decode_errors"] + counts["agent_errors"],
-        "dead_lettered": counts["dead_lettered"],
-        "recent": [],
+        "total": sum(counts.get(kind, 0) for kind in ("decode", "agent", "send")),
+        "dead_lettered": counts.get("dead_lettered", 0),
+        "recent": list(snapshot.get("recent_errors", ())),
     }

@@ -27,6 +27,12 @@
 
   function fmt(n) { return n === null || n === undefined ? "–" : numberFormat.format(n); }
   function fmtRate(n) { return n === null || n === undefined ? "–" : rateFormat.format(n); }
+  function fmtDuration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    if (seconds < 0.001) return `${rateFormat.format(seconds * 1e6)} µs`;
+    if (seconds < 1) return `${rateFormat.format(seconds * 1e3)} ms`;
+    return `${rateFormat.format(seconds)} s`;
+  }
   function fmtAxis(n) { return n >= 10000 ? compactFormat.format(n) : rateFormat.format(n); }
 
   function el(tag, attrs, ...children) {
@@ -138,9 +144,10 @@
         el("span", { class: "swatch", style: `background:${seriesColour(a.name)}` }), a.name),
       el("td", { class: "r", "data-field": "rate", "data-value": a.rate, text: fmtRate(a.rate) }),
       el("td", { class: "r", "data-field": "events", "data-value": a.events, text: fmt(a.events) }),
-      el("td", { class: "r", "data-field": "errors", "data-value": a.errors ?? 0, text: fmt(a.errors ?? 0) }),
+      el("td", { class: "r", "data-field": "buffered", "data-value": a.buffered, text: fmt(a.buffered) }),
+      el("td", { class: "r", "data-field": "mean", "data-value": a.mean_seconds, text: fmtDuration(a.mean_seconds) }),
     ));
-    replaceRows($("agents").tBodies[0], rows, 4, "No agents");
+    replaceRows($("agents").tBodies[0], rows, 5, "No agents");
   }
 
   function renderWorkers(workers) {
@@ -173,9 +180,9 @@
   }
 
   function stateLabel(table) {
-    const pending = (table.recovering_partitions || []).length;
-    if (table.state === "recovering" && pending) {
-      return `recovering · ${pending} partition${pending === 1 ? "" : "s"} left`;
+    const recovery = table.recovery || {};
+    if (table.state === "recovering" && recovery.total) {
+      return `recovering · ${Math.floor((100 * recovery.read) / recovery.total)}%`;
     }
     return table.state || "unknown";
   }
@@ -207,11 +214,10 @@
     $("errors-summary").textContent = recent.length ? `${recent.length} most recent` : "";
     const rows = recent.slice().reverse().map((e) => el("tr", { "data-kind": e.kind },
       el("td", { class: "when", text: e.time ? new Date(e.time * 1000).toLocaleTimeString() : "" }),
-      el("td", { class: "mono", text: e.kind || "" }),
-      el("td", { class: "mono", text: e.where || "" }),
-      el("td", { class: "msg", title: e.message || "", text: e.message || "" }),
+      el("td", {}, el("span", { class: "kind", text: (e.kind || "").replace(/_/g, " ") })),
+      el("td", { class: "msg mono", title: e.message || "", text: e.message || "" }),
     ));
-    replaceRows($("recent-errors").tBodies[0], rows, 4, "No errors. ");
+    replaceRows($("recent-errors").tBodies[0], rows, 3, "No errors");
   }
 
   // -- chart ----------------------------------------------------------------------------
