@@ -26,7 +26,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # apt-get may wait for another apt (unattended upgrades) holding the dpkg lock; a cold
 # install downloads ~100 MB.
-APT_TIMEOUT = 900
+APT_TIMEOUT = 400
 #: Flags that run Chromium headless in a container as root, without reaching out to
 #: the network on its own (no internet here: component updates would only stall).
 CHROMIUM_FLAGS = (

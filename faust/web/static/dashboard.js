@@ -77,6 +77,13 @@
     pill.dataset.state = state;
     pill.textContent = text;
     document.body.classList.toggle("disconnected", state === "disconnected");
+    const banner = $("banner");
+    banner.hidden = state !== "disconnected";
+    if (state === "disconnected") {
+      banner.textContent = lastOk
+        ? `Cannot reach the worker: showing what it reported at ${new Date(lastOk).toLocaleTimeString()}. Retrying…`
+        : "Cannot reach the worker. Retrying…";
+    }
   }
 
   function tickStatus() {
