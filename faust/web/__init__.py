@@ -12,6 +12,6 @@ Example::
 from .blueprints import Blueprint
 from .cors import CorsOptions
 from .server import WebServer
-from .views import Request, Response, View
+from .views import HTTPError, Request, Response, View
 
-__all__ = ["Blueprint", "CorsOptions", "Request", "Response", "View", "WebServer"]
+__all__ = ["Blueprint", "CorsOptions", "HTTPError", "Request", "Response", "View", "WebServer"]

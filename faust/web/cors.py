@@ -180,14 +180,13 @@ class Cors:
         if origin is None or options is None:
             return
         headers = response.headers
-        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-        headers.add(hdrs.VARY, "Origin")
-        if options.allow_credentials:
-            headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
         if options.expose_headers == "*":
             exposed = [h for h in headers if h.lower() not in _SAFELISTED]
-            exposed = [h for h in exposed if not h.lower().startswith("access-control-")]
         else:
             exposed = list(options.expose_headers)
         if exposed:
             headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(exposed)
+        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        headers.add(hdrs.VARY, "Origin")
+        if options.allow_credentials:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"

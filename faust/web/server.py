@@ -27,7 +27,7 @@ from aiohttp import web
 
 from ..exceptions import ImproperlyConfigured
 from .cors import Cors, CorsOptions, check_cors_options
-from .views import View, error_response
+from .views import HTTPError, View, error_response
 
 __all__ = ["WebServer"]
 
@@ -47,14 +47,19 @@ class Route:
 
 
 def to_error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
-    """The JSON answer for an exception raised while handling ``request``."""
+    """The JSON answer for an exception raised while handling ``request``; a redirect
+    (an HTTPException below 400) is raised again for aiohttp to send."""
+    if isinstance(exc, HTTPError):
+        return exc.response()
     if isinstance(exc, web.HTTPException):
-        if exc.status < 400 or exc.content_type == "application/json":
-            return exc  # a redirect, or an error that is JSON already
+        if exc.status < 400:
+            raise exc
         default_text = f"{exc.status}: {exc.reason}"
-        reason = exc.text if exc.text and exc.text != default_text else exc.reason
+        # The text the view gave (HTTPForbidden(text=...)), else the status's reason.
+        given = exc.text if exc.text and exc.text != default_text else None
+        reason = given or exc.reason.lower()
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
-        return error_response(exc.status, reason.lower(), headers=headers)
+        return error_response(exc.status, reason, headers=headers)
     error_id = secrets.token_hex(4)
     logger.error("Error %s in %s %s", error_id, request.method, request.path_qs, exc_info=exc)
     return error_response(500, "internal error", error_id=error_id)

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ..serializers import json_default
 
-__all__ = ["View", "Request", "Response", "json_response", "HTTP_METHODS"]
+__all__ = ["View", "Request", "Response", "HTTPError", "json_response", "HTTP_METHODS"]
 
 Request = web.Request
 Response = web.Response
@@ -184,7 +184,22 @@ class View:
             raise bad_request(f"query parameter {name!r}: expected {kind}, got {raw!r}") from None
 
 
-def bad_request(reason: str) -> web.HTTPBadRequest:
-    """An exception answering 400 ``{"error": reason}`` (raise it from a view)."""
-    body = orjson.dumps({"error": reason})
-    return web.HTTPBadRequest(body=body, content_type="application/json")
+class HTTPError(Exception):
+    """Raise it in a view to answer a JSON error at once (aiohttp's ``web.HTTPNotFound``
+    and the like work too)::
+
+        raise HTTPError(404, 'no such order', order_id=order_id)
+    """
+
+    def __init__(self, status: int, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        return error_response(self.status, self.reason, **self.extra)
+
+
+def bad_request(reason: str) -> HTTPError:
+    return HTTPError(400, reason)
