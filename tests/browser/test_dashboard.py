@@ -297,6 +297,10 @@ def test_dashboard_shows_the_workers_numbers(
     assert page["chartPoints"] >= 2
     assert browser.execute_script(COLOURED_PIXELS) > 100
 
+    # The script ran without an error.
+    problems = [e for e in browser.get_log("browser") if e.get("source") == "javascript"]
+    assert not problems, problems
+
     screenshot = artifacts / "dashboard.png"
     browser.save_screenshot(str(screenshot))
     print(f"\ndashboard screenshot: {screenshot}")

@@ -76,9 +76,9 @@
     const pill = $("status");
     pill.dataset.state = state;
     pill.textContent = text;
-    document.body.classList.toggle("disconnected", state === "disconnected");
+    document.body.classList.toggle("stale", state === "disconnected" || state === "error");
     const banner = $("banner");
-    banner.hidden = state !== "disconnected";
+    banner.hidden = state !== "disconnected" && state !== "error";
     if (state === "disconnected") {
       banner.textContent = lastOk
         ? `Cannot reach the worker: showing what it reported at ${new Date(lastOk).toLocaleTimeString()}. Retrying…`
@@ -378,7 +378,14 @@
     const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
     try {
       const response = await fetch(DATA_URL, { cache: "no-store", signal: controller.signal });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      if (!response.ok) {
+        // The worker is there but failed to answer: say so rather than "disconnected".
+        const body = await response.json().catch(() => ({}));
+        const error = new Error(body.error || response.statusText);
+        error.status = response.status;
+        error.errorId = body.error_id;
+        throw error;
+      }
       return await response.json();
     } finally {
       clearTimeout(timer);
@@ -399,8 +406,17 @@
     } catch (error) {
       failures += 1;
       delay = Math.min(MAX_RETRY_MS, POLL_MS * 2 ** Math.min(failures - 1, 3));
-      setStatus("disconnected", "Disconnected");
-      $("status").title = `Cannot reach the worker (${error.message || error}); retrying.`;
+      if (error.status) {
+        setStatus("error", `Error ${error.status}`);
+        const banner = $("banner");
+        banner.hidden = false;
+        banner.textContent = `The worker answered ${error.status} (${error.message})` +
+          (error.errorId ? `; its log has the traceback under error id ${error.errorId}` : "") +
+          ". Retrying…";
+      } else {
+        setStatus("disconnected", "Disconnected");
+      }
+      $("status").title = `${error.message || error}; retrying.`;
     }
     retryAt = Date.now() + delay;
     tickStatus();
