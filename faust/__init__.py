@@ -43,6 +43,7 @@ from .models.fields import (
     StringField,
 )
 from .schemas import Schema
+from .sensors import Monitor, Sensor
 from .services import Service
 from .streams import Stream
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table
@@ -92,6 +93,8 @@ __all__ = [
     "SASLCredentials",
     "SSLCredentials",
     "Schema",
+    "Monitor",
+    "Sensor",
     "Service",
     "GlobalTable",
     "HoppingWindow",

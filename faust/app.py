@@ -22,6 +22,8 @@ from .conductor import Conductor
 from .deadletter import DeadLetters, ErrorCounts
 from .exceptions import ImproperlyConfigured
 from .schemas import Schema
+from .sensors.base import SensorDelegate
+from .sensors.monitor import Monitor
 from .services import BackgroundTasks, Service
 from .settings import Settings
 from .signals import Signal
@@ -66,6 +68,14 @@ class App:
         self.services: list[type[Service] | Service] = []
         self.commands: dict[str, Any] = {}
         self._startup_tasks: list[tuple[Callable[..., Any], bool]] = []
+        #: The sensors hearing the data path's hooks (``app.sensors.add(sensor)``).
+        self.sensors = SensorDelegate(self)
+        #: The in-memory Monitor (``app.monitor.snapshot()``); None with
+        #: ``sensors_enabled=False``.
+        self.monitor: Monitor | None = None
+        if self.conf.sensors_enabled:
+            self.monitor = Monitor(self)
+            self.sensors.add(self.monitor)
         #: Decode errors, agent errors, retries and dead letters since the app started.
         self.error_counts = ErrorCounts()
         self.dead_letters = DeadLetters(self)
@@ -582,14 +592,14 @@ class App:
             self._producer_lock = asyncio.Lock()
         async with self._producer_lock:
             if self._producer is None:
-                self._producer = Producer(self.transport.create_producer())
+                self._producer = Producer(self.transport.create_producer(), self.sensors)
             await self._producer.start()
         return self._producer
 
     def producer_for_send_soon(self) -> Producer:
         """The producer for a synchronous ``send_soon``; started by the app or lazily."""
         if self._producer is None:
-            self._producer = Producer(self.transport.create_producer())
+            self._producer = Producer(self.transport.create_producer(), self.sensors)
         producer = self._producer
         if not producer.started:
             # The embedded broker needs no start; others start before the first record.
@@ -662,6 +672,8 @@ class App:
             instance = service if isinstance(service, Service) else _instantiate(service, self)
             await instance.start()
             self._running_services.append(instance)
+        if self.monitor is not None:
+            self._spawn(self.monitor.run(), name="monitor")
         if not self.conf.producer_only and not self.conf.client_only:
             for fun, on_leader in self._startup_tasks:
                 self._spawn(self._run_startup_task(fun, on_leader))

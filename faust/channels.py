@@ -20,6 +20,7 @@ from .transport.base import Message, RecordMetadata, SendCallback, run_callback
 
 if TYPE_CHECKING:
     from .schemas import Schema
+    from .sensors.base import StreamStats
     from .serializers import CodecArg
     from .streams import Stream
 
@@ -44,6 +45,9 @@ class EventQueue:
     ``put_many`` waits while the buffer is full (backpressure reaches the consumer, which
     stops fetching); ``close`` makes readers stop at their next ``get``. Events a waiting
     ``put_many`` still holds count as the queue's: ``discard`` removes them too.
+
+    ``stats``, set for an agent's queue (``app.sensors.watch``), counts what goes through
+    it per batch: what is appended, and, when the reader is about to wait, what it took.
     """
 
     __slots__ = (
@@ -54,6 +58,7 @@ class EventQueue:
         "_putter",
         "_held",
         "closed",
+        "stats",
         "__weakref__",
     )
 
@@ -68,12 +73,17 @@ class EventQueue:
         # What a put_many waiting for room has yet to append (see discard).
         self._held: list[Event] | None = None
         self.closed = False
+        self.stats: StreamStats | None = None
 
     def __len__(self) -> int:
         return len(self.buffer)
 
     def put_nowait(self, event: Event) -> None:
         self.buffer.append(event)
+        stats = self.stats
+        if stats is not None:
+            stats.delivered(1)
+            stats.settle(self, busy=True)
         getter = self._getter
         if getter is not None:
             self._getter = None
@@ -85,15 +95,22 @@ class EventQueue:
         than ``maxsize``). Events removed by ``discard`` while it waits are not
         appended."""
         buffer = self.buffer
+        stats = self.stats
         while events:
             space = self.maxsize - len(buffer)
             if space > 0 or self.closed:
                 if self.closed or space >= len(events):
+                    added = len(events)
                     buffer.extend(events)
                     events = []
                 else:
+                    added = space
                     buffer.extend(events[:space])
                     events = events[space:]
+                if stats is not None:
+                    stats.delivered(added)
+                    # What the reader took meanwhile goes with the time it was busy.
+                    stats.settle(self, busy=True)
                 getter = self._getter
                 if getter is not None:
                     self._getter = None
@@ -131,6 +148,10 @@ class EventQueue:
         """Wait until an event is buffered or the queue closes; False on timeout."""
         if self.buffer or self.closed:
             return True
+        stats = self.stats
+        if stats is not None:
+            # The reader took everything: settle its busy run before it idles.
+            stats.settle(self, busy=False)
         getter = self._getter
         if getter is None or getter.done():
             getter = self._getter = asyncio.get_running_loop().create_future()
@@ -145,6 +166,9 @@ class EventQueue:
 
     def close(self) -> None:
         self.closed = True
+        stats = self.stats
+        if stats is not None:
+            stats.settle(self, busy=False)
         for fut in (self._getter, self._putter):
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -164,6 +188,8 @@ class EventQueue:
         if dropped:
             buffer.clear()
             buffer.extend(kept)
+            if self.stats is not None:
+                self.stats.dropped += dropped
         held = self._held
         if held:
             kept_held = [event for event in held if not predicate(event)]

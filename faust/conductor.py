@@ -144,6 +144,7 @@ class Conductor:
     ) -> None:
         app = self.app
         app.error_counts.decode_errors += 1
+        app.sensors.on_decode_error(message, exc)
         reason = exc.args[0] if isinstance(exc, DecodeError) and exc.args else repr(exc)
         where = f"topic={message.topic} partition={message.partition} offset={message.offset}"
         action = topic.on_error or app.conf.on_error

@@ -258,6 +258,7 @@ class DeadLetters:
             self._failed(topic, message, exc)
         else:
             self.counts.dead_lettered += 1
+            self.app.sensors.on_dead_letter(message, topic)
 
     def _failed(self, topic: str, message: Message, exc: BaseException) -> None:
         self.counts.dead_letter_failures += 1

@@ -150,6 +150,12 @@ class Settings:
     #: Seconds between expiry runs of windowed tables (closing old windows).
     table_cleanup_interval: float = 30.0
 
+    # -- sensors
+    #: Keep the in-memory ``app.monitor`` (counters behind ``/metrics`` and the
+    #: dashboard). False leaves ``app.sensors`` empty and ``app.monitor`` None: hooks go
+    #: nowhere (sensors added with ``app.sensors.add`` still get them).
+    sensors_enabled: bool = True
+
     # -- web (the worker's HTTP server: views, table routes, health, metrics)
     #: Run the web server in the worker (``faust worker --without-web`` turns it off). A
     #: client (``client_only``, ``producer_only``) and ``app.start()`` never start it.
@@ -496,6 +502,7 @@ _COERCERS: dict[str, Any] = {
     "producer_max_request_size": _positive_int,
     "table_standby_replicas": _non_negative_int,
     "table_cleanup_interval": _positive_float,
+    "sensors_enabled": _bool,
     "web_enabled": _bool,
     "web_bind": _string,
     "web_port": _web_port,

@@ -165,6 +165,7 @@ class Agent:
             self._start_isolated()
             return
         queue = self.channel.subscribe()
+        self.app.sensors.watch(queue, self.name)
         self._queues.append(queue)
         loop = asyncio.get_running_loop()
         for index in range(self.concurrency):
@@ -181,6 +182,7 @@ class Agent:
         entry = self._partition_actors.get(partition)
         if entry is None:
             queue = EventQueue(self.channel.maxsize)
+            self.app.sensors.watch(queue, self.name)
             task = asyncio.get_running_loop().create_task(
                 self._supervise(queue), name=f"agent:{self.name}[{partition}]"
             )
@@ -238,6 +240,8 @@ class Agent:
                 # First in line: before any later event of its partition (concurrency=1
                 # keeps partition order through retries).
                 queue.buffer.appendleft(retry)
+                if queue.stats is not None:
+                    queue.stats.requeued += 1
                 retry = None
             # An event left current by the last run must not be taken for this run's.
             _current_event.set(None)
@@ -281,6 +285,7 @@ class Agent:
         restart) and the event to hand the restarted agent first."""
         app = self.app
         app.on_agent_error(self, exc)
+        app.sensors.on_agent_error(self.name, exc)
         if isinstance(exc, ImproperlyConfigured):
             # A configuration error happens again on every event: stop the worker with
             # the message instead of restarting forever (the event is not committed).

@@ -67,6 +67,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def size(self, partition: int) -> int: ...
 
+    def approximate_size(self, partition: int) -> int:
+        """Keys in ``partition``, cheaply (an estimate where counting means reading
+        every key, as on disk); what the Monitor reports each second."""
+        return self.size(partition)
+
     @abc.abstractmethod
     def persist(self, partition: int, snapshot: dict[Any, Any], changelog_offset: int) -> None:
         """Durably write ``snapshot`` (value MISSING deletes) and the changelog offset."""

@@ -121,6 +121,36 @@ class Collection:
         self._key_warned = False
         self._null: bytes | None = None
         self.changelog_records_sent = 0
+        #: Key reads, writes and deletes (read by ``app.monitor``): an increment per
+        #: operation, ~0.03 µs on a ~1 µs ``table[key] += 1``.
+        self.gets = 0
+        self.sets = 0
+        self.deletes = 0
+        self._op_hooked = False
+        sensors = getattr(app, "sensors", None)
+        if sensors is not None:
+            sensors._watchers.append(self._sensors_changed)
+            self._sensors_changed()
+
+    def _sensors_changed(self) -> None:
+        """Call the per-operation hooks only while some sensor overrides them: the
+        wrappers shadow ``_get``/``_set``/``_del`` on this instance, and are removed
+        again (the plain methods cost nothing extra)."""
+        sensors = self.app.sensors
+        hooked = False
+        for name, hook in (
+            ("_get", "on_table_get"),
+            ("_set", "on_table_set"),
+            ("_del", "on_table_del"),
+        ):
+            wanted = sensors.wants(hook)
+            if wanted:
+                self.__dict__[name] = _sensed(self, name, hook, wanted)
+                hooked = True
+            else:
+                self.__dict__.pop(name, None)
+        #: A sensor wants a call per read or write (windowed tables check it).
+        self._op_hooked = hooked
 
     @classmethod
     def _changelog_value_type(cls, value_type: Any) -> Any:
@@ -226,6 +256,7 @@ class Collection:
     # partitioned table read and written from a stream) takes the event's partition
     # straight away, without the generator and calls of the general path.
     def _get(self, key: Any) -> Any:
+        self.gets += 1
         store = self._store
         if store is None:
             store = self.store
@@ -242,6 +273,7 @@ class Collection:
     def _set(self, key: Any, value: Any) -> None:
         if value is None and self.value_type is not None:
             self._refuse_none(key)
+        self.sets += 1
         event = _current_event.get()
         if (
             event is not None
@@ -288,6 +320,7 @@ class Collection:
         return self._null
 
     def _del(self, key: Any) -> None:
+        self.deletes += 1
         partition = self._partition_for_write(key)
         self.store.delete(partition, key)
         self._mark_dirty(partition, key)
@@ -355,6 +388,8 @@ class Collection:
                     self._mark_dirty(partition, key)
             raise
         self.changelog_records_sent += len(pending)
+        if pending:
+            self.app.sensors.on_changelog_records(self.name, len(pending))
         for partition, offset in highest.items():
             store.persist(partition, snapshots[partition], offset)
 
@@ -428,3 +463,18 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}: {self.partitions} partitions>"
+
+
+def _sensed(table: Collection, name: str, hook: str, sensors: list[Any]) -> Callable[..., Any]:
+    """``table.<name>`` (``_get``, ``_set`` or ``_del``) that also calls ``hook`` of each
+    of ``sensors`` with the table's name and the arguments."""
+    method = getattr(type(table), name).__get__(table)
+    label = table.name
+
+    def sensed(*args: Any) -> Any:
+        result = method(*args)
+        for sensor in sensors:
+            getattr(sensor, hook)(label, *args)
+        return result
+
+    return sensed

@@ -287,12 +287,15 @@ class TableManager:
         """Apply ``batches`` of ``tp`` to ``table``, reporting progress and stalls."""
         read = 0
         last_report = last_progress = began
+        sensors = self.app.sensors
+        sensors.on_recovery_progress(table.name, tp.partition, 0, total)
         async for messages in batches:
             now = time.monotonic()
             if messages:
                 table.apply_changelog(tp.partition, messages)
                 read += len(messages)
                 last_progress = now
+                sensors.on_recovery_progress(table.name, tp.partition, read, total)
             elif now - last_progress > STALL_WARNING_AFTER:
                 logger.warning(
                     "Recovery of table %r partition %d made no progress for %.0f s: read "
@@ -350,6 +353,29 @@ class TableManager:
         while True:
             await asyncio.sleep(windowing.cleanup_interval)
             await windowing.cleanup()
+
+    def recovery_state(
+        self, table: Collection, progress: dict[tuple[str, int], list[int]]
+    ) -> list[dict[str, Any]]:
+        """Per local partition of ``table``: its ``state`` (``recovering``, ``recovered``
+        or ``standby``) and the ``read``/``total`` records of its last recovery
+        (``progress``: what the Monitor heard from ``on_recovery_progress``)."""
+        topic = table.changelog_topic.name
+        out: list[dict[str, Any]] = []
+        partitions = set(table.active_partitions) | set(table.standby_partitions)
+        for partition in sorted(partitions):
+            tp = TP(topic, partition)
+            read, total = progress.get((table.name, partition), (0, 0))
+            if partition in table.standby_partitions and partition not in table.active_partitions:
+                state = "standby"
+            elif table.is_global:
+                state = "recovering" if read < total else "recovered"
+            elif tp in self._active and tp not in self._restored:
+                state = "recovering"
+            else:
+                state = "recovered"
+            out.append({"partition": partition, "state": state, "read": read, "total": total})
+        return out
 
     def __repr__(self) -> str:
         return f"<TableManager of {self.app!r}>"

@@ -477,15 +477,22 @@ class TableWindowing:
             dirty = table._dirty[partition] = set()
         default = table.default
         by_end = index._by_end
-        for window_range in window.ranges_of(timestamp):
+        ranges = window.ranges_of(timestamp)
+        # A read and a write per range, counted as table[key] op= value would count them.
+        table.gets += len(ranges)
+        table.sets += len(ranges)
+        for window_range in ranges:
             window_key = (key, window_range)
             old = store.get(partition, window_key)
             if old is MISSING:
                 if default is None:
                     raise KeyError(window_key)
                 old = default()
-            store.set(partition, window_key, op(old, value))
+            new = op(old, value)
+            store.set(partition, window_key, new)
             dirty.add(window_key)
+            if table._op_hooked:
+                _tell_sensors(table, window_key, new)
             indexed = by_end.get(window_range[1])
             if indexed is None:
                 index.add(window_key)
@@ -552,3 +559,12 @@ class TableWindowing:
                     window_key,
                 )
         return len(closed)
+
+
+def _tell_sensors(table: Table, window_key: Any, value: Any) -> None:
+    """The per-operation hooks of a range read and written in one pass."""
+    sensors = table.app.sensors
+    for sensor in sensors.wants("on_table_get"):
+        sensor.on_table_get(table.name, window_key)
+    for sensor in sensors.wants("on_table_set"):
+        sensor.on_table_set(table.name, window_key, value)

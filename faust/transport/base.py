@@ -185,6 +185,11 @@ class ConsumerDriver(abc.ABC):
     @abc.abstractmethod
     def resume(self, tps: Iterable[TP]) -> None: ...
 
+    def highwater(self, tp: TP) -> int | None:
+        """One past the last offset of ``tp`` as of the last fetch (None if not known
+        yet): the end offset that consumer lag is measured against. No broker call."""
+        return None
+
     def set_standby_topics(self, topics: Iterable[str]) -> None:  # noqa: B027
         """Topics whose partitions other members should also follow (table changelogs)."""
 
@@ -213,7 +218,9 @@ class OutgoingRecord:
     holds. ``holder`` is the message the record was sent on behalf of (or None): the
     producer took one of its refs, which :meth:`acked` gives back, so that message's
     offset is not committed before this record is stored. ``callback``, if given, is
-    called once with ``future`` when the record is acked or has failed.
+    called once with ``future`` when the record is acked or has failed. ``sensors`` (the
+    app's ``SensorDelegate``, or None) hears of the ack or the failure; a driver that
+    settles a batch of records at once tells it once per batch.
 
     The driver settles each record exactly once, with :meth:`acked` or :meth:`failed`.
     Slots, no defaults: one is made per record sent.
@@ -229,6 +236,7 @@ class OutgoingRecord:
         "future",
         "holder",
         "callback",
+        "sensors",
     )
 
     def __init__(
@@ -242,6 +250,7 @@ class OutgoingRecord:
         future: asyncio.Future[RecordMetadata],
         holder: Message | None,
         callback: SendCallback | None,
+        sensors: Any = None,
     ) -> None:
         self.topic = topic
         self.key = key
@@ -252,6 +261,7 @@ class OutgoingRecord:
         self.future = future
         self.holder = holder
         self.callback = callback
+        self.sensors = sensors
 
     def acked(self, metadata: RecordMetadata) -> None:
         """The broker stored the record at ``metadata``: resolve it, release its holder."""
@@ -261,6 +271,9 @@ class OutgoingRecord:
         holder = self.holder
         if holder is not None:
             holder.decref()
+        sensors = self.sensors
+        if sensors is not None:
+            sensors.on_send_completed(self.topic, 1)
         callback = self.callback
         if callback is not None:
             self.callback = None  # called once, whatever the driver does
@@ -287,6 +300,9 @@ class OutgoingRecord:
                 holder.offset,
                 exc,
             )
+        sensors = self.sensors
+        if sensors is not None:
+            sensors.on_send_error(self.topic, 1, exc)
         callback = self.callback
         if callback is not None:
             self.callback = None  # called once, whatever the driver does

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,13 @@ class Consumer(RebalanceListener):
         self._processed_at_commit = 0
         self._commit_every = app.conf.broker_commit_every
         self._commit_lock = asyncio.Lock()
+        self.sensors = app.sensors
+        #: The first offset fetched of each partition (its lag's base before a commit).
+        self.started_at: dict[TP, int] = {}
+        #: Times the fetch loop waited out a backlog, and the seconds it waited.
+        self.backlog_waits = 0
+        self.backlog_seconds = 0.0
+        self._rebalance_began: float | None = None
 
     async def start(self) -> None:
         self.update_subscription()
@@ -67,7 +75,7 @@ class Consumer(RebalanceListener):
 
     async def close(self) -> None:
         """Commit and leave the group (after the agents have stopped)."""
-        await self.on_partitions_revoked(self.driver.assignment())
+        await self._give_up(self.driver.assignment())
         await self.driver.stop()
 
     # -- rebalance
@@ -78,6 +86,11 @@ class Consumer(RebalanceListener):
         reads them from the committed offset); an event an agent holds right now may
         finish, but its partition's offset is no longer committed here.
         """
+        self._rebalance_began = time.monotonic()
+        self.sensors.on_rebalance_start(revoked)
+        await self._give_up(revoked)
+
+    async def _give_up(self, revoked: set[TP]) -> None:
         try:
             await self.commit(revoked)
         except Exception:
@@ -95,11 +108,18 @@ class Consumer(RebalanceListener):
         for tp in revoked:
             self.trackers.pop(tp, None)
             self.committed.pop(tp, None)
+            self.started_at.pop(tp, None)
         await self.app.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        began, self._rebalance_began = self._rebalance_began, None
+        if began is None:
+            # Nothing was revoked first (a first assignment, or only new partitions).
+            began = time.monotonic()
+            self.sensors.on_rebalance_start(set())
         await self.app.partitions_assigned(assigned)
         self.assigned_once.set()
+        self.sensors.on_rebalance_end(assigned, time.monotonic() - began)
 
     # -- fetching
     async def _fetch_batches(self) -> None:
@@ -109,6 +129,7 @@ class Consumer(RebalanceListener):
         commit_every = self._commit_every
         max_records = self.app.conf.broker_max_poll_records
         revoked = self._revoked_since_fetch
+        sensors = self.sensors
         while not self._stopping:
             records = await driver.getmany(1.0, max_records)
             # Cleared only now: a rebalance inside getmany already left out what it
@@ -124,7 +145,10 @@ class Consumer(RebalanceListener):
                 tracker = trackers.get(tp)
                 if tracker is None:
                     tracker = trackers[tp] = OffsetTracker(tp, messages[0].offset)
+                    self.started_at.setdefault(tp, messages[0].offset)
                 tracker.fetched(messages)
+                # Per fetched batch (up to broker_max_poll_records messages), not per event.
+                sensors.on_message_in(tp, messages)
                 await deliver(tp, messages)
                 if revoked and tp in revoked:
                     # Revoked while this batch waited for room: the revoke emptied the
@@ -133,13 +157,13 @@ class Consumer(RebalanceListener):
                     self.conductor.drop_buffered({tp})
                     continue
                 # Keeps the tracker's backlog to what is still in flight.
-                tracker.advance()
+                self._advance(tracker)
             # Checked per batch rather than per event: cheap, and a batch is small
             # next to broker_commit_every.
             if not records:
                 # The input went quiet: count what the agents finished since the fetch.
                 for tracker in trackers.values():
-                    tracker.advance()
+                    self._advance(tracker)
             processed = sum(t.processed for t in trackers.values())
             since_commit = processed - self._processed_at_commit
             if since_commit >= commit_every or (not records and since_commit):
@@ -157,8 +181,22 @@ class Consumer(RebalanceListener):
         clears the backlog (the producer's drain, the commit and its table flushes, a
         rebalance) waits for it, so the wait always ends.
         """
-        while self.app.backlogged() and not self._stopping:
-            await asyncio.sleep(BACKLOG_POLL)
+        began = time.monotonic()
+        self.backlog_waits += 1
+        try:
+            while self.app.backlogged() and not self._stopping:
+                await asyncio.sleep(BACKLOG_POLL)
+        finally:
+            self.backlog_seconds += time.monotonic() - began
+
+    def _advance(self, tracker: OffsetTracker) -> int:
+        """``tracker.advance()``, telling the sensors how many messages it moved past."""
+        before = tracker.processed
+        offset = tracker.advance()
+        done = tracker.processed - before
+        if done:
+            self.sensors.on_message_out(tracker.tp, done, offset)
+        return offset
 
     def request_commit(self) -> None:
         """Commit as soon as possible instead of at the next interval."""
@@ -188,16 +226,20 @@ class Consumer(RebalanceListener):
         """
         async with self._commit_lock:
             offsets: dict[TP, int] = {}
-            for tp, tracker in self.trackers.items():
+            for tp, tracker in list(self.trackers.items()):
                 if tps is not None and tp not in tps:
                     continue
-                offset = tracker.advance()
+                offset = self._advance(tracker)
                 if offset > self.committed.get(tp, -1):
                     offsets[tp] = offset
             self._processed_at_commit = sum(t.processed for t in self.trackers.values())
+            began = time.perf_counter()
+            if offsets:
+                self.sensors.on_commit_initiated(offsets)
             for hook in self.before_commit:
                 await hook()
             if offsets:
                 await self.driver.commit(offsets)
                 self.committed.update(offsets)
+                self.sensors.on_commit_completed(offsets, time.perf_counter() - began)
             return offsets

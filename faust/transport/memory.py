@@ -302,6 +302,12 @@ class MemoryConsumer(ConsumerDriver):
     def seek(self, tp: TP, offset: int) -> None:
         self._positions[tp] = offset
 
+    def highwater(self, tp: TP) -> int | None:
+        logs = self.broker.logs.get(tp.topic)
+        if logs is None or not 0 <= tp.partition < len(logs):
+            return None
+        return len(logs[tp.partition])
+
     def pause(self, tps: Iterable[TP]) -> None:
         self._paused.update(tps)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from .base import Message, OutgoingRecord, ProducerDriver, RecordMetadata, SendCallback
 
@@ -31,8 +32,21 @@ BUFFER_HIGH = 20_000
 
 
 class Producer:
-    def __init__(self, driver: ProducerDriver) -> None:
+    """``sensors``, the app's ``SensorDelegate``: records handed over are counted per
+    topic in :attr:`initiated` (a dict update per record, read by the Monitor when asked);
+    acks and failures reach the sensors from the driver, per batch where it acks batches.
+    """
+
+    def __init__(self, driver: ProducerDriver, sensors: Any = None) -> None:
         self.driver = driver
+        self.sensors = sensors
+        #: Records handed to the producer, per topic.
+        self.initiated: dict[str, int] = {}
+        # Sensors that want a call per record handed over (usually none: the Monitor
+        # reads ``initiated``); the list is the delegate's own, kept up to date by it.
+        self._initiated_sensors: list[Any] = (
+            sensors.wants("on_send_initiated") if sensors is not None else []
+        )
         self._send_now = getattr(driver, "send_now", None)
         self._buffer: list[OutgoingRecord] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -104,11 +118,16 @@ class Producer:
                 callback=callback,
             )
         self.sent += 1
+        initiated = self.initiated
+        initiated[topic] = initiated.get(topic, 0) + 1
+        if self._initiated_sensors:
+            for sensor in self._initiated_sensors:
+                sensor.on_send_initiated(topic, 1)
         fut: asyncio.Future[RecordMetadata] = self._get_loop().create_future()
         if holder is not None:
             holder.refcount += 1
         record = OutgoingRecord(
-            topic, key, value, partition, timestamp, headers, fut, holder, callback
+            topic, key, value, partition, timestamp, headers, fut, holder, callback, self.sensors
         )
         try:
             await self.driver.send_many((record,))
@@ -138,6 +157,13 @@ class Producer:
         is called once with the future when it is done (see :class:`OutgoingRecord`).
         """
         self.sent += 1
+        # Counted here, per record, for exact per-topic figures: a dict update, ~0.05 µs
+        # next to the ~3 µs a record costs on its way to the broker.
+        initiated = self.initiated
+        initiated[topic] = initiated.get(topic, 0) + 1
+        if self._initiated_sensors:
+            for sensor in self._initiated_sensors:
+                sensor.on_send_initiated(topic, 1)
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._get_loop()
@@ -145,7 +171,7 @@ class Producer:
         if holder is not None:
             holder.refcount += 1
         record = OutgoingRecord(
-            topic, key, value, partition, timestamp, headers, fut, holder, callback
+            topic, key, value, partition, timestamp, headers, fut, holder, callback, self.sensors
         )
         if self._send_now is not None:
             self._send_now(record)

@@ -284,6 +284,16 @@ class KafkaConsumer(ConsumerDriver):
         if skipped:
             logger.debug("Not committing %d partitions no longer assigned", skipped)
 
+    def highwater(self, tp: TP) -> int | None:
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        partition = TopicPartition(tp.topic, tp.partition)
+        if partition not in consumer.assignment():
+            return None  # aiokafka asserts on a partition it does not own
+        highwater: int | None = consumer.highwater(partition)
+        return highwater
+
     def set_standby_topics(self, topics: Iterable[str]) -> None:
         self.assignor.changelog_topics = set(topics)
 

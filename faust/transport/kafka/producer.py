@@ -184,6 +184,9 @@ class _Batch:
         topic, partition, offset = self.topic, self.partition, meta.offset
         # timestamp_type 1 is LogAppendTime: the broker chose the timestamp.
         appended = meta.timestamp / 1000.0 if meta.timestamp_type == 1 else None
+        sensors = records[0].sensors if records else None
+        if sensors is not None:
+            sensors.on_send_completed(topic, len(records))
         for record, timestamp_ms in zip(records, self.timestamps, strict=True):
             ts = timestamp_ms / 1000.0 if appended is None else appended
             # record.acked() inlined: this runs once per record sent.
