@@ -78,13 +78,14 @@ def dashboard_data(app: Any) -> dict[str, Any]:
                    ``recovering``, ``running``)
     ``time``       the worker's clock (unix seconds); ``window``: seconds of history
     ``workers``    ``[{url, self, partitions: {topic: [partition]}}]``, the group's
-    ``partitions`` ``[{topic, partition, committed, end, lag}]`` read here (not the
-                   tables' changelogs, which are never consumed as streams)
+    ``partitions`` ``[{topic, partition, committed, end, lag}]`` read here as streams
+                   (not the tables' changelogs); ``lag``: None until known
     ``agents``     ``[{name, events, rate, buffered, mean_seconds, history}]``;
                    ``events`` taken by the agent, ``rate`` events/s in the last
                    second, ``history`` ``[[unix time, events/s], ...]``
-    ``tables``     ``[{name, size, partitions, global, state, recovery}]``; ``state``
-                   ``recovering`` while a partition of it is, else ``recovered``
+    ``tables``     ``[{name, size, partitions, standby, global, state, recovery}]``;
+                   ``state`` ``recovering`` while a partition of it is (``recovery``:
+                   which, and records ``read`` of ``total``), else ``recovered``
     ``errors``     ``counts`` by kind, ``total`` (decode + agent + send errors),
                    ``dead_lettered``, ``recent`` (``[{time, kind, message}]``)
     ============== =====================================================================
@@ -107,7 +108,7 @@ def dashboard_data(app: Any) -> dict[str, Any]:
         "time": snapshot.get("time") or time.time(),
         "window": DEFAULT_WINDOW,
         "workers": _workers(app),
-        "partitions": _partitions(app, snapshot),
+        "partitions": _partitions(snapshot),
         "agents": _agents(app, snapshot),
         "tables": _tables(app, snapshot),
         "errors": _errors(snapshot),
@@ -154,9 +155,9 @@ def _workers(app: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _partitions(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
-    changelogs = {table.changelog_topic.name for table in app.tables}
-    rows = [
+def _partitions(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    # The monitor leaves out the tables' changelogs: the recovery reads them, no stream.
+    return [
         {
             "topic": row["topic"],
             "partition": row["partition"],
@@ -165,9 +166,7 @@ def _partitions(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
             "lag": row.get("lag"),
         }
         for row in snapshot.get("partitions", ())
-        if row["topic"] not in changelogs
     ]
-    return sorted(rows, key=lambda row: (row["topic"], row["partition"]))
 
 
 def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -194,20 +193,21 @@ def _tables(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for table in app.tables:
         table_stats = stats.get(table.name, {})
-        recovery = table_stats.get("recovery", {})
-        restoring = [p for p in recovery.values() if p.get("state") == "recovering"]
+        partitions = table_stats.get("recovery", [])
+        restoring = [p for p in partitions if p["state"] == "recovering"]
         rows.append(
             {
                 "name": table.name,
                 "size": table_stats.get("size", 0),
-                "partitions": len(table.active_partitions),
+                "partitions": sum(p["state"] != "standby" for p in partitions),
+                "standby": sum(p["state"] == "standby" for p in partitions),
                 "global": bool(table.is_global),
                 "state": "recovering" if restoring else "recovered",
                 # Changelog records read of those to read, over the partitions restoring.
                 "recovery": {
-                    "partitions": len(restoring),
-                    "read": sum(p.get("read") or 0 for p in restoring),
-                    "total": sum(p.get("total") or 0 for p in restoring),
+                    "partitions": [p["partition"] for p in restoring],
+                    "read": sum(p["read"] for p in restoring),
+                    "total": sum(p["total"] for p in restoring),
                 },
             }
         )

@@ -180,7 +180,8 @@
     const rows = tables.map((t) => el("tr", { "data-table": t.name },
       el("td", { class: "name", title: t.name, text: t.name + (t.global ? " (global)" : "") }),
       el("td", { class: "r", "data-field": "size", "data-value": t.size, text: fmt(t.size) }),
-      el("td", { class: "r", "data-field": "partitions", "data-value": t.partitions, text: fmt(t.partitions) }),
+      el("td", { class: "r", "data-field": "partitions", "data-value": t.partitions,
+        text: fmt(t.partitions) + (t.standby ? ` + ${fmt(t.standby)} standby` : "") }),
       el("td", {}, el("span", { class: "pill", "data-state": t.state, "data-field": "state", text: stateLabel(t) })),
     ));
     replaceRows($("tables").tBodies[0], rows, 4, "No tables");
