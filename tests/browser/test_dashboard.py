@@ -72,6 +72,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: ``/metrics`` parsed: (sample name, sorted labels) -> value.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
 class Worker:
     """A ``faust -A dashapp worker`` process serving its web pages on ``port``."""
 
@@ -130,7 +134,7 @@ class Worker:
     def data(self) -> dict[str, Any]:
         return dict(json.loads(self.get("/dashboard/data.json")))
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Samples:
         """``/metrics`` parsed by prometheus-client: (sample name, labels) -> value."""
         from prometheus_client.parser import text_string_to_metric_families
 
@@ -244,7 +248,7 @@ def test_dashboard_shows_the_workers_numbers(
             (page := browser.execute_script(READ_PAGE))["status"] == "live"
             and int(page["totalEvents"] or 0) > 0
             and int(page["deadLettered"] or 0) > 0
-            and page["chartPoints"] >= 2
+            and page["chartPoints"] >= 8
         ),
         "events, dead letters and chart points",
         PAGE_TIMEOUT,
@@ -290,11 +294,11 @@ def test_dashboard_shows_the_workers_numbers(
     for topic in ("dash-words", "dash-numbers"):
         assert {(topic, p) for p in range(PARTITIONS)} <= shown_parts
     for row in page["partitions"]:
-        if row["lag"] not in (None, ""):
+        if row["committed"] not in (None, ""):
             assert int(row["lag"]) == int(row["end"]) - int(row["committed"]) >= 0, row
 
     # The chart drew lines in the series colours.
-    assert page["chartPoints"] >= 2
+    assert page["chartPoints"] >= 8
     assert browser.execute_script(COLOURED_PIXELS) > 100
 
     # The script ran without an error.
@@ -302,7 +306,7 @@ def test_dashboard_shows_the_workers_numbers(
     assert not problems, problems
 
     screenshot = artifacts / "dashboard.png"
-    browser.save_screenshot(str(screenshot))
+    save_full_page(browser, screenshot)
     print(f"\ndashboard screenshot: {screenshot}")
 
     print(f"browser test took {time.monotonic() - started:.1f}s after the worker started")
@@ -333,17 +337,35 @@ def test_dashboard_says_disconnected_and_reconnects(
         again.stop()
 
 
+def save_full_page(browser: Any, path: Path) -> None:
+    """A screenshot of the whole page at laptop width (the window grown to fit it)."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1366, max(900, int(height) + 120))
+    browser.save_screenshot(str(path))
+
+
 def status(browser: Any) -> str:
     return str(browser.find_element("id", "status").get_attribute("data-state"))
 
 
-def check_against_metrics(
-    page: dict[str, Any],
-    before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
-    after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
-) -> None:
-    """Each agent's events shown lie between ``/metrics`` read before and after."""
+def check_against_metrics(page: dict[str, Any], before: Samples, after: Samples) -> None:
+    """The counts shown lie between ``/metrics`` read before and after the page's
+    response; the table's keys equal ``faust_table_keys``."""
+
+    def between(sample: str, shown: Any, **labels: str) -> None:
+        key = (sample, tuple(sorted(labels.items())))
+        assert key in after, f"{key} not in /metrics"
+        assert before.get(key, 0) <= int(shown) <= after[key], (key, shown)
+
     for name, shown in page["agents"].items():
-        key = ("faust_agent_events_total", (("agent", name),))
-        assert key in after, f"{key} not in /metrics: {sorted(after)[:20]}"
-        assert before.get(key, 0) <= int(shown["events"]) <= after[key], name
+        between("faust_agent_events_out_total", shown["events"], agent=name)
+    for kind in ("decode", "agent", "send", "dead_lettered"):
+        between("faust_errors_total", page["errorCounts"][kind], kind=kind)
+    between("faust_errors_total", page["deadLettered"], kind="dead_lettered")
+    for name, table in page["tables"].items():
+        assert after[("faust_table_keys", (("table", name),))] == int(table["size"])
+    # Committed offsets only grow too.
+    for row in page["partitions"]:
+        if row["committed"] not in (None, ""):
+            labels = {"topic": row["topic"], "partition": str(row["partition"])}
+            between("faust_consumer_committed_offset", row["committed"], **labels)

@@ -237,6 +237,8 @@
     let series = [];
     let now = 0;
     let span = 300;
+    const MIN_SPAN = 60;
+    const TICK_STEPS = [10, 15, 30, 60, 120, 300];
     let hover = null;
 
     function niceStep(max, ticks) {
@@ -249,11 +251,15 @@
     function update(agents, time, window) {
       series = agents.map((a) => ({ name: a.name, points: a.history || [] }));
       now = time || Date.now() / 1000;
-      span = window || 300;
+      // The history the worker has, at least a minute: a fresh worker's first seconds
+      // are not squeezed against the right edge of five empty minutes.
+      const first = Math.min(now, ...series.map((s) => (s.points.length ? s.points[0][0] : now)));
+      span = Math.min(window || 300, Math.max(MIN_SPAN, Math.ceil((now - first) / 30) * 30));
       const points = series.reduce((sum, s) => sum + s.points.length, 0);
       canvas.dataset.points = String(points);
       canvas.dataset.series = String(series.filter((s) => s.points.length).length);
-      $("chart-window").textContent = `last ${Math.round(span / 60)} min · events per second`;
+      const spanText = span < 120 ? `${Math.round(span)} s` : `${Math.round(span / 60)} min`;
+      $("chart-window").textContent = `last ${spanText} · events per second`;
       draw();
     }
 
@@ -292,10 +298,12 @@
       }
       ctx.textAlign = "center";
       ctx.textBaseline = "top";
-      const minuteStep = span > 600 ? 120 : 60;
-      for (let t = Math.ceil(start / minuteStep) * minuteStep; t <= now; t += minuteStep) {
-        const ago = Math.round((now - t) / 60);
-        ctx.fillText(ago === 0 ? "now" : `−${ago}m`, x(t), height - pad.bottom + 7);
+      // Ticks counted back from now: at most about six of them.
+      const tick = TICK_STEPS.find((step) => span / step <= 6) || 600;
+      for (let ago = 0; ago <= span; ago += tick) {
+        const label = ago === 0 ? "now" : ago < 60 || ago % 60 ? `−${ago}s` : `−${ago / 60}m`;
+        ctx.textAlign = ago === 0 ? "right" : "center";
+        ctx.fillText(label, x(now - ago), height - pad.bottom + 7);
       }
 
       if (!series.some((s) => s.points.length)) {
