@@ -59,6 +59,22 @@ class CorsOptions:
     #: Seconds a browser may cache a preflight's answer.
     max_age: int | None = None
 
+    def __post_init__(self) -> None:
+        # Names compare case-insensitively: methods upper case, headers lower case.
+        set_ = object.__setattr__  # (frozen)
+        if not isinstance(self.allow_credentials, bool):
+            raise TypeError(
+                f"allow_credentials must be True or False, not {self.allow_credentials!r}"
+            )
+        set_(self, "expose_headers", _names(self.expose_headers, "expose_headers"))
+        set_(self, "allow_headers", _names(self.allow_headers, "allow_headers"))
+        set_(self, "allow_methods", _names(self.allow_methods, "allow_methods", upper=True))
+        max_age = self.max_age
+        if max_age is not None and (
+            isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0
+        ):
+            raise ValueError(f"max_age must be seconds >= 0, not {max_age!r}")
+
     def allows_method(self, method: str) -> bool:
         return self.allow_methods == "*" or method.upper() in self.allow_methods
 
@@ -90,25 +106,19 @@ def _options(origin: str, value: Any) -> CorsOptions:
             f"origin {origin!r}: unknown option(s) {', '.join(unknown)} "
             f"(known: {', '.join(sorted(known))})"
         )
-    max_age = value.get("max_age")
-    if max_age is not None and (not isinstance(max_age, int) or max_age < 0):
-        raise ValueError(f"origin {origin!r}: max_age must be seconds >= 0, not {max_age!r}")
-    return CorsOptions(
-        allow_credentials=bool(value.get("allow_credentials", False)),
-        expose_headers=_names(value.get("expose_headers", ()), "expose_headers"),
-        allow_headers=_names(value.get("allow_headers", ()), "allow_headers"),
-        allow_methods=_names(value.get("allow_methods", "*"), "allow_methods", upper=True),
-        max_age=max_age,
-    )
+    try:
+        return CorsOptions(**value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"origin {origin!r}: {exc}") from None
 
 
 def check_cors_options(value: Any) -> dict[str, CorsOptions] | None:
     """``value`` as origin -> :class:`CorsOptions`; ``TypeError``/``ValueError`` naming
     the origin and option that is wrong.
 
-    >>> check_cors_options({'*': {'allow_methods': ['GET']}})
-    {'*': CorsOptions(allow_credentials=False, expose_headers=(), allow_headers=(), allow_methods=('GET',), max_age=None)}
-    """  # noqa: E501
+    >>> check_cors_options({'*': {'allow_methods': ['get']}})['*'].allow_methods
+    ('GET',)
+    """
     if value is None:
         return None
     if not isinstance(value, Mapping):
