@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,17 @@ class FirstToLast:
         return time.process_time() - (self.start or 0.0)
 
 
+#: Called with each app a case starts, right after its start (bench/sensors.py renders
+#: its /metrics from there).
+ON_APP_STARTED: Callable[[faust.App], None] | None = None
+
+
 async def run_until_done(app: faust.App, clock: FirstToLast, timeout: float | None = None) -> None:
     """Start ``app`` (its GC tuned as the worker does after start-up) and wait until
     ``clock`` has seen its last event."""
     await app.start()
+    if ON_APP_STARTED is not None:
+        ON_APP_STARTED(app)
     faust.worker.tune_gc()
     await asyncio.wait_for(clock.done.wait(), timeout)
 

@@ -3,15 +3,23 @@ embedded broker."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 import faust
+from faust.sensors.prometheus import registry_for, render_metrics
 from faust.transport.base import TP
 from tests.conftest import eventually
+
+_ids = itertools.count()
 
 
 class Recording(faust.Sensor):
@@ -212,3 +220,272 @@ async def test_the_monitor_snapshot_is_json_and_counts_what_happened(app: faust.
     assert {r["state"] for r in table["recovery"]} == {"recovered"}
     assert snap["commits"]["count"] >= 1
     assert snap["rebalances"]["count"] >= 1 and not snap["rebalances"]["in_progress"]
+
+
+# -- exact counts under random programs, against a plain model --------------------------------
+
+PROPERTY_SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+#: One step: (agent 0 or 1, partition, key, what the agent does: incr / pop / get, or
+#: "bad": a value that cannot be decoded, sent raw).
+STEPS = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.integers(0, 1),
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["incr", "incr", "pop", "get", "bad"]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+def metric_samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a /metrics body, parsed by prometheus_client's own parser."""
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def sample(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples[name, frozenset(labels.items())]
+
+
+async def run_program(steps: list[tuple[int, int, str, str]]) -> None:
+    app = faust.App(f"sensors-prop-{next(_ids)}", topic_partitions=2, agent_restart_backoff=0.01)
+    topics = [app.topic(f"t{i}", key_type=str, value_type=str, partitions=2) for i in range(2)]
+    tables = [app.Table(f"tab{i}", default=int, partitions=2) for i in range(2)]
+    done = [0, 0]
+
+    def make_agent(i: int) -> faust.Agent:
+        async def work(stream):  # type: ignore[no-untyped-def]
+            table = tables[i]
+            async for event in stream.events():
+                op = event.value
+                if op == "incr":
+                    table[event.key] += 1
+                elif op == "pop":
+                    table.pop(event.key, None)
+                else:
+                    table.get(event.key)
+                done[i] += 1
+
+        return app.agent(topics[i], name=f"agent{i}")(work)
+
+    agents = [make_agent(0), make_agent(1)]
+    # The model: what every count must be.
+    sent: Counter[tuple[str, int]] = Counter()
+    bad: Counter[str] = Counter()
+    events: Counter[int] = Counter()
+    gets, sets, deletes = Counter[int](), Counter[int](), Counter[int]()
+    state: list[dict[tuple[int, str], int]] = [{}, {}]
+    await app.start()
+    try:
+        raw = [app.topic(f"t{i}", key_serializer="raw", value_serializer="raw") for i in range(2)]
+        for i, partition, key, op in steps:
+            sent[f"t{i}", partition] += 1
+            if op == "bad":
+                await raw[i].send(key=b'"k"', value=b"\xff not json", partition=partition)
+                bad[f"t{i}"] += 1
+                continue
+            await topics[i].send(key=key, value=op, partition=partition)
+            events[i] += 1
+            gets[i] += 1
+            held = state[i]
+            if op == "incr":
+                sets[i] += 1
+                held[partition, key] = held.get((partition, key), 0) + 1
+            elif op == "pop" and held.pop((partition, key), None) is not None:
+                deletes[i] += 1
+        await eventually(lambda: done == [events[0], events[1]])
+        await eventually(lambda: app.error_counts.dead_lettered == sum(bad.values()))
+        assert app.consumer is not None
+        await app.consumer.commit()
+        assert app.monitor is not None
+        snap = json.loads(json.dumps(app.monitor.snapshot()))
+        samples = metric_samples(render_metrics(app)[0])
+
+        for i in range(2):
+            topic = f"t{i}"
+            total = sent[topic, 0] + sent[topic, 1]
+            if total:
+                assert snap["topics"][topic] == {
+                    "messages_in": total,
+                    "events_in": total - bad[topic],
+                    "messages_out": total,
+                    "decode_errors": bad[topic],
+                }
+                assert sample(samples, "faust_topic_messages_in_total", topic=topic) == total
+                assert sample(samples, "faust_topic_events_in_total", topic=topic) == (
+                    total - bad[topic]
+                )
+                assert snap["sends"][topic]["initiated"] == total
+                assert snap["sends"][topic]["completed"] == total
+            name = agents[i].name
+            if events[i]:
+                agent = snap["agents"][name]
+                assert (agent["events_in"], agent["events_out"]) == (events[i], events[i])
+                assert sample(samples, "faust_agent_events_out_total", agent=name) == events[i]
+                assert (
+                    sample(samples, "faust_agent_processing_seconds_count", agent=name) == events[i]
+                )
+            table = snap["tables"][f"tab{i}"]
+            assert (table["gets"], table["sets"], table["deletes"]) == (
+                gets[i],
+                sets[i],
+                deletes[i],
+            )
+            assert table["size"] == len(state[i])
+            assert sample(samples, "faust_table_sets_total", table=f"tab{i}") == sets[i]
+            changelog = f"{app.conf.id}-tab{i}-changelog"
+            records = snap["sends"].get(changelog, {}).get("completed", 0)
+            assert table["changelog_records"] == records
+            for partition in range(2):
+                if sent[topic, partition]:
+                    labels = {"topic": topic, "partition": str(partition)}
+                    assert sample(samples, "faust_consumer_lag", **labels) == 0
+                    assert (
+                        sample(samples, "faust_consumer_committed_offset", **labels)
+                        == sent[topic, partition]
+                    )
+        assert snap["errors"]["decode"] == sum(bad.values())
+        assert snap["errors"]["dead_lettered"] == sum(bad.values())
+        assert sample(samples, "faust_errors_total", kind="decode") == sum(bad.values())
+        assert sample(samples, "faust_errors_total", kind="dead_lettered") == sum(bad.values())
+        kinds = Counter(e["kind"] for e in snap["recent_errors"])
+        assert kinds["decode"] == min(sum(bad.values()), 50)
+    finally:
+        await app.stop()
+
+
+@given(steps=STEPS)
+@PROPERTY_SETTINGS
+def test_monitor_counts_are_exact_under_random_programs(
+    steps: list[tuple[int, int, str, str]],
+) -> None:
+    asyncio.run(run_program(steps))
+
+
+# -- errors, dead letters, lag ----------------------------------------------------------------
+
+
+async def test_agent_errors_dead_letters_and_send_errors_are_counted(app: faust.App) -> None:
+    sensor = Recording()
+    app.sensors.add(sensor)
+    topic = app.topic("jobs", key_type=str, value_type=int, partitions=2)
+    handled: list[int] = []
+
+    @app.agent(topic, retries=0, on_error="dead_letter")
+    async def jobs(stream):
+        async for value in stream:
+            if value < 0:
+                raise ValueError(f"negative job {value}")
+            handled.append(value)
+
+    await app.start()
+    for value in (1, -1, 2, -2, 3):
+        await topic.send(key="k", value=value, partition=0)
+    await eventually(lambda: len(handled) == 3 and app.error_counts.dead_lettered == 2)
+    with pytest.raises(ValueError, match="partition 7 does not exist"):
+        await topic.send(key="k", value=4, partition=7)
+    assert app.monitor is not None
+    snap = app.monitor.snapshot()
+    assert snap["errors"]["agent"] == 2
+    assert snap["errors"]["dead_lettered"] == 2
+    assert snap["errors"]["send"] == 1
+    assert snap["sends"]["jobs"] == {"initiated": 6, "completed": 5, "errors": 1, "pending": 0}
+    dlq = jobs.dead_letter_topic
+    assert snap["sends"][dlq]["completed"] == 2
+    assert sensor.agent_errors == [jobs.name, jobs.name]
+    assert sensor.dead_letters == [dlq, dlq]
+    kinds = [e["kind"] for e in snap["recent_errors"]]
+    assert kinds.count("agent") == 2 and kinds.count("dead_lettered") == 2
+    assert kinds[-1] == "send" and "partition 7" in snap["recent_errors"][-1]["message"]
+    samples = metric_samples(render_metrics(app)[0])
+    assert sample(samples, "faust_errors_total", kind="agent") == 2
+    assert sample(samples, "faust_send_errors_total", topic="jobs") == 1
+    # retries=0: each event was taken once, the two that raised too.
+    assert snap["agents"][jobs.name]["events_out"] == 5
+
+
+async def test_decode_errors_reach_sensors_with_the_message(app: faust.App) -> None:
+    sensor = Recording()
+    app.sensors.add(sensor)
+    topic = app.topic("nums", value_type=int, partitions=1)
+
+    @app.agent(topic)
+    async def nums(stream):
+        async for _ in stream:
+            pass
+
+    await app.start()
+    raw = app.topic("nums", value_serializer="raw")
+    await raw.send(value=b"1")
+    await raw.send(value=b"{nope")
+    await eventually(lambda: app.error_counts.dead_lettered == 1)
+    assert sensor.decode_errors == [("nums", 1)]
+    assert app.monitor is not None
+    assert app.monitor.snapshot()["topics"]["nums"]["decode_errors"] == 1
+
+
+async def test_lag_is_the_end_offset_minus_the_committed_offset(app: faust.App) -> None:
+    topic = app.topic("slow", key_type=str, value_type=int, partitions=1)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            await release.wait()
+            seen.append(value)
+
+    await app.start()
+    for value in range(10):
+        await topic.send(key="k", value=value)
+    assert app.monitor is not None
+    monitor = app.monitor
+
+    def lag() -> Any:
+        return {r["partition"]: r["lag"] for r in monitor.snapshot()["partitions"]}
+
+    await eventually(lambda: lag() == {0: 10})
+    snap = monitor.snapshot()
+    assert snap["agents"][slow.name]["events_in"] == 10
+    assert snap["agents"][slow.name]["buffered"] == 9  # one is in the agent's hands
+    release.set()
+    await eventually(lambda: len(seen) == 10)
+    assert app.consumer is not None
+    await app.consumer.commit()
+    assert lag() == {0: 0}
+    samples = metric_samples(render_metrics(app)[0])
+    assert sample(samples, "faust_consumer_lag", topic="slow", partition="0") == 0
+    assert sample(samples, "faust_consumer_end_offset", topic="slow", partition="0") == 10
+
+
+def test_render_metrics_without_the_monitor_says_so() -> None:
+    app = faust.App("metrics-off", sensors_enabled=False)
+    body, content_type = render_metrics(app)
+    assert content_type.startswith("text/plain")
+    samples = metric_samples(body)
+    assert sample(samples, "faust_sensors_enabled") == 0
+    assert [name for name, _ in samples] == ["faust_sensors_enabled"]
+
+
+def test_every_metric_follows_the_naming_conventions(app: faust.App) -> None:
+    body, _ = render_metrics(app)
+    for family in text_string_to_metric_families(body.decode()):
+        assert family.name.startswith("faust_")
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        if family.type == "histogram":
+            assert family.name.endswith("_seconds")
+
+    other = faust.App("other-app")
+    assert registry_for(other) is not registry_for(app)  # a registry per app...
+    assert registry_for(app) is registry_for(app)  # ...made once

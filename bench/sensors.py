@@ -1,0 +1,207 @@
+"""The cost of the default sensors and /metrics: cases a, b and d with them and without.
+
+    python -m bench.sensors [--events 200000] [--runs 3] [--cases a,b,d]
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` if set, else the Kafka of ``scripts/kafka`` (started if
+it is not running, and then stopped). The data is that of bench/kafka.py, produced once.
+Each case runs as in ``python -m bench`` (a: a stateless agent over Records; b: a Table
+sum per key, RocksDB store, changelog on; d: a tumbling-window count per key), in two
+settings:
+
+  on   the defaults: ``app.monitor`` installed, and ``/metrics`` rendered once a second
+       (``faust.sensors.prometheus.render_metrics(app)`` in this process, as the web
+       server's handler does) while the case runs
+  off  ``sensors_enabled=False`` (``FAUST_SENSORS_ENABLED=0``): no Monitor, no renders
+
+Each run is an on/off block per case, in the order off, on, on, off (the next run starts
+with on), so a slow drift of this shared machine weighs on both sides alike. Rates are
+events per CPU-second of this process from the first event to the last, renders
+included; the cost printed is ``1 - median(on) / median(off)`` per case, beside the
+median of the per-pair ratios.
+
+What "off" still runs: the counters the code keeps inline whatever the setting (a table's
+``gets``/``sets``, the producer's per-topic ``initiated``) and the per-batch calls into an
+empty sensor list. Compare with the commit before the sensors for those (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable
+
+import faust
+from faust.sensors.prometheus import render_metrics
+
+from . import cases, kafka, tables
+
+CASES = ("a", "b", "d")
+TITLES = {
+    "a": "stateless agent over Records",
+    "b": "Table sum per key, RocksDB, changelog",
+    "d": "tumbling(60) window count per key",
+}
+#: The cost the issue allows (sensors and /metrics on, against off).
+LIMIT = 0.05
+#: How often /metrics is rendered while a case runs with sensors on: a Prometheus scrape
+#: is usually every 15-60 s; once a second is the dashboard's pace and a stricter test.
+RENDER_INTERVAL = 1.0
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def render_every(app: faust.App, interval: float, renders: list[int]) -> None:
+    """Render the app's /metrics body every ``interval`` seconds (until cancelled)."""
+    while True:
+        await asyncio.sleep(interval)
+        body, _ = render_metrics(app)
+        renders[0] += 1
+        if not body:
+            raise SystemExit("render_metrics returned an empty body")
+
+
+def runner(case: str, bootstrap: str, topic: str, events: int, datadir: str) -> Awaitable[float]:
+    if case == "a":
+        return kafka.faust_run(bootstrap, topic, events)
+    if case == "b":
+        return b_sum(bootstrap, topic, events, datadir)
+    return cases.window_count(bootstrap, topic, events, datadir)
+
+
+async def b_sum(bootstrap: str, topic: str, events: int, datadir: str) -> float:
+    rate, sums, _ = await tables.kafka_faust_sum(bootstrap, topic, events, datadir)
+    tables.check_sums("b: faust table (Kafka)", sums, tables.expected_sums(events))
+    return rate
+
+
+async def one(
+    case: str, on: bool, bootstrap: str, topic: str, events: int, datadir: str
+) -> tuple[float, int]:
+    """One run of ``case`` with sensors ``on`` or off; returns (events/s, renders)."""
+    os.environ["FAUST_SENSORS_ENABLED"] = "1" if on else "0"
+    renders = [0]
+    started: list[asyncio.Task[None]] = []
+
+    def on_started(app: faust.App) -> None:
+        if on:
+            assert app.monitor is not None, "sensors on, but the app has no Monitor"
+            started.append(asyncio.ensure_future(render_every(app, RENDER_INTERVAL, renders)))
+        else:
+            assert app.monitor is None, "sensors off, but the app has a Monitor"
+
+    kafka.ON_APP_STARTED = on_started
+    try:
+        rate = await runner(case, bootstrap, topic, events, datadir)
+    finally:
+        kafka.ON_APP_STARTED = None
+        for task in started:
+            task.cancel()
+        os.environ.pop("FAUST_SENSORS_ENABLED", None)
+    return rate, renders[0]
+
+
+async def run_all(
+    args: argparse.Namespace, bootstrap: str, tmp: str
+) -> dict[str, dict[str, list[float]]]:
+    topic = f"bench-sensors-readings-{uuid.uuid4().hex[:8]}"
+    began = time.perf_counter()
+    await kafka.produce(bootstrap, topic, args.events)
+    say(f"(produced {args.events:,} readings in {time.perf_counter() - began:.1f} s)")
+    results: dict[str, dict[str, list[float]]] = {
+        case: {"on": [], "off": [], "renders": []} for case in args.cases
+    }
+    counter = 0
+    try:
+        for run in range(args.runs):
+            for case in args.cases:
+                order = [False, True, True, False] if run % 2 == 0 else [True, False, False, True]
+                for on in order:
+                    counter += 1
+                    datadir = os.path.join(tmp, f"{case}-{counter}")
+                    rate, renders = await one(case, on, bootstrap, topic, args.events, datadir)
+                    results[case]["on" if on else "off"].append(rate)
+                    if on:
+                        results[case]["renders"].append(renders)
+                    say(
+                        f"[run {run + 1}/{args.runs}] {case} sensors {'on ' if on else 'off'}: "
+                        f"{rate:,.0f} ev/s" + (f" ({renders} renders)" if on else "")
+                    )
+                    shutil.rmtree(datadir, ignore_errors=True)
+    finally:
+        await tables.delete_topics(bootstrap, [topic])
+    return results
+
+
+def report(args: argparse.Namespace, results: dict[str, dict[str, list[float]]]) -> list[str]:
+    lines = [
+        f"python -m bench.sensors: {args.events:,} events, {args.runs} run(s) of off/on/on/off "
+        "per case; events per CPU-second, medians",
+        "",
+        f"{'case':<5} {'what':<38} {'sensors off':>14} {'sensors on':>14} {'on/off':>7} "
+        f"{'pairs':>7}  cost   result (<= {LIMIT:.0%})",
+    ]
+    for case, res in results.items():
+        off, on = statistics.median(res["off"]), statistics.median(res["on"])
+        pairs = statistics.median(a / b for a, b in zip(res["on"], res["off"], strict=True))
+        cost = 1 - on / off
+        lines.append(
+            f"{case:<5} {TITLES[case]:<38} {off:>9,.0f} ev/s {on:>9,.0f} ev/s {on / off:>7.3f} "
+            f"{pairs:>7.3f}  {cost:>5.1%}  {'met' if cost <= LIMIT else 'NOT MET'}"
+        )
+    lines.append("")
+    for case, res in results.items():
+        lines.append(
+            f"{case}: off "
+            + ", ".join(f"{r:,.0f}" for r in res["off"])
+            + "; on "
+            + ", ".join(f"{r:,.0f}" for r in res["on"])
+            + f"; /metrics renders per on-run: {', '.join(str(int(r)) for r in res['renders'])}"
+        )
+    return lines
+
+
+def parse_cases(text: str) -> list[str]:
+    wanted = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in CASES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"cases: choose from {','.join(CASES)}, not {text!r}")
+    return [c for c in CASES if c in wanted]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sensors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="events per case")
+    parser.add_argument("--runs", type=int, default=3, help="off/on/on/off blocks per case")
+    parser.add_argument("--cases", type=parse_cases, default=list(CASES), help="e.g. a,b")
+    args = parser.parse_args(argv)
+    if min(args.events, args.runs) < 1:
+        parser.error("--events and --runs must be >= 1")
+    bootstrap, started = kafka.bring_up_kafka()
+    tmp = tempfile.mkdtemp(prefix="faust-bench-sensors-")
+    try:
+        faust.worker.install_uvloop()
+        faust.worker.tune_gc()
+        results = asyncio.run(run_all(args, bootstrap, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if started:
+            subprocess.run([sys.executable, str(kafka.REPO / "scripts" / "kafka"), "down"])
+    print("\n".join(report(args, results)))
+
+
+if __name__ == "__main__":
+    main()
