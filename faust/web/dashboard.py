@@ -6,6 +6,11 @@ second and draws it: the group's workers and their partitions, lag per partition
 throughput per agent over the last minutes, tables with their size and recovery state,
 error counts and recent errors. The web server calls :func:`add_routes`.
 
+Agents, tables and errors are this worker's; the partitions and their lag are the whole
+group's: the worker asks every other worker of the group for its own
+(``/dashboard/data.json?scope=local``, each within :data:`PEER_TIMEOUT`), and marks a
+worker that does not answer as unreachable.
+
 Example (what the page reads, from any worker)::
 
     $ curl -s localhost:6066/dashboard/data.json | jq '.agents[0].events'
@@ -13,15 +18,20 @@ Example (what the page reads, from any worker)::
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from .. import __version__
-from .views import error_response
+from .views import error_response, json_response
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["add_routes", "dashboard_data"]
 
@@ -31,8 +41,13 @@ STATIC_FILES = {
     "dashboard.js": "text/javascript",
 }
 
-#: Seconds of throughput history the chart shows when the monitor does not say.
+#: Seconds of throughput history the chart shows at most (the Monitor keeps 300 samples,
+#: one a second).
 DEFAULT_WINDOW = 300.0
+#: Seconds another worker has to give its partitions. The page asks once a second: a
+#: worker that hangs (gone from another host, no refusal comes back) slows the page to
+#: one update in two seconds, not to a stop.
+PEER_TIMEOUT = 1.0
 
 
 def add_routes(web_app: web.Application, app: Any) -> None:
@@ -49,13 +64,62 @@ def add_routes(web_app: web.Application, app: Any) -> None:
             return error_response(404, f"no dashboard file {name!r}: try {sorted(STATIC_FILES)}")
         return _static_response(name, content_type)
 
-    async def data(request: web.Request) -> web.Response:
-        return web.json_response(dashboard_data(app), headers={"Cache-Control": "no-store"})
+    peers = _Peers()
 
+    async def data(request: web.Request) -> web.Response:
+        answer = dashboard_data(app)
+        if request.query.get("scope") != "local":
+            await peers.add_partitions(answer)
+        return json_response(answer, headers={"Cache-Control": "no-store"})
+
+    web_app.on_cleanup.append(lambda _: peers.close())
     web_app.router.add_get("/dashboard", page)
     web_app.router.add_get("/dashboard/", page)
     web_app.router.add_get("/dashboard/data.json", data)
     web_app.router.add_get("/dashboard/static/{name}", static)
+
+
+class _Peers:
+    """Asks the group's other workers for their partitions (one connection pool, made
+    on the first request and closed with the web server)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def add_partitions(self, data: dict[str, Any]) -> None:
+        """Add the other workers' partitions to ``data`` (each row with its ``worker``)
+        and say of each worker whether it answered (``reachable``, else ``error``)."""
+        others = [worker for worker in data["workers"] if not worker["self"]]
+        answers = await asyncio.gather(*(self._ask(worker["url"]) for worker in others))
+        for worker, answer in zip(others, answers, strict=True):
+            if isinstance(answer, str):
+                worker["reachable"] = False
+                worker["error"] = answer
+                continue
+            worker["reachable"] = True
+            for row in answer.get("partitions", ()):
+                data["partitions"].append({**row, "worker": worker["url"]})
+        data["partitions"].sort(key=lambda row: (row["topic"], row["partition"]))
+
+    async def _ask(self, url: str) -> dict[str, Any] | str:
+        """The worker's own data, or why it could not be had."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT))
+        target = url.rstrip("/") + "/dashboard/data.json?scope=local"
+        try:
+            async with self._session.get(target) as response:
+                if response.status != 200:
+                    return f"{target} answered {response.status}"
+                return dict(await response.json())
+        except TimeoutError:
+            return f"{target} did not answer within {PEER_TIMEOUT:g} s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            return f"{target}: {exc}"
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 def _static_response(name: str, content_type: str) -> web.Response:
@@ -77,9 +141,11 @@ def dashboard_data(app: Any) -> dict[str, Any]:
     ``app``        ``id``, ``version``, ``url`` (this worker), ``state`` (``starting``,
                    ``recovering``, ``running``)
     ``time``       the worker's clock (unix seconds); ``window``: seconds of history
-    ``workers``    ``[{url, self, partitions: {topic: [partition]}}]``, the group's
-    ``partitions`` ``[{topic, partition, committed, end, lag}]`` read here as streams
-                   (not the tables' changelogs); ``lag``: None until known
+    ``workers``    ``[{url, self, partitions: {topic: [partition]}}]``, the group's;
+                   the others with ``reachable`` (and ``error``) in the full answer
+    ``partitions`` ``[{topic, partition, worker, committed, end, lag}]`` read as
+                   streams (not the tables' changelogs), here or, in the full answer,
+                   by the other workers; ``lag``: None until known
     ``agents``     ``[{name, events, rate, buffered, mean_seconds, history}]``;
                    ``events`` taken by the agent, ``rate`` events/s in the last
                    second, ``history`` ``[[unix time, events/s], ...]``
@@ -108,7 +174,7 @@ def dashboard_data(app: Any) -> dict[str, Any]:
         "time": snapshot.get("time") or time.time(),
         "window": DEFAULT_WINDOW,
         "workers": _workers(app),
-        "partitions": _partitions(snapshot),
+        "partitions": _partitions(_own_url(app), snapshot),
         "agents": _agents(app, snapshot),
         "tables": _tables(app, snapshot),
         "errors": _errors(snapshot),
@@ -155,12 +221,13 @@ def _workers(app: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _partitions(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _partitions(own: str, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     # The monitor leaves out the tables' changelogs: the recovery reads them, no stream.
     return [
         {
             "topic": row["topic"],
             "partition": row["partition"],
+            "worker": own,
             "committed": row.get("committed"),
             "end": row.get("end_offset"),
             "lag": row.get("lag"),

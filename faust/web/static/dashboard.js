@@ -157,16 +157,22 @@
     replaceRows($("agents").tBodies[0], rows, 5, "No agents");
   }
 
+  function shortUrl(url) {
+    return (url || "").replace(/^https?:\/\//, "");
+  }
+
   function renderWorkers(workers) {
     $("workers-count").textContent = workers.length === 1 ? "1 worker" : `${workers.length} workers`;
     const items = workers.map((w) => {
       const topics = Object.entries(w.partitions || {}).sort(([a], [b]) => a.localeCompare(b));
       const count = topics.reduce((sum, [, parts]) => sum + parts.length, 0);
-      return el("li", { class: "worker", "data-worker": w.url, "data-partitions": count },
-        el("div", { class: "worker-head" },
-          el("span", { class: w.alive === false ? "dot gone" : "dot" }),
+      const gone = w.reachable === false;
+      return el("li", { class: "worker", "data-worker": w.url, "data-partitions": count, "data-reachable": String(!gone) },
+        el("div", { class: "worker-head", title: gone ? `Not answering: ${w.error}` : "" },
+          el("span", { class: gone ? "dot gone" : "dot" }),
           el("span", { class: "mono", title: w.url, text: w.url }),
           w.self ? el("span", { class: "you", text: "this worker" }) : null,
+          gone ? el("span", { class: "gone-label small", text: "not answering" }) : null,
           el("span", { class: "count muted small", text: count === 1 ? "1 partition" : `${count} partitions` })),
         ...topics.map(([topic, parts]) => el("div", { class: "topic-parts" },
           el("span", { class: "topic-name mono", text: topic }),
@@ -201,16 +207,19 @@
     const maxLag = Math.max(1, ...sorted.map((p) => p.lag || 0));
     const rows = sorted.map((p) => {
       const share = p.lag ? Math.max(2, Math.round((100 * p.lag) / maxLag)) : 0;
-      return el("tr", { "data-topic": p.topic, "data-partition": p.partition },
+      return el("tr", { "data-topic": p.topic, "data-partition": p.partition, "data-worker": p.worker },
         el("td", { class: "name mono", title: p.topic, text: p.topic }),
         el("td", { class: "r", text: String(p.partition) }),
+        el("td", { class: "worker-col mono small", text: shortUrl(p.worker) }),
         el("td", { class: "r", "data-field": "committed", "data-value": p.committed, text: fmt(p.committed) }),
         el("td", { class: "r", "data-field": "end", "data-value": p.end, text: fmt(p.end) }),
         el("td", { class: "r" + lagClass(p.lag, " lag-"), "data-field": "lag", "data-value": p.lag, text: fmt(p.lag) }),
         el("td", { class: "bar-cell" }, el("div", { class: "bar" + lagClass(p.lag, " ") },
           el("span", { style: `width:${share}%` }))));
     });
-    replaceRows($("partitions").tBodies[0], rows, 6, "No partitions assigned");
+    replaceRows($("partitions").tBodies[0], rows, 7, "No partitions assigned");
+    // The worker column only tells something when there are several.
+    $("partitions").classList.toggle("single-worker", new Set(sorted.map((p) => p.worker)).size <= 1);
   }
 
   function renderErrors(errors) {

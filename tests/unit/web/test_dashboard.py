@@ -217,6 +217,37 @@ async def test_workers_of_the_group(http: aiohttp.ClientSession) -> None:
         for topic in ("words", "numbers"):
             parts = [p for w in workers.values() for p in w["partitions"].get(topic, [])]
             assert sorted(parts) == [0, 1, 2, 3], topic
+
+        # Lag of the group's partitions: each row from the worker that reads it.
+        def group_partitions(data: dict[str, Any]) -> bool:
+            return len(data["partitions"]) == 8 and all(
+                w.get("reachable", True) for w in data["workers"]
+            )
+
+        data = await data_when(http, one, group_partitions)
+        others = [w for w in data["workers"] if not w["self"]]
+        assert [w["url"] for w in others] == [two.url] and others[0]["reachable"]
+        owners = {(row["topic"], row["partition"]): row["worker"] for row in data["partitions"]}
+        for url, worker in workers.items():
+            for topic, parts in worker["partitions"].items():
+                for part in parts:
+                    if not topic.endswith("-changelog"):
+                        assert owners[topic, part] == url
+        # Asked for its own only, a worker does not ask the others.
+        async with http.get(one.url + "/dashboard/data.json?scope=local") as response:
+            local = await response.json()
+        assert {row["worker"] for row in local["partitions"]} == {one.url}
+        assert all("reachable" not in w for w in local["workers"])
+
+        # A worker whose web server is gone (still in the group): named as not answering.
+        await two.app.web.stop()
+        data = await data_when(
+            http, one, lambda data: any(w.get("reachable") is False for w in data["workers"])
+        )
+        (gone,) = [w for w in data["workers"] if not w["self"]]
+        assert gone["url"] == two.url
+        assert two.url in gone["error"]
+        assert {row["worker"] for row in data["partitions"]} == {one.url}
     finally:
         await two.stop()
         await one.stop()
