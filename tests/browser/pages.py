@@ -156,8 +156,8 @@ def wait_for(browser: Any, condition: Callable[[], Any], what: str, timeout: flo
         if value:
             return value
         if time.monotonic() > deadline:
-            status = browser.find_element("id", "status").text
-            pytest.fail(f"the dashboard did not show {what} within {timeout}s (status {status!r})")
+            shown = browser.execute_script(READ_PAGE)
+            pytest.fail(f"the dashboard did not show {what} within {timeout}s; it shows {shown}")
         time.sleep(0.1)
 
 
@@ -180,7 +180,7 @@ for (const row of document.querySelectorAll('#tables tr[data-table]')) {
 const partitions = [];
 for (const row of document.querySelectorAll('#partitions tr[data-topic]')) {
   partitions.push({
-    topic: row.dataset.topic, partition: Number(row.dataset.partition),
+    topic: row.dataset.topic, partition: Number(row.dataset.partition), worker: row.dataset.worker,
     committed: value(row.querySelector('[data-field=committed]')),
     end: value(row.querySelector('[data-field=end]')),
     lag: value(row.querySelector('[data-field=lag]')),
@@ -188,7 +188,10 @@ for (const row of document.querySelectorAll('#partitions tr[data-topic]')) {
 }
 const workers = [];
 for (const item of document.querySelectorAll('#workers li[data-worker]')) {
-  workers.push({url: item.dataset.worker, partitions: Number(item.dataset.partitions)});
+  workers.push({
+    url: item.dataset.worker, partitions: Number(item.dataset.partitions),
+    reachable: item.dataset.reachable === 'true',
+  });
 }
 const errorCounts = {};
 for (const chip of document.querySelectorAll('#error-counts [data-kind]')) {

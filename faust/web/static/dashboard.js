@@ -328,6 +328,15 @@
         const visible = s.points.filter(([t]) => t >= start - 5);
         if (!visible.length) continue;
         const colour = seriesColour(s.name);
+        if (visible.length === 1) {
+          // One sample so far: a dot where the line will start.
+          const [[t, v]] = visible;
+          ctx.beginPath();
+          ctx.arc(x(t), y(v), 3, 0, 2 * Math.PI);
+          ctx.fillStyle = colour;
+          ctx.fill();
+          continue;
+        }
         // A soft fill under the line, then the line itself.
         const gradient = ctx.createLinearGradient(0, pad.top, 0, pad.top + plotH);
         gradient.addColorStop(0, colour + "33");
