@@ -123,6 +123,24 @@ def test_dashboard_shows_the_workers_numbers(
     save_full_page(browser, screenshot)
     print(f"\ndashboard screenshot: {screenshot}")
 
+    # Dark when the system is: the page follows prefers-color-scheme.
+    assert background_luminance(browser) > 0.8
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    assert background_luminance(browser) < 0.2
+    dark = artifacts / "dashboard-dark.png"
+    save_full_page(browser, dark)
+    print(f"dark screenshot: {dark}")
+
+    # Legible at a small laptop's width: nothing runs off the side.
+    for width in (1024, 800):
+        browser.set_window_size(width, 900)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{overflow}px wider than a {width}px window"
     print(f"browser test took {time.monotonic() - started:.1f}s after the worker started")
 
 
@@ -149,6 +167,13 @@ def test_dashboard_says_disconnected_and_reconnects(
         wait_for(browser, lambda: status(browser) == "live", '"Live" again', PAGE_TIMEOUT)
     finally:
         again.stop()
+
+
+def background_luminance(browser: Any) -> float:
+    """The page background's relative brightness, 0 (black) to 1 (white)."""
+    colour = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(c) for c in colour[colour.index("(") + 1 : -1].split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
 
 
 def check_against_metrics(page: dict[str, Any], before: Samples, after: Samples) -> None:
