@@ -139,7 +139,8 @@ def dashboard_data(app: Any) -> dict[str, Any]:
 
     ============== =====================================================================
     ``app``        ``id``, ``version``, ``url`` (this worker), ``state`` (``starting``,
-                   ``recovering``, ``running``)
+                   ``recovering``, ``running``), ``sensors`` (False: no counts, the
+                   monitor is off with ``sensors_enabled=False``)
     ``time``       the worker's clock (unix seconds); ``window``: seconds of history
     ``workers``    ``[{url, self, partitions: {topic: [partition]}}]``, the group's;
                    the others with ``reachable`` (and ``error``) in the full answer
@@ -170,6 +171,7 @@ def dashboard_data(app: Any) -> dict[str, Any]:
             "version": __version__,
             "url": _own_url(app),
             "state": _state(app),
+            "sensors": app.monitor is not None,
         },
         "time": snapshot.get("time") or time.time(),
         "window": DEFAULT_WINDOW,
@@ -182,9 +184,8 @@ def dashboard_data(app: Any) -> dict[str, Any]:
 
 
 def _snapshot(app: Any) -> Mapping[str, Any]:
-    monitor = getattr(app, "monitor", None)
-    snapshot = getattr(monitor, "snapshot", None)
-    return snapshot() if callable(snapshot) else {}
+    # No monitor with sensors_enabled=False: no counts to show (the page says why).
+    return {} if app.monitor is None else app.monitor.snapshot()
 
 
 def _own_url(app: Any) -> str:

@@ -111,6 +111,7 @@
     document.title = `${app.id || "Faust"} · Faust dashboard`;
     $("worker-url").textContent = app.url || "";
     $("app-version").textContent = app.version ? `faust ${app.version}` : "";
+    $("sensors-off").hidden = app.sensors !== false;
 
     const agents = data.agents || [];
     const partitions = data.partitions || [];

@@ -24,13 +24,14 @@ class Worker:
     """A word-count app (an agent filling a table) and an agent that raises on odd
     numbers, so that there are errors and dead letters."""
 
-    def __init__(self, app_id: str, broker: str) -> None:
+    def __init__(self, app_id: str, broker: str, **options: Any) -> None:
         self.app = app = faust.App(
             app_id,
             broker=broker,
             topic_partitions=4,
             web_bind="127.0.0.1",
             agent_restart_backoff=0.01,
+            **options,
         )
         self.words = app.topic("words", key_type=str, value_type=str)
         self.numbers = app.topic("numbers", key_type=str, value_type=int)
@@ -144,6 +145,7 @@ async def test_data_counts_events_tables_and_errors(
         "version": faust.__version__,
         "url": worker.url,
         "state": "running",
+        "sensors": True,
     }
     agents = {agent["name"]: agent for agent in data["agents"]}
     assert agents["count"]["buffered"] == 0
@@ -264,3 +266,21 @@ async def test_state_before_the_app_starts(http: aiohttp.ClientSession) -> None:
         assert [w["url"] for w in data["workers"]] == [waiting.url]
     finally:
         await waiting.app.web.stop()
+
+
+async def test_without_sensors_the_data_says_so(http: aiohttp.ClientSession) -> None:
+    app_id = f"dash-{next(_ids)}"
+    quiet = Worker(app_id, f"memory://{app_id}", sensors_enabled=False)
+    await quiet.start()
+    try:
+        await quiet.words.send(key="apple", value="apple")
+        await eventually(lambda: len(quiet.counts) == 1)
+        data = await get_data(http, quiet)
+        assert data["app"]["sensors"] is False
+        assert [a["name"] for a in data["agents"]] == ["count", "odd_fails"]
+        assert all(a["events"] == 0 and a["history"] == [] for a in data["agents"])
+        assert data["partitions"] == []
+        assert [t["name"] for t in data["tables"]] == ["counts"]
+        assert [w["url"] for w in data["workers"]] == [quiet.url]
+    finally:
+        await quiet.stop()
