@@ -12,7 +12,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .agents import Agent
@@ -312,7 +312,7 @@ class App:
         path: str,
         *,
         base: type[View] | None = None,
-        cors_options: dict[str, Any] | None = None,
+        cors_options: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> Callable[[Any], type[View]]:
         """Serve a view at ``path`` on the worker's web server: an ``async def`` taking

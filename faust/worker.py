@@ -167,6 +167,9 @@ class Worker:
                 stopping.cancel()
         finally:
             logger.info("Stopping worker...")
+            if self.web_enabled:
+                # Readiness probes fail from now on: traffic goes to other workers.
+                self.app.web.stopping = True
             try:
                 await self.app.stop()
             except Exception:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .views import View
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["Blueprint"]
 
@@ -61,7 +64,7 @@ class Blueprint:
 
         return _decorate
 
-    def register(self, app: Any, *, url_prefix: str | None = None) -> None:
+    def register(self, app: App, *, url_prefix: str | None = None) -> None:
         """Add the blueprint's views to ``app`` under ``url_prefix`` (or the one given
         at creation; ``/`` without either)."""
         prefix = url_prefix if url_prefix is not None else (self.url_prefix or "")

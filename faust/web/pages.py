@@ -3,7 +3,8 @@
 
 ``/health/ready`` is for a readiness probe (Kubernetes' ``readinessProbe``, a load
 balancer): 200 once the worker has its partitions and every assigned table partition
-is recovered, else 503 with the reason::
+is recovered, else 503 with the reason (not started, waiting for partition assignment,
+recovering tables, stopping)::
 
     $ curl -s localhost:6066/health/ready
     {"status": "not ready", "reason": "recovering tables: counts partitions [0, 3]"}
@@ -14,9 +15,12 @@ is recovered, else 503 with the reason::
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
 
 from .server import Route
 from .views import View
@@ -24,12 +28,12 @@ from .views import View
 __all__ = ["ROUTES", "not_ready_reason"]
 
 
-def not_ready_reason(app: Any) -> str | None:
+def not_ready_reason(app: App) -> str | None:
     """Why ``app`` is not ready to process (None when it is: ``app.ready``)."""
     if app.ready:
         return None
     if not app.started:
-        return "starting"
+        return "not started"  # starting (broker, topics, global tables), or stopping
     consumer = app.consumer
     if consumer is not None and not consumer.assigned_once.is_set():
         return "waiting for partition assignment"
@@ -40,7 +44,7 @@ def not_ready_reason(app: Any) -> str | None:
     return "recovering tables: running their on_recover callbacks"
 
 
-def _assigned(app: Any) -> dict[str, list[int]]:
+def _assigned(app: App) -> dict[str, list[int]]:
     consumer = app.consumer
     if consumer is None:
         return {}
@@ -76,7 +80,7 @@ class Live(View):
 
 class Ready(View):
     async def get(self, request: web.Request) -> web.Response:
-        reason = not_ready_reason(self.app)
+        reason = "stopping" if self.web.stopping else not_ready_reason(self.app)
         if reason is None:
             return self.json({"status": "ready"})
         return self.json({"status": "not ready", "reason": reason}, status=503)

@@ -21,9 +21,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
 
 from ..exceptions import ImproperlyConfigured
 from .cors import Cors, CorsOptions, check_cors_options
@@ -102,13 +105,15 @@ class WebServer:
     """The app's web server (``app.web``): the declared views and, once started, the
     aiohttp server answering them."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
         self.routes: list[Route] = []
         self.web_app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         #: The port it listens on once started (the real one when ``web_port`` is 0).
         self.port: int | None = None
+        #: Set by the worker when it begins to stop (``/health/ready`` says so).
+        self.stopping = False
 
     @property
     def started(self) -> bool:
@@ -135,6 +140,7 @@ class WebServer:
                 f"Page {path!r} added after the web server started: declare pages "
                 "before the worker starts (at import time, like agents)."
             )
+        view.check()
         if any(r.path == path for r in self.routes):
             raise ValueError(f"A page at {path!r} exists already.")
         try:
@@ -184,6 +190,7 @@ class WebServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.stopping = False
 
 
 def _bound_port(runner: web.AppRunner, default: int) -> int:

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .server import WebServer
 
 from ..serializers import json_default
 
@@ -74,7 +78,7 @@ class View:
     view_name: str = ""
     view_path: str = ""
 
-    def __init__(self, app: Any, web: Any) -> None:
+    def __init__(self, app: App, web: WebServer) -> None:
         self.app = app
         self.web = web
 
@@ -89,6 +93,17 @@ class View:
         handlers = {method.lower(): fun for method in HTTP_METHODS}
         namespace = {**handlers, "__doc__": fun.__doc__, "__module__": fun.__module__}
         return type(fun.__name__, (cls,), namespace)
+
+    @classmethod
+    def check(cls) -> None:
+        """``TypeError`` unless each verb method is an ``async def``."""
+        for verb in HTTP_METHODS:
+            method = getattr(cls, verb.lower(), None)
+            if method is not None and not inspect.iscoroutinefunction(method):
+                raise TypeError(
+                    f"{cls.__name__}.{verb.lower()} must be an async method: "
+                    f"`async def {verb.lower()}(self, request, **params)`."
+                )
 
     @classmethod
     def allowed_methods(cls) -> list[str]:

@@ -77,6 +77,11 @@ async def test_function_pages_and_view_classes() -> None:
         async def delete(self, request: Request, x: str) -> Any:
             return {"deleted": x}  # not a response: sent as JSON
 
+    @app.page("/old/")
+    async def old(self: View, request: Request) -> Response:
+        assert self.web is app.web
+        raise web.HTTPFound("/greet/moved/")  # a redirect is no error
+
     @app.page("/misc/")
     class Misc(View):
         async def get(self, request: Request) -> Response:
@@ -100,6 +105,8 @@ async def test_function_pages_and_view_classes() -> None:
             assert await _json(r) == {"deleted": "5"}
         async with http.head("/points/5/") as r:
             assert r.status == 200
+        async with http.get("/old/") as r:
+            assert r.history[0].status == 302 and (await _json(r))["hello"] == "moved"
         async with http.get("/misc/", params={"kind": "html"}) as r:
             assert r.content_type == "text/html" and await r.text() == "<b>hi</b>"
         async with http.get("/misc/", params={"kind": "bytes"}) as r:
@@ -149,6 +156,8 @@ def test_pages_are_declared_with_clear_errors() -> None:
         app.page("/sync/")(lambda self, request: None)
     with pytest.raises(TypeError, match="must subclass faust.View"):
         app.page("/cls/")(type("NotAView", (), {}))
+    with pytest.raises(TypeError, match="Sync.get must be an async method"):
+        app.page("/sync-class/")(type("Sync", (View,), {"get": lambda self, request: None}))
     with pytest.raises(ValueError, match="must start with '/'"):
         app.page("nope/")(View)
 
@@ -339,7 +348,7 @@ async def test_ready_only_once_partitions_are_assigned_and_tables_recovered() ->
     async with serving(app) as http:
         async with http.get("/health/ready") as r:
             assert r.status == 503
-            assert await _json(r) == {"status": "not ready", "reason": "starting"}
+            assert await _json(r) == {"status": "not ready", "reason": "not started"}
         await app.start()
         try:
             await eventually(lambda: app.tables.recovering)
@@ -417,10 +426,18 @@ def test_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 async def test_the_worker_serves_health_while_it_starts_and_stops_the_server_last() -> None:
-    app = _app()
+    app = _app(worker_shutdown_timeout=5.0)
     counts = app.Table("counts", default=int)
-    gate = asyncio.Event()
-    counts.on_recover(gate.wait)
+    topic = app.topic("jobs", value_type=int)
+    recovered, finish, busy = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    counts.on_recover(recovered.wait)
+
+    @app.agent(topic)
+    async def slow(stream: Any) -> None:
+        async for _ in stream:
+            busy.set()
+            await finish.wait()  # the stop waits for the event in hand
+
     worker = Worker(app, quiet=True)
     running = asyncio.ensure_future(worker.run())
     try:
@@ -431,14 +448,22 @@ async def test_the_worker_serves_health_while_it_starts_and_stops_the_server_las
             await eventually(lambda: app.tables.recovering)
             async with http.get("/health/ready") as r:
                 assert r.status == 503
-            gate.set()
+            recovered.set()
             await app.wait_ready()
             async with http.get("/health/ready") as r:
                 assert r.status == 200
+            await topic.send(value=1)
+            await asyncio.wait_for(busy.wait(), 5)
+            worker.stop()
+            await eventually(lambda: app.web.stopping)
+            async with http.get("/health/ready") as r:  # the app is still stopping
+                assert r.status == 503 and (await _json(r))["reason"] == "stopping"
+            finish.set()
         port = app.web.port
         assert port and app.conf.canonical_url == f"http://localhost:{port}"
     finally:
         worker.stop()
+        finish.set()
         await asyncio.wait_for(running, 10)
     assert not app.web.started
     with socket.socket() as s:

@@ -22,7 +22,11 @@ from .test_cli_errors import Worker as WorkerProcess
 FUZZ_APP = """
 import faust
 
-app = faust.App('webfuzz', topic_partitions=2)
+app = faust.App(
+    'webfuzz',
+    topic_partitions=2,
+    web_cors_options={'https://a.example': {'allow_headers': '*', 'expose_headers': '*'}},
+)
 counts = app.Table('counts', default=int)
 
 
@@ -78,6 +82,8 @@ requests = st.fixed_dictionaries(
         "query": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
         "body": bodies,
         "origin": st.none() | st.sampled_from(["https://a.example", "null", ""]),
+        # With OPTIONS and an Origin: a CORS preflight.
+        "preflight": st.none() | st.sampled_from(METHODS + ["BREW", ""]),
     }
 )
 
@@ -121,6 +127,9 @@ def test_random_requests_get_no_5xx_and_json_errors(server: str, request: dict[s
     path = request["path"]
     query = urlencode(request["query"])
     headers = {} if request["origin"] is None else {"Origin": request["origin"]}
+    if request["preflight"] is not None:
+        headers["Access-Control-Request-Method"] = request["preflight"]
+        headers["Access-Control-Request-Headers"] = "X-Token"
     status, content_type, body = asyncio.run(
         _request(
             server,
