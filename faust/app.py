@@ -412,7 +412,10 @@ class App:
         forwarding the request there from any other worker (503 while nobody owns it).
 
         The key is the path parameter ``match_info``, the query parameter
-        ``query_param`` (``shard_param`` is its older name) or ``exact_key``.
+        ``query_param`` (``shard_param`` is its older name) or ``exact_key``; text is
+        converted to the table's ``key_type`` (400 if it does not convert). Its partition
+        is the one the table's key serializer gives (JSON by default, as ``group_by``
+        repartitions): the stream that writes the table must be partitioned that way.
 
         Example::
 
@@ -421,16 +424,10 @@ class App:
             async def get_count(web, request, word):
                 return web.json({word: counts[word]})
         """
-        from .web.routing import table_route
+        from .web.routing import KeyLocation, table_route
 
-        return table_route(
-            self,
-            table,
-            shard_param,
-            query_param=query_param,
-            match_info=match_info,
-            exact_key=exact_key,
-        )
+        where = KeyLocation.of("table_route", query_param or shard_param, match_info, exact_key)
+        return table_route(self, table, where)
 
     def topic_route(
         self,
@@ -450,16 +447,10 @@ class App:
             async def pending(web, request, account):
                 return web.json(pending_orders.get(account, []))
         """
-        from .web.routing import topic_route
+        from .web.routing import KeyLocation, topic_route
 
-        return topic_route(
-            self,
-            topic,
-            shard_param,
-            query_param=query_param,
-            match_info=match_info,
-            exact_key=exact_key,
-        )
+        where = KeyLocation.of("topic_route", query_param or shard_param, match_info, exact_key)
+        return topic_route(self, topic, where)
 
     def backlogged(self) -> bool:
         """True while this app holds more unsent work than it should; the consumer

@@ -36,7 +36,8 @@ FORWARD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 3.0
 
 # Headers about one hop (RFC 9110 section 7.6.1), or that aiohttp sets itself from the
-# body it sends (and decompresses on receipt): never copied to the next hop.
+# body it sends (and decompresses on receipt; the body is read whole, so no 100-continue):
+# never copied to the next hop.
 _HOP_HEADERS = frozenset(
     {
         "connection",
@@ -50,6 +51,7 @@ _HOP_HEADERS = frozenset(
         "host",
         "content-length",
         "content-encoding",
+        "expect",
     }
 )
 
@@ -65,6 +67,7 @@ class Forwarder:
     """Sends a request to another worker and gives its response back as it came."""
 
     def __init__(self, timeout: float = FORWARD_TIMEOUT) -> None:
+        #: Seconds a forward may take (``app.router.forwarder.timeout = 30`` for slow views).
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -85,6 +88,7 @@ class Forwarder:
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=CONNECT_TIMEOUT),
             ) as response:
                 data = await response.read()
         except TimeoutError:
@@ -109,10 +113,9 @@ class Forwarder:
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
-            timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=CONNECT_TIMEOUT)
             # Headers go on as they came: no cookie jar of the forwarder's own.
             session = self._session = aiohttp.ClientSession(
-                timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
             )
         return session
 

@@ -12,6 +12,11 @@ any key::
     async def get_count(web, request, word):
         return web.json({word: counts[word]})
 
+The key's partition is found as the table finds it: the key encoded with the table's key
+serializer (JSON unless the table says otherwise, as ``group_by`` repartitions), hashed
+like Kafka's producer. A stream that writes the table keyed otherwise (a source topic
+keyed with raw text, say) puts keys elsewhere: repartition it with ``group_by``.
+
 The route runs the view where the key's partition is read, forwards the request to the
 worker that reads it otherwise, and answers 503 (JSON, at once) while nobody does: before
 the first assignment and during a rebalance. A forwarded request is never forwarded again.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -32,10 +37,13 @@ from ..tables.base import Collection
 from ..topics import Topic
 from ..transport.base import TP
 from .forwarding import FORWARDED_BY, SERVED_BY, Forwarder, error_response
-from .targets import KeyLocation, RouteError, TableTarget, Target, TopicTarget
-from .views import json_response
+from .targets import KeyLocation, TableTarget, Target, TopicTarget
+from .views import HTTPError, json_response
 
-__all__ = ["Router", "add_routes", "router_info", "table_route", "topic_route"]
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["KeyLocation", "Router", "add_routes", "router_info", "table_route", "topic_route"]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 #: ``{worker URL: {topic: [partitions]}}``: Faust's host-to-partition map.
@@ -51,7 +59,7 @@ class Router:
         app.router.routing()                         # {url: {topic: [partitions]}}
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
         self.forwarder = Forwarder()
 
@@ -110,6 +118,9 @@ class Router:
         """The URL of the worker that reads ``key``'s partition of ``topic``."""
         return self.owner_of(self.topic_partition(topic, key))
 
+    #: Faust's name of :meth:`topic_key_store`.
+    external_topic_key_store = topic_key_store
+
     def table_metadata(self, table_name: str) -> PartitionMap:
         """Each worker's partitions of table ``table_name`` (its changelog topic)."""
         changelog = self.app.tables[table_name].changelog_topic.name
@@ -132,7 +143,7 @@ class Router:
         ``request`` to the worker that does, else answer 503."""
         try:
             tp = target.partition_of(key)
-        except RouteError as exc:
+        except HTTPError as exc:
             return exc.response()
         fields = {**target.fields, "partition": tp.partition}
         where = f"{target.what} partition {tp.partition}"
@@ -142,7 +153,9 @@ class Router:
                     503, f"{where} is being recovered on this worker; try again shortly.", **fields
                 )
             response = await handler()
-            if isinstance(response, web.StreamResponse) and not response.prepared:
+            if not isinstance(response, web.StreamResponse):
+                response = json_response(response)  # as a view's value is answered
+            if not response.prepared:
                 response.headers[SERVED_BY] = self.url
             return response
         owner = self.owner_of(tp)
@@ -182,46 +195,26 @@ def _only(routing: PartitionMap, topics: set[str]) -> PartitionMap:
     return result
 
 
-# -- the decorators (``app.table_route`` and ``app.topic_route`` call these)
-def table_route(
-    app: Any,
-    table: Any,
-    shard_param: str | None = None,
-    *,
-    query_param: str | None = None,
-    match_info: str | None = None,
-    exact_key: Any = None,
-) -> Callable[[F], F]:
+# -- the decorators (``app.table_route`` and ``app.topic_route``, which find ``where``)
+def table_route(app: App, table: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that owns the key's table partition."""
-    target = TableTarget(_table(app, table))
-    where = KeyLocation.of("table_route", query_param or shard_param, match_info, exact_key)
-    return _route(app, target, where)
+    return _route(app, TableTarget(_table(app, table)), where)
 
 
-def topic_route(
-    app: Any,
-    topic: Any,
-    shard_param: str | None = None,
-    *,
-    query_param: str | None = None,
-    match_info: str | None = None,
-    exact_key: Any = None,
-) -> Callable[[F], F]:
+def topic_route(app: App, topic: Any, where: KeyLocation) -> Callable[[F], F]:
     """Serve the decorated view on the worker that reads the key's topic partition."""
     if not isinstance(topic, Topic):
         raise TypeError(f"topic_route(topic=...) takes a topic (app.topic(...)), not {topic!r}")
-    target = TopicTarget(app, topic)
-    where = KeyLocation.of("topic_route", query_param or shard_param, match_info, exact_key)
-    return _route(app, target, where)
+    return _route(app, TopicTarget(app, topic), where)
 
 
-def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
+def _route(app: App, target: Target, where: KeyLocation) -> Callable[[F], F]:
     def decorate(fun: F) -> F:
         @functools.wraps(fun)
         async def routed(view: Any, request: web.Request, *args: Any, **kwargs: Any) -> Any:
             try:
                 key = where.key(request, target)
-            except RouteError as exc:
+            except HTTPError as exc:
                 return exc.response()
             return await app.router.serve(
                 request, target, key, lambda: fun(view, request, *args, **kwargs)
@@ -232,7 +225,7 @@ def _route(app: Any, target: Target, where: KeyLocation) -> Callable[[F], F]:
     return decorate
 
 
-def _table(app: Any, table: Any) -> Collection:
+def _table(app: App, table: Any) -> Collection:
     if isinstance(table, str):
         if table not in app.tables:
             raise KeyError(
@@ -249,7 +242,7 @@ def _table(app: Any, table: Any) -> Collection:
 
 
 # -- the built-in pages
-def add_routes(web_app: web.Application, app: Any) -> None:
+def add_routes(web_app: web.Application, app: App) -> None:
     """Add ``/router/`` and ``/table/{name}/{key}/`` to ``web_app``; close the
     connections to other workers when it shuts down."""
 
@@ -275,7 +268,7 @@ def add_routes(web_app: web.Application, app: Any) -> None:
         text = request.match_info["key"]
         try:
             key = target.key_from_text(text)
-        except RouteError as exc:
+        except HTTPError as exc:
             return exc.response()
         return await app.router.serve(request, target, key, lambda: _table_value(table, key))
 
@@ -287,7 +280,7 @@ def add_routes(web_app: web.Application, app: Any) -> None:
     web_app.on_cleanup.append(close_router)
 
 
-def router_info(app: Any) -> dict[str, Any]:
+def router_info(app: App) -> dict[str, Any]:
     """The body of ``/router/``: this worker, each worker's partitions, and the worker
     of each partition of every table and topic (None while nobody reads it)."""
     router = app.router

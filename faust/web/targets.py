@@ -11,7 +11,7 @@ the target's key serializer would decode them (JSON for a record key).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -20,25 +20,15 @@ from ..tables.base import Collection
 from ..topics import Topic
 from ..transport.base import TP
 from ..transport.partitioner import partition_for_key
-from .forwarding import error_response
+from .views import HTTPError
 
-__all__ = ["KeyLocation", "RouteError", "Target", "TableTarget", "TopicTarget"]
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["KeyLocation", "Target", "TableTarget", "TopicTarget"]
 
 # Key types a path or query string converts to directly.
 _FROM_TEXT: dict[Any, Any] = {str: str, int: int, float: float, bytes: str.encode}
-
-
-class RouteError(Exception):
-    """A request a route cannot serve: answered with ``status`` and a JSON reason."""
-
-    def __init__(self, status: int, reason: str, **fields: Any) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.fields = fields
-
-    def response(self) -> web.Response:
-        return error_response(self.status, self.reason, **self.fields)
 
 
 class Target(Protocol):
@@ -73,15 +63,15 @@ class _Keyed:
             return convert(text) if convert is not None else self.schema.loads_key(text.encode())
         except (ValueError, TypeError, DecodeError) as exc:
             name = getattr(key_type, "__name__", repr(key_type))
-            raise RouteError(
+            raise HTTPError(
                 400,
                 f"Key {text!r} does not decode as {name}, the key type of {self.what}: {exc}",
                 key=text,
                 **self.fields,
             ) from None
 
-    def _unencodable(self, key: Any, exc: Exception) -> RouteError:
-        return RouteError(
+    def _unencodable(self, key: Any, exc: Exception) -> HTTPError:
+        return HTTPError(
             400, f"Key {key!r} cannot be encoded for {self.what}: {exc}", **self.fields
         )
 
@@ -113,7 +103,7 @@ class TopicTarget(_Keyed):
     is_table = False
     everywhere = False
 
-    def __init__(self, app: Any, topic: Topic) -> None:
+    def __init__(self, app: App, topic: Topic) -> None:
         if len(topic.topics) > 1:
             raise ValueError(
                 f"topic_route(topic=...) needs one topic, not several: {topic.topics!r}"
@@ -162,7 +152,7 @@ class KeyLocation:
         if self.match_info is not None:
             text = request.match_info.get(self.match_info)
             if text is None:
-                raise RouteError(
+                raise HTTPError(
                     500,
                     f"The route of {target.what} takes its key from path parameter "
                     f"{self.match_info!r}, which the page's path does not have.",
@@ -172,7 +162,7 @@ class KeyLocation:
             assert self.query_param is not None
             text = request.query.get(self.query_param)
             if text is None:
-                raise RouteError(
+                raise HTTPError(
                     400,
                     f"Query parameter {self.query_param!r} is required: it is the key of "
                     f"{target.what}.",

@@ -5,13 +5,15 @@ and serves ``/count/{word}/`` through ``@app.table_route``. Every worker answers
 every word, from the worker that owns the word's partition (named by ``/router/``),
 directly or by forwarding; ``/table/counts/{word}/`` likewise. After one worker is
 killed, every request still ends within a bounded time: 502/503/504 while the group
-notices and rebalances, then the right count from the survivor.
+notices and rebalances, then the right count from the survivor. Below that, the Kafka
+driver's ``routing()``, which the routes forward by.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
+import faust
 from faust.transport.partitioner import partition_for_key
 
 from .table_workers import table_from_changelog, wait_until
@@ -243,3 +246,58 @@ async def check_during_takeover(
     await wait_until(all_answered, 90, "the survivor to answer for every word", interval=0.2)
     # The killed worker's words failed fast (refused) before the group moved them.
     assert seen & {502, 503}, seen
+
+
+async def test_the_consumer_driver_names_each_members_partitions(kafka_bootstrap: str) -> None:
+    """``routing()`` of the Kafka driver: every member's URL and partitions from the
+    group's assignment, and nothing while a rebalance is in progress."""
+    app_id = f"routing-{uuid.uuid4().hex[:8]}"
+    apps = [
+        faust.App(
+            app_id,
+            broker=f"kafka://{kafka_bootstrap}",
+            topic_partitions=PARTITIONS,
+            canonical_url=f"http://worker-{i}:6066",
+            broker_heartbeat_interval=0.5,
+        )
+        for i in range(2)
+    ]
+    seen_at_revoke: list[Any] = []
+    for app in apps:
+        source = app.topic(f"{app_id}-source", value_type=str)
+
+        @app.agent(source)
+        async def consume(stream: Any) -> None:
+            async for _ in stream:
+                pass
+
+    @apps[0].on_partitions_revoked.connect
+    def revoked(app: faust.App, tps: Any, **kwargs: Any) -> None:
+        seen_at_revoke.append(app.router.routing())
+
+    def routing(app: faust.App) -> dict[str, Any]:
+        assert app.consumer is not None
+        return {url: sorted(tps) for url, tps in app.consumer.driver.routing().items()}
+
+    try:
+        for app in apps:
+            await app.start()
+
+        async def shared() -> bool:
+            maps = [routing(app) for app in apps]
+            return maps[0] == maps[1] and len(maps[0]) == 2
+
+        await wait_until(shared, 60, "both members in the routing map")
+        source_tps = [tp for tps in routing(apps[0]).values() for tp in tps if "source" in tp.topic]
+        assert sorted(tp.partition for tp in source_tps) == list(range(PARTITIONS))
+        await apps[1].stop()
+
+        async def alone() -> bool:
+            return list(routing(apps[0])) == ["http://worker-0:6066"]
+
+        await wait_until(alone, 60, "the survivor alone in the routing map")
+        assert seen_at_revoke and all(seen == {} for seen in seen_at_revoke)
+    finally:
+        for app in apps:
+            if app.started:
+                await app.stop()

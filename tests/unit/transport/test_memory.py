@@ -190,3 +190,27 @@ async def test_a_lone_backlog_fills_the_whole_batch() -> None:
     consumer = await _backlogged(2, {0: 3000})
     batch = await consumer.getmany(0.0, 2000)
     assert [len(ms) for ms in batch.values()] == [2000]
+
+
+async def test_routing_names_each_members_url_and_is_empty_while_rebalancing() -> None:
+    broker = MemoryBroker(default_partitions=4)
+    c1 = MemoryConsumer(broker, "g", Recorder(), url="http://w1:6066")
+    c2 = MemoryConsumer(broker, "g", Recorder(), url="http://w2:6066")
+    other = MemoryConsumer(broker, "other-group", Recorder(), url="http://w3:6066")
+    for consumer in (c1, c2, other):
+        consumer.subscribe(["t"])
+        await consumer.start()
+    assert c1.routing() == {}  # neither has taken its assignment yet
+    for consumer in (c1, c2, other):
+        await consumer.getmany(0, 10)
+    routing = c1.routing()
+    assert routing == c2.routing()
+    assert routing == {
+        "http://w1:6066": frozenset(c1.assignment()),
+        "http://w2:6066": frozenset(c2.assignment()),
+    }
+    assert routing["http://w1:6066"] | routing["http://w2:6066"] == {TP("t", p) for p in range(4)}
+    await c2.stop()  # c1's new assignment is pending until its next fetch
+    assert c1.routing() == {}
+    await c1.getmany(0, 10)
+    assert c1.routing() == {"http://w1:6066": frozenset(TP("t", p) for p in range(4))}

@@ -3,12 +3,18 @@ consumer group on a shared embedded broker, each with its real web server (port 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import random
+import string
+import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+from yarl import URL
 
 import faust
 from faust.transport.base import TP
@@ -17,7 +23,18 @@ from faust.web.forwarding import FORWARDED_BY, SERVED_BY
 from tests.conftest import eventually
 
 _ids = itertools.count()
-WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
+WORDS = [
+    "apple",
+    "banana",
+    "cherry",
+    "date",
+    "elder",
+    "fig",
+    "grape",
+    "kiwi",
+    "crème brûlée",
+    "50%/off",
+]
 
 
 class Worker:
@@ -52,12 +69,20 @@ class Worker:
             @app.table_route(table=counts, match_info="word")
             async def post(self, request: Any, word: str) -> Any:
                 body = await request.read()
-                return self.json({"body": body.decode(), "query": dict(request.query)})
+                return self.json(
+                    {"body": body.decode(errors="replace"), "query": dict(request.query)}
+                )
+
+        @app.page("/slow/{word}/")
+        @app.table_route(table=counts, match_info="word")
+        async def slow(self: Any, request: Any, word: str) -> Any:
+            await asyncio.sleep(2.0)
+            return {"word": word}
 
         @app.page("/int/{n}/")
         @app.table_route(table=self.ints, match_info="n")
         async def get_int(self: Any, request: Any, n: str) -> Any:
-            return self.json({"n": n})
+            return {"n": n}  # a value, not a response: answered as JSON
 
         @app.page("/topic/{word}/")
         @app.topic_route(topic=self.words, match_info="word")
@@ -121,14 +146,18 @@ async def test_every_worker_answers_every_key_from_its_owner(
         assert owner == workers[1].app.router.key_store("counts", word)
         assert owner in {w.url for w in workers}
         for worker in workers:
-            status, body, headers = await get(http, f"{worker.url}/count/{word}/")
+            status, body, headers = await get(http, f"{worker.url}/count/{quote(word, safe='')}/")
             assert status == 200, body
             assert body["word"] == word and body["count"] == count
             assert headers[SERVED_BY] == owner
             forwarded += owner != worker.url
-            status, body, headers = await get(http, f"{worker.url}/count/?word={word}")
+            status, body, headers = await get(
+                http, f"{worker.url}/count/?word={quote(word, safe='')}"
+            )
             assert (status, body["count"], headers[SERVED_BY]) == (200, count, owner)
-            status, body, headers = await get(http, f"{worker.url}/table/counts/{word}/")
+            status, body, headers = await get(
+                http, f"{worker.url}/table/counts/{quote(word, safe='')}/"
+            )
             assert status == 200, body
             assert body == {"table": "counts", "key": word, "value": count}
             assert headers[SERVED_BY] == owner
@@ -214,6 +243,19 @@ async def test_an_unreachable_owner_answers_502_naming_it(
     assert body["table"] == "counts"
 
 
+async def test_an_owner_that_answers_too_late_is_a_504_in_time(
+    workers: list[Worker], http: aiohttp.ClientSession
+) -> None:
+    await start_counted(workers)
+    a, b = workers
+    word = next(w for w in WORDS if a.app.router.key_store("counts", w) == b.url)
+    a.app.router.forwarder.timeout = 0.3
+    began = time.monotonic()
+    status, body, _ = await get(http, f"{a.url}/slow/{word}/")
+    assert time.monotonic() - began < 1.5
+    assert status == 504 and body["url"] == b.url and "0.3 s" in body["error"]
+
+
 async def test_forwarding_keeps_method_body_and_query(
     workers: list[Worker], http: aiohttp.ClientSession
 ) -> None:
@@ -239,8 +281,9 @@ async def test_bad_keys_and_unknown_tables_are_4xx(
     assert body["table"] == "ints" and "'abc'" in body["error"] and "int" in body["error"]
     status, body, _ = await get(http, f"{a.url}/table/ints/1.5/")
     assert status == 400 and body["key"] == "1.5"
-    status, body, _ = await get(http, f"{a.url}/int/12/")
+    status, body, headers = await get(http, f"{a.url}/int/12/")
     assert (status, body) == (200, {"n": "12"})
+    assert headers[SERVED_BY] == a.app.router.key_store("ints", 12)
     status, body, _ = await get(http, f"{a.url}/table/nope/x/")
     assert status == 404
     assert body["tables"] == ["counts", "ints"] and "'nope'" in body["error"]
@@ -263,7 +306,7 @@ async def test_topic_route_serves_on_the_partitions_reader(
         tp = workers[0].app.router.topic_partition(workers[0].words, word)
         owner = workers[0].app.router.owner_of(tp)
         for worker in workers:
-            status, body, headers = await get(http, f"{worker.url}/topic/{word}/")
+            status, body, headers = await get(http, f"{worker.url}/topic/{quote(word, safe='')}/")
             assert (status, body, headers[SERVED_BY]) == (200, {"word": word}, owner)
 
 
@@ -304,3 +347,81 @@ async def test_exact_key_and_global_tables_serve_locally(http: aiohttp.ClientSes
         assert app.router.key_store("everywhere", "k") == app.conf.canonical_url
     finally:
         await app.web.stop()
+
+
+async def test_a_table_partition_being_recovered_answers_503(http: aiohttp.ClientSession) -> None:
+    app_id = f"routes-{next(_ids)}"
+    first = Worker(app_id)
+    await first.start()
+    await first.words.send(key="apple", value=3)
+    await eventually(lambda: first.counts["apple"] == 3)
+    await first.stop()  # the count is in the changelog now
+
+    second = Worker(app_id)
+    release = asyncio.Event()
+    read_partition = second.app.transport.read_partition
+
+    async def slow_read_partition(tp: TP, start: int, end: int) -> AsyncIterator[Any]:
+        await release.wait()  # a recovery that takes as long as the test wants
+        async for batch in read_partition(tp, start, end):
+            yield batch
+
+    second.app.transport.read_partition = slow_read_partition  # type: ignore[method-assign]
+    try:
+        await second.start()
+        url = f"{second.url}/count/apple/"
+        await eventually(lambda: bool(second.app.tables.partitions_to_recover()))
+        status, body, _ = await get(http, url)
+        assert status == 503 and "being recovered" in body["error"]
+        assert body["table"] == "counts"
+        release.set()
+        await second.app.wait_ready()
+        status, body, _ = await get(http, url)
+        assert (status, body["count"]) == (200, 3)
+    finally:
+        release.set()
+        await second.stop()
+
+
+async def test_random_requests_to_routes_get_no_5xx(
+    workers: list[Worker], http: aiohttp.ClientSession
+) -> None:
+    """A few hundred random routed requests (paths, keys, methods, bodies, a forwarding
+    header now and then) to either worker: never a 5xx but the 503 of a request that
+    says it was forwarded already, every error JSON, and both still serve after."""
+    await start_counted(workers)
+    rng = random.Random(11)
+    alphabet = "ab/%.? é\x00{}\"'\\-_" + string.digits
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+
+    def path() -> str:
+        key = quote(rng.choice([text(), rng.choice(WORDS), "9" * 4400, "nan", ""]), safe="")
+        return rng.choice(
+            [
+                f"/table/{rng.choice(['counts', 'ints', 'nope', quote(text(), safe='')])}/{key}/",
+                f"/count/{key}/",
+                f"/count/?word={key}",
+                f"/count/?other={key}",
+                f"/int/{key}/",
+                f"/echo/{key}/?{key[:20]}={key[:20]}",
+                f"/topic/{key}/",
+                "/router/",
+            ]
+        )
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND"]
+    for _ in range(300):
+        method = rng.choice(methods)
+        headers = {FORWARDED_BY: quote(text())} if rng.random() < 0.2 else {}
+        body = rng.randbytes(rng.randint(0, 200)) if rng.random() < 0.5 else None
+        url = URL(rng.choice(workers).url + path(), encoded=True)
+        async with http.request(method, url, data=body, headers=headers) as response:
+            status, content = response.status, await response.read()
+            assert status < 500 or (status == 503 and headers), (method, url, status, content)
+            if status >= 400 and method != "HEAD":
+                assert response.content_type == "application/json", (url, status, content)
+    for worker in workers:
+        status, body, _ = await get(http, f"{worker.url}/count/apple/")
+        assert (status, body["count"]) == (200, 1)
