@@ -23,13 +23,16 @@ import importlib.resources
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from .. import __version__
 from .views import error_response, json_response
+
+if TYPE_CHECKING:
+    from ..app import App
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ DEFAULT_WINDOW = 300.0
 PEER_TIMEOUT = 1.0
 
 
-def add_routes(web_app: web.Application, app: Any) -> None:
+def add_routes(web_app: web.Application, app: App) -> None:
     """Add ``/dashboard``, its script and style, and ``/dashboard/data.json`` to
     ``web_app`` (the worker's web server calls this)."""
 
@@ -133,7 +136,7 @@ def _static_response(name: str, content_type: str) -> web.Response:
     )
 
 
-def dashboard_data(app: Any) -> dict[str, Any]:
+def dashboard_data(app: App) -> dict[str, Any]:
     """What ``/dashboard/data.json`` answers for ``app``: a JSON-ready dict, built from
     the app's state and ``app.monitor.snapshot()``.
 
@@ -183,16 +186,16 @@ def dashboard_data(app: Any) -> dict[str, Any]:
     }
 
 
-def _snapshot(app: Any) -> Mapping[str, Any]:
+def _snapshot(app: App) -> Mapping[str, Any]:
     # No monitor with sensors_enabled=False: no counts to show (the page says why).
     return {} if app.monitor is None else app.monitor.snapshot()
 
 
-def _own_url(app: Any) -> str:
+def _own_url(app: App) -> str:
     return str(app.conf.canonical_url)
 
 
-def _state(app: Any) -> str:
+def _state(app: App) -> str:
     if not app.started:
         # The worker's web server answers before the app has started.
         return "starting"
@@ -208,7 +211,7 @@ def _by_topic(tps: Iterable[Any]) -> dict[str, list[int]]:
     return {topic: sorted(parts) for topic, parts in sorted(topics.items())}
 
 
-def _workers(app: Any) -> list[dict[str, Any]]:
+def _workers(app: App) -> list[dict[str, Any]]:
     """The group's workers and their partitions, from the assignment's routing; this
     worker from its own assignment when the group has none to tell (a rebalance)."""
     own = _own_url(app)
@@ -237,7 +240,7 @@ def _partitions(own: str, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _agents(app: App, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     stats = snapshot.get("agents", {})
     rows = []
     for name in sorted(set(app.agents) | set(stats)):
@@ -256,7 +259,7 @@ def _agents(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _tables(app: Any, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _tables(app: App, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
     stats = snapshot.get("tables", {})
     rows = []
     for table in app.tables:
