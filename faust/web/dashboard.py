@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
-import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,8 +32,6 @@ from .views import error_response, json_response
 
 if TYPE_CHECKING:
     from ..app import App
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["add_routes", "dashboard_data"]
 
