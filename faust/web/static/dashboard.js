@@ -19,7 +19,6 @@
   const rateFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   const compactFormat = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
 
-  let last = null;          // the last data received
   let lastOk = 0;           // Date.now() of the last successful fetch
   let failures = 0;
   let retryAt = 0;
@@ -423,11 +422,11 @@
   async function poll() {
     let delay = POLL_MS;
     try {
-      last = await fetchData();
+      const data = await fetchData();
       lastOk = Date.now();
       failures = 0;
-      render(last);
-      const state = last.app && last.app.state;
+      render(data);
+      const state = data.app && data.app.state;
       if (state === "recovering") setStatus("recovering", "Live · recovering");
       else if (state === "starting") setStatus("starting", "Live · starting");
       else setStatus("live", "Live");
