@@ -54,10 +54,13 @@
     node.textContent = text === undefined ? fmt(value) : text;
   }
 
-  function seriesColour(name) {
+  // An agent's colour: a CSS variable for the page (it follows a theme change at once),
+  // its value for the canvas.
+  function seriesVar(name) {
     if (!colours.has(name)) colours.set(name, colours.size % SERIES);
-    return cssVar(`--series-${colours.get(name) + 1}`);
+    return `--series-${colours.get(name) + 1}`;
   }
+  function seriesColour(name) { return cssVar(seriesVar(name)); }
 
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -148,7 +151,7 @@
   function renderAgents(agents) {
     const rows = agents.map((a) => el("tr", { "data-agent": a.name },
       el("td", { class: "name", title: a.name },
-        el("span", { class: "swatch", style: `background:${seriesColour(a.name)}` }), a.name),
+        el("span", { class: "swatch", style: `background:var(${seriesVar(a.name)})` }), a.name),
       el("td", { class: "r", "data-field": "rate", "data-value": a.rate, text: fmtRate(a.rate) }),
       el("td", { class: "r", "data-field": "events", "data-value": a.events, text: fmt(a.events) }),
       el("td", { class: "r", "data-field": "buffered", "data-value": a.buffered, text: fmt(a.buffered) }),
@@ -382,7 +385,7 @@
       const rows = series.map((s) => {
         const p = nearest(s.points, t);
         return el("div", { class: "row" },
-          el("span", { class: "swatch", style: `background:${seriesColour(s.name)}` }),
+          el("span", { class: "swatch", style: `background:var(${seriesVar(s.name)})` }),
           s.name, el("span", { class: "v", text: p ? fmtRate(p[1]) : "–" }));
       });
       tooltip.replaceChildren(el("div", { class: "muted", text: new Date(t * 1000).toLocaleTimeString() }), ...rows);
