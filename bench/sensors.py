@@ -21,6 +21,15 @@ included; the cost printed is ``1 - median(on / off)`` over the adjacent pairs o
 What "off" still runs: the counters the code keeps inline whatever the setting (a table's
 ``gets``/``sets``, the producer's per-topic ``initiated``) and the per-batch calls into an
 empty sensor list. Compare with the commit before the sensors for those (bench/RESULTS.md).
+
+    python -m bench.sensors --account [--events 200000] [--cases a,b,d]
+
+runs each case once with sensors on and adds up the CPU time spent inside the sensors'
+entry points on the data path (every ``SensorDelegate`` hook, a queue's ``StreamStats``
+settling, the Monitor's sampling, each /metrics render), against the run's CPU time: the
+cost measured directly, which the machine's noise does not hide as it hides a 1-2%
+difference between whole runs. The inline counters (one ``+= 1`` per table read or
+write) are timed apart with ``timeit`` and added per event.
 """
 
 from __future__ import annotations
@@ -36,8 +45,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable
+from typing import Any
 
 import faust
+from faust.sensors.base import SensorDelegate, StreamStats
+from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import render_metrics
 
 from . import cases, kafka, tables
@@ -63,13 +75,14 @@ async def render_every(app: faust.App, interval: float, renders: list[float]) ->
     """Render the app's /metrics body every ``interval`` seconds (until cancelled);
     ``renders``: [how many, their CPU seconds]."""
     while True:
-        await asyncio.sleep(interval)
+        # The first right away: a run of this size may take less than a second.
         began = time.process_time()
         body, _ = render_metrics(app)
         renders[1] += time.process_time() - began
         renders[0] += 1
         if not body:
             raise SystemExit("render_metrics returned an empty body")
+        await asyncio.sleep(interval)
 
 
 def runner(case: str, bootstrap: str, topic: str, events: int, datadir: str) -> Awaitable[float]:
@@ -179,6 +192,116 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[float]]])
     return lines
 
 
+# -- --account: the sensors' CPU time measured inside them ----------------------------------
+
+
+def accounted_entry_points() -> list[tuple[type, str]]:
+    """Where sensor work starts on the data path: each hook reaches the sensors through
+    one of these (nested calls are counted once, at the outermost)."""
+    hooks = [
+        (SensorDelegate, name)
+        for name in vars(SensorDelegate)
+        if name.startswith("on_") and callable(getattr(SensorDelegate, name))
+    ]
+    return [*hooks, (StreamStats, "delivered"), (StreamStats, "settle"), (Monitor, "sample")]
+
+
+class Accountant:
+    """Adds up the CPU time spent inside the wrapped functions (outermost calls only)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+        self._saved: list[tuple[type, str, Any]] = []
+
+    def install(self) -> None:
+        for owner, name in accounted_entry_points():
+            original = owner.__dict__[name]
+            self._saved.append((owner, name, original))
+            setattr(owner, name, self._wrap(original))
+
+    def uninstall(self) -> None:
+        for owner, name, original in self._saved:
+            setattr(owner, name, original)
+        self._saved.clear()
+
+    def _wrap(self, function: Any) -> Any:
+        clock = time.process_time
+
+        def accounted(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return function(*args, **kwargs)
+            self._depth += 1
+            began = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += clock() - began
+                self.calls += 1
+                self._depth -= 1
+
+        return accounted
+
+
+def counter_cost() -> float:
+    """Seconds of one inline ``obj.count += 1`` on an object like a table (timeit)."""
+    import timeit
+
+    class Table:
+        def __init__(self) -> None:
+            self.gets = 0
+
+    table = Table()
+    number = 2_000_000
+    best = min(timeit.repeat("t.gets += 1", "", globals={"t": table}, number=number, repeat=5))
+    empty = min(timeit.repeat("pass", number=number, repeat=5))
+    return max(best - empty, 0.0) / number
+
+
+#: Inline counter increments per event of each case: a (none), b (table[key] += v: a read
+#: and a write), d (the windowed += on one tumbling range: a read and a write).
+COUNTERS_PER_EVENT = {"a": 0, "b": 2, "d": 2}
+
+
+async def account(args: argparse.Namespace, bootstrap: str, tmp: str) -> list[str]:
+    topic = f"bench-sensors-readings-{uuid.uuid4().hex[:8]}"
+    await kafka.produce(bootstrap, topic, args.events)
+    per_counter = counter_cost()
+    lines = [
+        f"python -m bench.sensors --account: {args.events:,} events, sensors on, /metrics "
+        "rendered once a second; CPU seconds of the run (first event to last) against those",
+        "spent inside the sensors' entry points and the renders, plus the inline counters "
+        f"({per_counter * 1e9:.1f} ns per increment, timeit)",
+        "",
+        f"{'case':<5} {'events/s':>10} {'run CPU s':>10} {'hooks s':>9} {'calls':>7} "
+        f"{'renders s':>10} {'counters s':>11} {'cost':>6}",
+    ]
+    try:
+        for case in args.cases:
+            accountant = Accountant()
+            accountant.install()
+            try:
+                rate, renders = await one(
+                    case, True, bootstrap, topic, args.events, os.path.join(tmp, f"acc-{case}")
+                )
+            finally:
+                accountant.uninstall()
+            run_cpu = args.events / rate
+            counters = COUNTERS_PER_EVENT[case] * per_counter * args.events
+            # The renders ran inside the timed window only while it lasted; the hooks'
+            # time includes the start-up and the stop (an upper bound for the window).
+            cost = (accountant.seconds + renders[1] + counters) / run_cpu
+            lines.append(
+                f"{case:<5} {rate:>10,.0f} {run_cpu:>10.3f} {accountant.seconds:>9.4f} "
+                f"{accountant.calls:>7,} {renders[1]:>10.4f} {counters:>11.4f} {cost:>6.2%}"
+            )
+            say(lines[-1])
+    finally:
+        await tables.delete_topics(bootstrap, [topic])
+    return lines
+
+
 def parse_cases(text: str) -> list[str]:
     wanted = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in CASES]
@@ -196,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per case")
     parser.add_argument("--runs", type=int, default=3, help="off/on/on/off blocks per case")
     parser.add_argument("--cases", type=parse_cases, default=list(CASES), help="e.g. a,b")
+    parser.add_argument(
+        "--account", action="store_true", help="measure the time inside the sensors instead"
+    )
     args = parser.parse_args(argv)
     if min(args.events, args.runs) < 1:
         parser.error("--events and --runs must be >= 1")
@@ -204,12 +330,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         faust.worker.install_uvloop()
         faust.worker.tune_gc()
-        results = asyncio.run(run_all(args, bootstrap, tmp))
+        if args.account:
+            lines = asyncio.run(account(args, bootstrap, tmp))
+        else:
+            lines = report(args, asyncio.run(run_all(args, bootstrap, tmp)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if started:
             subprocess.run([sys.executable, str(kafka.REPO / "scripts" / "kafka"), "down"])
-    print("\n".join(report(args, results)))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

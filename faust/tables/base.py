@@ -11,6 +11,7 @@ for the broker's acks and then lets the store persist the offset they reached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
@@ -145,10 +146,14 @@ class Collection:
         ):
             wanted = sensors.wants(hook)
             if wanted:
-                self.__dict__[name] = _sensed(self, name, hook, wanted)
+                setattr(self, name, _sensed(self, name, hook, wanted))
                 hooked = True
-            else:
-                self.__dict__.pop(name, None)
+            elif self._op_hooked:
+                # Not through self.__dict__: touching it makes CPython keep the instance's
+                # attributes in a real dict, and every attribute read of the table's hot
+                # path slower (measured: table[k] += 1 from 0.44 to 0.65 µs).
+                with contextlib.suppress(AttributeError):
+                    delattr(self, name)
         #: A sensor wants a call per read or write (windowed tables check it).
         self._op_hooked = hooked
 
