@@ -28,6 +28,18 @@ async def app() -> AsyncIterator[faust.App]:
         await app.stop()
 
 
+def metric_samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a ``/metrics`` body, parsed by prometheus-client's own parser:
+    (sample name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait until ``predicate()`` is true; fail the test with a clear message if not."""
     loop = asyncio.get_running_loop()

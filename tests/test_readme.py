@@ -294,7 +294,11 @@ def _web_server(request: pytest.FixtureRequest, b: Block) -> None:
     )
     assert json.loads(ready) == {"status": "ready"}
     assert json.loads(count)["word"] == "faust"
-    list(text_string_to_metric_families(metrics))  # Prometheus' text format
+    # Prometheus' text format, with the counts the README names.
+    families = {family.name for family in text_string_to_metric_families(metrics)}
+    assert {"faust_agent_events_in", "faust_consumer_lag", "faust_commits"} <= families
+    status, content_type, page = _get(worker.url("/dashboard"))
+    assert status == 200 and content_type.startswith("text/html"), content_type
 
 
 def _kubernetes_probes(request: pytest.FixtureRequest, b: Block) -> None:

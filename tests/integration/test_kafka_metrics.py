@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 import faust
 from faust.sensors.prometheus import render_metrics
+from tests.conftest import metric_samples
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -27,14 +27,6 @@ PARTITIONS = 3
 EVENTS = 600
 # Joining the group and declaring topics take seconds on a busy 2-core machine.
 WAIT = 60.0
-
-
-def metric_samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            samples[sample.name, frozenset(sample.labels.items())] = sample.value
-    return samples
 
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float | None:

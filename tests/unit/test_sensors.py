@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import faust
 from faust.sensors.prometheus import registry_for, render_metrics
 from faust.transport.base import TP
-from tests.conftest import eventually
+from tests.conftest import eventually, metric_samples
 
 _ids = itertools.count()
 
@@ -243,15 +243,6 @@ STEPS = st.lists(
     min_size=1,
     max_size=60,
 )
-
-
-def metric_samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a /metrics body, parsed by prometheus_client's own parser."""
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            samples[sample.name, frozenset(sample.labels.items())] = sample.value
-    return samples
 
 
 def sample(samples: dict[Any, float], name: str, **labels: str) -> float:
