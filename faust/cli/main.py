@@ -119,6 +119,15 @@ def _check_loop(_ctx: click.Context, _param: click.Parameter, value: str | None)
     help="Print machine-readable JSON (also after the command).",
 )
 @click.option(
+    "-W",
+    "--workdir",
+    default=None,
+    is_eager=True,  # before -A imports the app, which is looked up from here
+    expose_value=False,
+    callback=lambda _ctx, _param, value: _change_workdir(value),
+    help="Change to this directory first (the app is imported from it).",
+)
+@click.option(
     "-D",
     "--datadir",
     default=None,
@@ -172,6 +181,17 @@ def cli(
             raise CommandUsageError(f"--loglevel {loglevel}: {exc}") from None
     if obj.get("app") is not None:  # an @app.command, or app.main()
         _apply_options(obj)
+
+
+def _change_workdir(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.chdir(path)
+    except OSError as exc:
+        raise CommandUsageError(
+            f"--workdir {path}: cannot change to it ({exc.strerror}); give an existing directory."
+        ) from None
 
 
 def _remember_app_spec(ctx: click.Context, value: str | None) -> str | None:

@@ -315,6 +315,9 @@ def test_json_before_or_after_the_command(project: Path) -> None:
     assert json.loads(after.stdout) == json.loads(before.stdout)
     fields = _faust("-A", "shop", "model", "Order", "--json", cwd=project)
     assert json.loads(fields.stdout)[0]["field"] == "item"
+    # -W: the app is imported from that directory.
+    elsewhere = _faust("-W", project.name, "-A", "shop", "agents", "--json", cwd=project.parent)
+    assert json.loads(elsewhere.stdout) == json.loads(before.stdout), elsewhere.stderr
 
 
 def test_global_worker_options_before_the_command(project: Path) -> None:

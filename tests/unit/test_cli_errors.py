@@ -158,6 +158,7 @@ def test_send_checks_types_serializers_and_latency(
         (["-L", "eventlet"], ["--loop eventlet", "asyncio only", "-L asyncio"]),
         (["--loop", "gevent"], ["--loop gevent", "-L uvloop"]),
         (["-l", "loud"], ["--loglevel loud", "debug, info, warning"]),
+        (["-W", "no-such-dir"], ["--workdir no-such-dir", "existing directory"]),
     ],
 )
 def test_bad_global_options_fail_in_one_line(
