@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import EventQueue
 from .events import Event, _current_event
-from .transport.base import Message
+from .transport.base import TP, Message
 from .transport.partitioner import partition_for_key
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class Stream:
         autoack: bool = True,
         parent: Stream | None = None,
         in_process: bool = False,
+        active_partitions: set[TP] | None = None,
     ) -> None:
         self.app = app
         #: Repartition (group_by, through) inside this process instead of through the
@@ -72,8 +73,33 @@ class Stream:
         self._error: BaseException | None = None
         #: Set on an agent's stream: queues of streams its last run derived, to reuse.
         self._parked: ParkedQueues | None = None
+        #: The streams a combined stream (``s1 & s2``) reads; empty for any other.
+        self._combined: list[Stream] = []
+        self._closed = False
+        #: Only events of these partitions are yielded (None: all), as in Faust; the
+        #: others are acked and skipped. A processor does it: no cost when None.
+        self.active_partitions = active_partitions
+        if active_partitions is not None:
+            partitions = frozenset(active_partitions)
+
+            def _in_active_partitions(value: Any) -> Any:
+                event = _current_event.get()
+                return value if event is None or event.message.tp in partitions else _SKIP
+
+            self._processors.append(_in_active_partitions)
         if parent is not None:
             parent._children.append(self)
+
+    @property
+    def current_event(self) -> Event | None:
+        """The event whose value the stream last yielded (None before the first).
+
+        Example::
+
+            async for value in stream:
+                print(stream.current_event.message.offset)
+        """
+        return self._prev or _current_event.get()
 
     # -- iteration
     def __aiter__(self) -> Stream:
@@ -170,8 +196,51 @@ class Stream:
             async for batch in stream.take(100, within=5.0):
                 await bulk_insert(batch)
         """
+        async for events in self._batches(max_, within, "take"):
+            yield [event.value for event in events]
+
+    async def take_events(
+        self, max_: int, within: float | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """As :meth:`take`, but yield the :class:`~faust.Event` objects (key, value,
+        headers, message); they are acked when the next list is asked for.
+
+        Example::
+
+            async for events in stream.take_events(100, within=5.0):
+                offsets = [event.message.offset for event in events]
+        """
+        async for events in self._batches(max_, within, "take_events"):
+            yield list(events)
+
+    async def take_with_timestamp(
+        self, max_: int, within: float | None, timestamp_field_name: str
+    ) -> AsyncIterator[list[Any]]:
+        """As :meth:`take`, adding each message's timestamp (seconds since the epoch, as
+        the broker stored it) to dict values under ``timestamp_field_name``; other values
+        are yielded unchanged (as in Faust).
+
+        Example::
+
+            async for batch in stream.take_with_timestamp(100, 5.0, 'ts'):
+                latest = max(value['ts'] for value in batch)
+        """
+        async for events in self._batches(max_, within, "take_with_timestamp"):
+            values = []
+            for event in events:
+                value = event.value
+                if isinstance(value, dict) and timestamp_field_name:
+                    value[timestamp_field_name] = event.message.timestamp
+                values.append(value)
+            yield values
+
+    async def _batches(
+        self, max_: int, within: float | None, caller: str
+    ) -> AsyncIterator[list[Event]]:
+        """Lists of up to ``max_`` events (shorter after ``within`` seconds), each acked
+        when the next list is asked for."""
         if max_ < 1:
-            raise ValueError(f"take(max_={max_}): max_ must be at least 1")
+            raise ValueError(f"{caller}(max_={max_}): max_ must be at least 1")
         self._start_feeder()
         loop = asyncio.get_running_loop()
         while True:
@@ -189,12 +258,12 @@ class Stream:
             except StopAsyncIteration:
                 if events:
                     self._taken = events
-                    yield [event.value for event in events]
+                    yield events
                     self._taken = None
                     self._ack_all(events)
                 return
             self._taken = events
-            yield [event.value for event in events]
+            yield events
             self._taken = None
             self._ack_all(events)
 
@@ -213,6 +282,7 @@ class Stream:
         }
         kwargs.update(changes)
         clone = Stream(self.app, self.queue, parent=self, **kwargs)
+        clone.active_partitions = self.active_partitions
         clone._feeder = self._feeder
         self._feeder = None
         return clone
@@ -252,6 +322,47 @@ class Stream:
             return value
 
         return self._clone(processors=[*self._processors, _echo])
+
+    # -- combining streams
+    def combine(self, *others: Stream) -> Stream:
+        """One stream yielding the events of this stream and of ``others`` as they come
+        (``s1 & s2`` is ``s1.combine(s2)``). Each event is acked once, when the combined
+        stream moves past it, so the offsets of every source are committed as usual.
+
+        Example::
+
+            async for value in orders.stream() & refunds.stream():
+                ...
+        """
+        sources = [self, *others]
+        for source in sources:
+            if not isinstance(source, Stream):
+                raise TypeError(f"combine() takes streams, not {source!r}: use topic.stream()")
+        queue = EventQueue(max(getattr(s.queue, "maxsize", 4096) for s in sources))
+        combined = Stream(self.app, queue, parent=self, in_process=self.in_process)
+        combined._combined = sources
+        for source in others:
+            source._children.append(combined)
+
+        async def feed(source: Stream) -> None:
+            source._start_feeder()
+            while True:
+                try:
+                    event = await source._take_event(None)
+                except StopAsyncIteration:
+                    return
+                # Not acked here: the combined stream acks it when it moves past it.
+                await queue.put_many([event])
+
+        async def feed_all() -> None:
+            await asyncio.gather(*(feed(source) for source in sources))
+            queue.close()
+
+        combined._feeder = feed_all
+        return combined
+
+    def __and__(self, other: Stream) -> Stream:
+        return self.combine(other)
 
     # -- operators that move events through another topic
     # The event's headers go along (a reply to ``ask()`` follows the event to whichever
@@ -421,6 +532,11 @@ class Stream:
     # -- lifecycle
     def close(self) -> None:
         """Stop iteration at the next event; closes derived streams and their feeders."""
+        if self._closed:
+            return
+        self._closed = True
+        for source in self._combined:
+            source.close()
         for child in self._children:
             child.close()
         if self._feeder_task is not None:
@@ -449,6 +565,12 @@ class ParkedQueues:
     def park_derived(self, stream: Stream) -> None:
         """Stop the feeders of the streams derived from ``stream``; keep their queues."""
         for child in stream._children:
+            for source in child._combined:
+                # A stream combined with the agent's (s1 & topic.stream()): the next
+                # run subscribes its own; this one's events are redelivered from the
+                # committed offset, as after any crash.
+                if source is not stream and source._parent is None:
+                    source.close()
             if child.queue is not stream.queue and child.channel is not None:
                 if child._feeder_task is not None:
                     child._feeder_task.cancel()
