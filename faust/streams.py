@@ -71,6 +71,8 @@ class Stream:
         self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._feeder_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        #: Set by ``throw()``: raised in the reader at its next event or wake-up.
+        self._thrown: BaseException | None = None
         #: Set on an agent's stream: queues of streams its last run derived, to reuse.
         self._parked: ParkedQueues | None = None
         #: The streams a combined stream (``s1 & s2``) reads; empty for any other.
@@ -147,6 +149,8 @@ class Stream:
                 raise StopAsyncIteration
             event = queue.pop()
             if event is None:
+                if self._thrown is not None:
+                    self._raise_thrown()
                 if not await queue.wait(timeout):
                     raise TimeoutError
                 continue
@@ -165,6 +169,47 @@ class Stream:
                 event.value = value
             _current_event.set(event)
             return event
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in the code iterating this stream, at its next event (or now,
+        if it waits for one); the event it would have got stays first in line.
+
+        Example::
+
+            await stream.throw(RuntimeError('reload the model'))
+        """
+        # Into the streams derived from this one too (filter, group_by, ...): the
+        # one the code iterates raises.
+        for stream in self._tree():
+            stream._thrown = exc
+            # A processor makes the reader leave the fast path; it only runs on the
+            # next event, and puts that event back before raising.
+            if stream._throw_processor not in stream._processors:
+                stream._processors.insert(0, stream._throw_processor)
+            getter = stream.queue._getter
+            if getter is not None and not getter.done():
+                getter.set_result(None)
+
+    def _tree(self) -> list[Stream]:
+        streams = [self]
+        for child in self._children:
+            streams.extend(child._tree())
+        return streams
+
+    def _throw_processor(self, value: Any) -> Any:
+        event = _current_event.get()
+        if event is not None:
+            self.queue.buffer.appendleft(event)
+        # Not the agent's failed event: it was put back, untouched.
+        _current_event.set(None)
+        self._raise_thrown()
+
+    def _raise_thrown(self) -> None:
+        exc, self._thrown = self._thrown, None
+        if self._throw_processor in self._processors:
+            self._processors.remove(self._throw_processor)
+        assert exc is not None
+        raise exc
 
     # -- views of the same events
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
