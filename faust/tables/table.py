@@ -19,6 +19,7 @@ from ..stores import MISSING
 from .base import Collection
 
 if TYPE_CHECKING:
+    from .windows import Window
     from .wrappers import WindowWrapper
 
 __all__ = ["Table", "GlobalTable"]
@@ -105,6 +106,26 @@ class Table(Collection):
         from .wrappers import WindowWrapper
 
         return WindowWrapper(self, HoppingWindow(size, step, expires), **kwargs)
+
+    def using_window(self, window: Window, *, key_index: bool = False) -> WindowWrapper:
+        """This table windowed by ``window`` (a :class:`~faust.TumblingWindow`,
+        :class:`~faust.HoppingWindow` or :class:`~faust.SlidingWindow`), as Faust's
+        ``using_window``.
+
+        Example::
+
+            views = app.Table('views', default=int).using_window(
+                faust.TumblingWindow(60, expires=3600))
+        """
+        from .windows import Window
+        from .wrappers import WindowWrapper
+
+        if not isinstance(window, Window):
+            raise TypeError(
+                f"Table {self.name!r}: using_window() takes a window such as "
+                f"faust.TumblingWindow(60), not {window!r}"
+            )
+        return WindowWrapper(self, window, key_index=key_index)
 
     def sliding(
         self, before: float, after: float, expires: float | None = None, **kwargs: Any
