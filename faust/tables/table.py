@@ -130,7 +130,16 @@ class Table(Collection):
     def sliding(
         self, before: float, after: float, expires: float | None = None, **kwargs: Any
     ) -> WindowWrapper:
-        """A window from ``before`` seconds before to ``after`` seconds after each event."""
+        """A window around each event: its key's events from ``before`` seconds before
+        it to ``after`` seconds after (Faust's sliding window; see
+        :class:`~faust.SlidingWindow`).
+
+        Example::
+
+            clicks = app.Table('clicks', default=int).sliding(10, 10, expires=60)
+            clicks[page] += 1
+            clicks[page].current()   # clicks of the page 10 s either side of this one
+        """
         from .windows import SlidingWindow
         from .wrappers import WindowWrapper
 
