@@ -326,8 +326,9 @@ class Stream:
             "in_process": self.in_process,
         }
         kwargs.update(changes)
-        clone = Stream(self.app, self.queue, parent=self, **kwargs)
+        clone = type(self)(self.app, self.queue, parent=self, **kwargs)
         clone.active_partitions = self.active_partitions
+        clone._combined = self._combined
         clone._feeder = self._feeder
         self._feeder = None
         return clone
@@ -383,27 +384,19 @@ class Stream:
         for source in sources:
             if not isinstance(source, Stream):
                 raise TypeError(f"combine() takes streams, not {source!r}: use topic.stream()")
-        queue = EventQueue(max(getattr(s.queue, "maxsize", 4096) for s in sources))
-        combined = Stream(self.app, queue, parent=self, in_process=self.in_process)
+        for source in others:
+            if source._parent is None and source.channel is not None:
+                # The agent restarted: what its last run's stream of this channel held
+                # (parked by the supervisor) comes first, in order.
+                parked = self._take_parked(source.channel)
+                if parked is not None:
+                    _hand_over(parked, source.queue, source.channel)
+        # Never filled: a combined stream pops from its sources' queues directly, so
+        # nothing is in flight between them (a crash loses no buffered event).
+        combined = CombinedStream(self.app, EventQueue(1), parent=self, in_process=self.in_process)
         combined._combined = sources
         for source in others:
             source._children.append(combined)
-
-        async def feed(source: Stream) -> None:
-            source._start_feeder()
-            while True:
-                try:
-                    event = await source._take_event(None)
-                except StopAsyncIteration:
-                    return
-                # Not acked here: the combined stream acks it when it moves past it.
-                await queue.put_many([event])
-
-        async def feed_all() -> None:
-            await asyncio.gather(*(feed(source) for source in sources))
-            queue.close()
-
-        combined._feeder = feed_all
         return combined
 
     def __and__(self, other: Stream) -> Stream:
@@ -595,6 +588,81 @@ class Stream:
         return f"<Stream: {self.channel!r}>"
 
 
+class CombinedStream(Stream):
+    """What ``s1 & s2`` returns: events of every source, taken from their queues in
+    turn (so a busy source does not starve another)."""
+
+    _turn = 0
+
+    async def _take_event(self, timeout: float | None) -> Event:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        sources = self._combined
+        count = len(sources)
+        while True:
+            if self.queue.closed:
+                raise StopAsyncIteration
+            if self._thrown is not None:
+                self._raise_thrown()
+            open_sources = [source for source in sources if not source.queue.closed]
+            if not open_sources:
+                raise StopAsyncIteration
+            for i in range(count):
+                source = sources[(self._turn + i) % count]
+                if not source.queue.buffer or source.queue.closed:
+                    continue
+                try:
+                    # Buffered: returns at once, unless the source's own filters drop
+                    # every buffered event.
+                    event = await source._take_event(0.0)
+                except (TimeoutError, StopAsyncIteration):
+                    continue
+                self._turn = (self._turn + i + 1) % count
+                if self._processors and await self._process(event) is _SKIP:
+                    event.ack()
+                    break
+                _current_event.set(event)
+                return event
+            else:
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                if remaining == 0.0:
+                    raise TimeoutError
+                waiters = [
+                    loop.create_task(q.wait())
+                    for q in (self.queue, *(source.queue for source in open_sources))
+                ]
+                done, pending = await asyncio.wait(
+                    waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+                if not done:
+                    raise TimeoutError
+
+    async def _process(self, event: Event) -> Any:
+        """Run this stream's processors (``combined.filter(...)``) on ``event``."""
+        _current_event.set(event)
+        value = event.value
+        for processor in self._processors:
+            value = processor(value)
+            if inspect.isawaitable(value):
+                value = await value
+            if value is _SKIP:
+                return _SKIP
+        event.value = value
+        return value
+
+
+def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:
+    """Move the events ``old`` holds (buffered, or waiting to be put) to the front of
+    ``new``, and stop ``old`` receiving: an event is in one of them, never both."""
+    moved = [*old.buffer, *(old._held or ())]
+    old.discard(lambda _event: True)
+    old.close()
+    channel.unsubscribe(old)
+    new.buffer.extendleft(reversed(moved))
+
+
 class ParkedQueues:
     """The queues of the streams an agent's run derived (group_by, through), kept
     open and subscribed while the agent restarts after a crash.
@@ -611,20 +679,26 @@ class ParkedQueues:
         """Stop the feeders of the streams derived from ``stream``; keep their queues."""
         for child in stream._children:
             for source in child._combined:
-                # A stream combined with the agent's (s1 & topic.stream()): the next
-                # run subscribes its own; this one's events are redelivered from the
-                # committed offset, as after any crash.
+                # A stream combined with the agent's (s1 & topic.stream()): kept with
+                # its events until the next run combines a stream of the same channel.
                 if source is not stream and source._parent is None:
-                    source.close()
+                    self._park(source)
             if child.queue is not stream.queue and child.channel is not None:
-                if child._feeder_task is not None:
-                    child._feeder_task.cancel()
-                key = _channel_key(child.channel)
-                if key in self._queues or child.queue.closed:
-                    child.close()  # a second stream over the same target: not reused
-                else:
-                    self._queues[key] = (child.channel, child.queue)
+                self._park(child)
             self.park_derived(child)
+
+    def _park(self, child: Stream) -> None:
+        assert child.channel is not None
+        if child._feeder_task is not None:
+            child._feeder_task.cancel()
+        key = _channel_key(child.channel)
+        entry = self._queues.get(key)
+        if entry is not None and entry[1] is child.queue:
+            return  # parked already (a stream reached twice, as a combined one's source)
+        if entry is not None or child.queue.closed:
+            child.close()  # a second stream over the same target: not reused
+        else:
+            self._queues[key] = (child.channel, child.queue)
 
     def take(self, target: Channel) -> EventQueue | None:
         entry = self._queues.pop(_channel_key(target), None)

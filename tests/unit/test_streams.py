@@ -413,3 +413,39 @@ async def test_combined_streams_yield_both_and_ack_each_event(app: faust.App) ->
     await app.stop()
     with pytest.raises(TypeError, match="combine"):
         orders.stream().combine(42)  # type: ignore[arg-type]
+
+
+async def test_a_combined_stream_loses_no_event_when_its_agent_restarts(app: faust.App) -> None:
+    orders = app.topic("orders", value_type=int)
+    refunds = app.topic("refunds", value_type=int)
+    seen: list[tuple[str, int]] = []
+    raised: list[int] = []
+
+    @app.agent(orders)
+    async def both(stream):
+        async for value in (stream & refunds.stream()).filter(lambda v: v != 50):
+            if value == 99 and not raised:
+                raised.append(value)
+                raise ValueError("once")
+            seen.append((faust.current_event().message.topic, value))
+
+    await app.start()
+    for i in range(3):
+        await refunds.send(value=-i, partition=0)
+    await orders.send(value=99, partition=0)
+    await orders.send(value=50, partition=0)  # filtered out, still acked
+    for i in range(3, 6):
+        await refunds.send(value=-i, partition=0)
+        await orders.send(value=i, partition=0)
+    expected = sorted(
+        [("orders", 99), ("orders", 3), ("orders", 4), ("orders", 5)]
+        + [("refunds", -i) for i in range(6)]
+    )
+    await eventually(lambda: sorted(seen) == expected)
+    assert raised == [99]
+    # Each source in its order, the crash included.
+    assert [v for t, v in seen if t == "refunds"] == [0, -1, -2, -3, -4, -5]
+    assert [v for t, v in seen if t == "orders"] == [99, 3, 4, 5]
+    for name, count in (("orders", 5), ("refunds", 6)):
+        tracker = app.consumer.trackers[faust.transport.base.TP(name, 0)]
+        await eventually(lambda tracker=tracker, count=count: tracker.committable() >= count - 1)
