@@ -100,3 +100,48 @@ async def test_sliding_window_reads_the_range_around_the_event(app: faust.App) -
     assert around == [1, 2, 1, 2]
     # And the earlier ranges took the later events: the range around 5 now holds 0, 5, 12.
     assert clicks.table[("page", (BASE - 5, BASE + 15))] == 3
+
+
+async def test_restored_sliding_ranges_take_new_events() -> None:
+    """The ranges a restarted worker restores keep taking the events they contain."""
+    broker = f"memory://sliding-{uuid.uuid4().hex}"
+    app_id = f"sliding-restore-{next(_ids)}"
+
+    def build() -> tuple[faust.App, faust.Topic, Any, list[int]]:
+        app = faust.App(app_id, broker=broker, broker_commit_interval=0.05)
+        topic = app.topic("clicks", key_type=str, value_type=int, partitions=1)
+        clicks = app.Table("clicks", default=int, partitions=1).sliding(10, 10, expires=60)
+        done: list[int] = []
+
+        @app.agent(topic)
+        async def count(stream):
+            async for key, value in stream.items():
+                clicks[key] += value
+                done.append(value)
+
+        return app, topic, clicks, done
+
+    async def wait_for(done: list[int], n: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(done) < n and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        assert len(done) == n
+
+    first, topic, clicks, done = build()
+    await first.start()
+    await topic.send(key="page", value=1, timestamp=BASE)
+    await topic.send(key="page", value=1, timestamp=BASE + 5)
+    await wait_for(done, 2)
+    await first.stop()
+
+    second, topic, clicks, done = build()
+    await second.start()
+    try:
+        await topic.send(key="page", value=1, timestamp=BASE + 8)
+        await wait_for(done, 1)
+        # Both restored ranges contain BASE + 8: each holds the three clicks now.
+        assert clicks.table[("page", (BASE - 10, BASE + 10))] == 3
+        assert clicks.table[("page", (BASE - 5, BASE + 15))] == 3
+    finally:
+        await second.stop()
