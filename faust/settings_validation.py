@@ -1,4 +1,5 @@
-"""The validators of the settings declared in :mod:`faust.settings`.
+"""How a setting is declared (:func:`setting`) and the validators of the settings
+declared in :mod:`faust.settings`.
 
 Each takes the value as given (a Python value, or the string from an environment
 variable) and returns the value to keep, or raises ``TypeError``/``ValueError`` saying
@@ -7,6 +8,7 @@ what was expected; the caller names the setting and where the value came from.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import importlib
@@ -291,3 +293,22 @@ def extension(default_path: str, ours: str) -> Callable[[Any], Any]:
         )
 
     return check
+
+
+def setting(
+    default: Any,
+    validate: Callable[[Any], Any],
+    doc: str,
+    *,
+    env: str | tuple[str, ...] = (),
+    no_effect: str = "",
+) -> Any:
+    """Declare one field of :class:`Settings`: its default, validator (given the value or
+    the environment string, returns the value or raises ``TypeError``/``ValueError``), doc
+    text, the environment names Faust reads besides ``FAUST_<NAME>``, and, for a Faust
+    setting without effect here, why."""
+    meta = {"validate": validate, "doc": doc, "env": (env,) if isinstance(env, str) else env}
+    meta["no_effect"] = no_effect
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)

@@ -117,7 +117,7 @@ async def test_no_effect_settings_warn_once_at_start(caplog: pytest.LogCaptureFi
 
 
 async def test_settings_left_at_default_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
-    app = faust.App("no-warnings")
+    app = faust.App("no-warnings", debug=False, broker_api_version="auto", cache="memory://")
     caplog.set_level(logging.WARNING, logger="faust.settings")
     await app.start()
     await app.stop()
