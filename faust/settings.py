@@ -475,7 +475,15 @@ class Settings(FaustSettings):
         object.__setattr__(self, name, value)
 
     def freeze(self, frozen: bool = True) -> None:
-        """Refuse (or allow again) assignments; the app freezes its settings at start."""
+        """Refuse (or allow again) assignments; the app freezes its settings at start.
+
+        >>> s = Settings.from_sources('demo', {}, environ={})
+        >>> s.freeze()
+        >>> s.web_port = 6067
+        Traceback (most recent call last):
+        ...
+        faust.exceptions.ImproperlyConfigured: Setting web_port cannot change while the app runs ...
+        """
         object.__setattr__(self, "_frozen", frozen)
 
     @classmethod
@@ -577,7 +585,12 @@ class Settings(FaustSettings):
             self.canonical_url = self._default_url()
 
     def warn_no_effect(self) -> None:
-        """Log once, for each Faust setting given that has no effect here, why."""
+        """Log once, for each Faust setting given that has no effect here, why.
+
+        >>> s = Settings.from_sources('demo', {'web_in_thread': True}, environ={})
+        >>> s.no_effect_given
+        [('web_in_thread', 'the web server runs on the event loop')]
+        """
         for name, why in self.no_effect_given:
             logger.warning("Setting %s has no effect here: %s.", name, why)
         object.__setattr__(self, "no_effect_given", [])

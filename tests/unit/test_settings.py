@@ -347,3 +347,26 @@ def test_refused_booleans_from_the_environment_are_read_as_booleans() -> None:
     assert s.topic_allow_declare is True
     with pytest.raises(ImproperlyConfigured, match="topic_allow_declare.*False is not supported"):
         Settings.from_sources("bools", {}, environ={"TOPIC_ALLOW_DECLARE": "no"})
+
+
+LOGHANDLERS_APP = """
+import logging, sys
+import faust
+
+handler = logging.StreamHandler(sys.stdout)
+handler.setFormatter(logging.Formatter("HANDLER %(name)s | %(message)s"))
+app = faust.App("loghandlers-app", loghandlers=[handler])
+
+if __name__ == "__main__":
+    app.main()
+"""
+
+
+def test_loghandlers_get_the_workers_log_lines(tmp_path: Any) -> None:
+    from tests.unit.test_cli import _run_until
+
+    (tmp_path / "handlersapp.py").write_text(LOGHANDLERS_APP)
+    out = _run_until(
+        [sys.executable, "handlersapp.py", "worker", "-q"], tmp_path, "Worker ready", 1
+    )
+    assert "HANDLER faust.worker | Worker ready" in out
