@@ -353,9 +353,10 @@ class Stream:
         to the derived stream, on the partition its key would get on ``target``, keeping
         its offset, timestamp and headers; its message counts as processed once the
         derived stream has moved past it (so ``put()`` returns when the agent is done)."""
+        queue = self._take_parked(target)
         derived = Stream(
             self.app,
-            self._take_parked(target) or EventQueue(target.maxsize),
+            EventQueue(target.maxsize) if queue is None else queue,
             channel=target,
             parent=self,
             in_process=True,

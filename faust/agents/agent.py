@@ -247,7 +247,10 @@ class Agent:
                 for event in reversed(retry):
                     # First in line: before any later event of its partition
                     # (concurrency=1 keeps partition order through retries).
-                    target = parked.queue_for(event.message.topic) or queue
+                    # (An EventQueue is falsy when empty: compare with None.)
+                    target = parked.queue_for(event.message.topic)
+                    if target is None:
+                        target = queue
                     target.buffer.appendleft(event)
                     if target.stats is not None:
                         target.stats.requeued += 1

@@ -659,3 +659,26 @@ async def test_an_agent_over_take_dead_letters_every_event_of_a_batch_that_keeps
     assert sorted(processed + dead) == list(range(9))
     assert 4 in dead
     assert app.error_counts.dead_lettered == len(dead)
+
+
+async def test_an_agent_over_group_by_counts_the_retries_of_the_only_event(
+    app: faust.App,
+) -> None:
+    """The retried event goes back to the repartitioned stream's queue even when that
+    queue is empty (an empty queue is falsy: it once went to the source queue instead,
+    where each retry made a new copy whose attempts started again from 1, forever)."""
+    topic = app.topic("single-in", value_type=int, partitions=1)
+    attempts: list[int] = []
+
+    @app.agent(topic, retries=2)
+    async def by_parity(stream):
+        async for value in stream.group_by(lambda v: v % 2, name="single-parity"):
+            attempts.append(value)
+            raise ConnectionError("database away")
+
+    await app.start()
+    await topic.send(value=7)
+    await eventually(lambda: app.error_counts.dead_lettered == 1)
+    assert app.error_counts.retried == 2
+    await asyncio.sleep(0.1)
+    assert attempts == [7, 7, 7]
