@@ -25,7 +25,7 @@ from .schemas import Schema
 from .sensors.base import SensorDelegate
 from .sensors.monitor import Monitor
 from .services import BackgroundTasks, Service
-from .settings import Settings
+from .settings import Settings, settings_from_object
 from .signals import Signal
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from .timers import Crontab, Timer, call_with_app
@@ -63,6 +63,8 @@ class App:
 
     def __init__(self, id: str, **options: Any) -> None:
         self.conf = Settings.from_sources(id, options)
+        self._id = id
+        self._options = dict(options)
         self.agents: dict[str, Agent] = {}
         self.timers: list[Timer | Crontab] = []
         self.services: list[type[Service] | Service] = []
@@ -110,6 +112,33 @@ class App:
         self.on_shutdown = Signal("on_shutdown", self)
 
     # -- settings
+    def config_from_object(self, obj: Any) -> None:
+        """Take settings from an object, a module or a mapping (or the dotted name of
+        one, ``'myproj.settings'`` or ``'myproj.settings:Config'``), as Faust does:
+        each attribute named like a setting is one; arguments to ``faust.App(...)`` win.
+
+        >>> app = App('cfg-demo')
+        >>> class Config:
+        ...     topic_partitions = 4
+        >>> app.config_from_object(Config)
+        >>> app.conf.topic_partitions
+        4
+        """
+        if self.started:
+            raise ImproperlyConfigured(
+                "app.config_from_object() after the app started: settings are frozen "
+                "once it starts; call it before."
+            )
+        if isinstance(obj, str):
+            module_name, _, attr = obj.partition(":")
+            obj = importlib.import_module(module_name)
+            if attr:
+                obj = getattr(obj, attr)
+        options = settings_from_object(obj)
+        fresh = Settings.from_sources(self._id, {**options, **self._options})
+        for name, value in vars(fresh).items():
+            setattr(self.conf, name, value)
+
     @property
     def agent_errors(self) -> int:
         """Times an agent raised (``error_counts.agent_errors``)."""
@@ -556,6 +585,8 @@ class App:
             return
         self._discovered = True
         setting = self.conf.autodiscover
+        if callable(setting):
+            setting = setting()
         if not setting:
             return
         if setting is True:
@@ -647,6 +678,8 @@ class App:
             return
         self.discover()
         await self.on_configured.send()
+        self.conf.warn_no_effect()
+        self.conf.freeze()
         await self.maybe_start_producer()
         if not self.conf.producer_only:
             # Every reader subscribes before the consumer starts, so the consumer group
@@ -659,6 +692,8 @@ class App:
                     await agent.start()
                 await self.tables.start()
             await self._start_consumer()
+            if self.conf.reply_create_topic:
+                await self.maybe_start_replies()
         for service in self.services:
             instance = service if isinstance(service, Service) else _instantiate(service, self)
             await instance.start()
@@ -676,7 +711,8 @@ class App:
     async def start_client(self) -> None:
         """Start only the producer (for a web process); the first ``ask()`` starts
         reading replies."""
-        self.conf.client_only = True
+        if not self.started:
+            self.conf.client_only = True
         await self.start()
 
     async def _run_startup_task(self, fun: Callable[..., Any], on_leader: bool) -> None:
@@ -696,6 +732,7 @@ class App:
             # connections and is reported as unclosed at exit.
             await self.release_clients()
             self.started = False
+            self.conf.freeze(False)
         await self.on_shutdown.send()
 
     async def release_clients(self) -> None:

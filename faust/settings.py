@@ -1,9 +1,16 @@
 """App settings: typed, with defaults, overridable from the environment, validated.
 
 Every setting can be given to ``faust.App(...)`` as a keyword argument or set in the
-environment as ``FAUST_<NAME>`` (``FAUST_BROKER=kafka://k1:9092``); an explicit argument
-wins over the environment. A wrong value fails at start-up with one line naming the
-setting and what to do.
+environment as ``FAUST_<NAME>`` (``FAUST_BROKER=kafka://k1:9092``); the environment
+names Faust reads (``BROKER_URL``...) work too, ``FAUST_`` ones win. An explicit
+argument wins over the environment. A wrong value fails at start-up with one line naming
+the setting and what to do. Settings are frozen while the app runs.
+
+Each setting is declared once, below, as a field of :class:`Settings` made by
+:func:`~faust.settings_validation.setting`: its type, default, environment names, doc
+text and validator (Faust's settings without an equivalent here are declared the same
+way in :mod:`faust.settings_faust`, which :class:`Settings` inherits).
+:func:`declarations` lists them; :func:`settings_reference` renders them as Markdown.
 """
 
 from __future__ import annotations
@@ -11,18 +18,30 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
-import json
+import inspect
+import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from . import settings_validation as check
 from .exceptions import ImproperlyConfigured
+from .settings_faust import FaustSettings
+from .settings_validation import setting
 
-__all__ = ["Settings", "ENV_PREFIX"]
+__all__ = [
+    "Settings",
+    "ENV_PREFIX",
+    "Declaration",
+    "declarations",
+    "settings_reference",
+    "settings_from_object",
+]
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "FAUST_"
 
@@ -45,146 +64,427 @@ def check_on_error(value: str, owner: str) -> str:
 #: per line.
 LOG_FORMATS = ("text", "json")
 
-# Settings accepted under an earlier name (the 1.0 pre-release API).
+# Settings accepted under an earlier name (the 1.0 pre-release API, and Faust's).
 ALIASES = {"url": "broker"}
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """One setting: what :func:`setting` declared, plus its name, type and default."""
+
+    name: str
+    type: str
+    default: Any
+    env_names: tuple[str, ...]
+    doc: str
+    validate: Callable[[Any], Any]
+    #: Accepted for Faust compatibility but without effect here: why (warned at start).
+    no_effect: str = ""
+
+
 @dataclass
-class Settings:
-    """Everything an app can be configured with; see each field's comment."""
+class Settings(FaustSettings):
+    """Everything an app can be configured with (see :func:`settings_reference`)."""
 
     id: str
-    #: Broker URLs: ``memory://`` (embedded, the default) or ``kafka://host:port``;
-    #: several as a list or separated by ``;``.
-    broker: list[str] = field(default_factory=lambda: ["memory://"])
-    #: Default table store: ``memory://`` or ``rocksdb://``.
-    store: str = "memory://"
-    #: Bumping the version gives the app new internal topics and a new consumer group.
-    version: int = 1
-    #: Partitions of topics the app creates when not given per topic.
-    topic_partitions: int = 8
-    topic_replication_factor: int = 1
-    #: Import these modules (or the app's package when True) to find agents and tables.
-    autodiscover: bool | list[str] = False
-    #: The app's package (for autodiscovery and the CLI).
-    origin: str | None = None
-    #: Local state (table stores) goes here; ``{appid}`` is replaced by the app id. A
-    #: worker with tables on disk locks it while it runs: one worker per directory
-    #: (``faust --datadir DIR -A app worker`` gives another worker its own).
-    datadir: str = "{appid}-data"
-    key_serializer: str = "raw"
-    value_serializer: str = "json"
-    #: Commit processed offsets at least this often (seconds)...
-    broker_commit_interval: float = 2.8
-    #: ...and after this many processed events.
-    broker_commit_every: int = 10_000
-    broker_client_id: str = "faust"
-    #: Consumer group; defaults to the app id.
-    group_id: str = ""
-    #: Where a new consumer group starts: ``earliest`` or ``latest``.
-    consumer_auto_offset_reset: str = "earliest"
-    #: Events buffered per stream before the consumer stops fetching for it.
-    stream_buffer_maxsize: int = 4096
-    #: Time zone of crontab timers.
-    timezone: datetime.tzinfo = datetime.UTC
-    #: Topic this app's ``agent.ask()`` replies arrive on; one per app instance, created
-    #: by the first ask() and deleted on a clean stop unless you set the name yourself.
-    reply_to: str = ""
-    #: Seconds the reply topic keeps a reply (Kafka retention): replies matter only
-    #: while an ask() waits, and a killed worker's leftover topic should not hold data.
-    reply_expires: float = 3600.0
-    #: Only send (a web process): no consumer, no agents.
-    producer_only: bool = False
-    #: Send and receive replies, but run no agents.
-    client_only: bool = False
-    #: On shutdown, how long agents get to finish the event in hand.
-    worker_shutdown_timeout: float = 10.0
-    #: First wait after an agent crash before its restart; doubles up to 30 s.
-    agent_restart_backoff: float = 0.5
-    #: Times the event an agent raised on is handed again to the restarted agent (each
-    #: after the restart back-off) before ``on_error`` applies; 0 turns retries off.
-    agent_retries: int = 3
-    #: What happens to an event whose agent still raises after its retries, and to a
-    #: record that cannot be decoded: ``dead_letter`` (written to its dead-letter topic,
-    #: then committed past), ``stop`` (the worker stops with exit code 1, the record is not
-    #: committed) or ``skip`` (logged and counted, then committed past).
-    on_error: str = "dead_letter"
-    #: Name of the dead-letter topics: ``{app_id}`` and ``{name}`` (the agent's name, or
-    #: the topic's for undecodable records) are replaced.
-    dead_letter_topic: str = "{app_id}-{name}-dlq"
+    broker: list[str] = setting(
+        ["memory://"],
+        check.urls,
+        "Broker URLs: `memory://` (embedded, the default) or `kafka://host:port`; several "
+        "as a list or separated by `;`.",
+        env="BROKER_URL",
+    )
+    store: str = setting(
+        "memory://",
+        check.store_url,
+        "Default table store: `memory://` or `rocksdb://`.",
+        env="APP_STORE",
+    )
+    version: int = setting(
+        1,
+        check.positive_int,
+        "Bumping the version gives the app new internal topics and a new consumer group.",
+        env="APP_VERSION",
+    )
+    id_format: str = setting(
+        "{id}-v{self.version}",
+        check.string,
+        "How the id is made from the app name when `version` > 1 (`{id}`, `{self.version}`).",
+        env="APP_ID_FORMAT",
+    )
+    topic_partitions: int = setting(
+        8,
+        check.positive_int,
+        "Partitions of topics the app creates when not given per topic.",
+        env="TOPIC_PARTITIONS",
+    )
+    topic_replication_factor: int = setting(
+        1,
+        check.positive_int,
+        "Replication factor of topics the app creates.",
+        env="TOPIC_REPLICATION_FACTOR",
+    )
+    autodiscover: Any = setting(
+        False,
+        check.autodiscover,
+        "Import these modules (a list, a function returning one, or the app's `origin` "
+        "package when True) to find agents and tables.",
+    )
+    origin: str | None = setting(
+        None, check.optional(check.string), "The app's package (for autodiscovery and the CLI)."
+    )
+    datadir: str = setting(
+        "{appid}-data",
+        check.string,
+        "Local state (table stores) goes here; `{appid}` is replaced by the app id. A worker "
+        "with tables on disk locks it while it runs: one worker per directory "
+        "(`faust --datadir DIR -A app worker` gives another worker its own).",
+        env="APP_DATADIR",
+    )
+    key_serializer: str = setting(
+        "raw", check.string, "Default key codec.", env="APP_KEY_SERIALIZER"
+    )
+    value_serializer: str = setting(
+        "json", check.string, "Default value codec.", env="APP_VALUE_SERIALIZER"
+    )
+    broker_commit_interval: float = setting(
+        2.8,
+        check.positive_float,
+        "Commit processed offsets at least this often (seconds).",
+        env="BROKER_COMMIT_INTERVAL",
+    )
+    broker_commit_every: int = setting(
+        10_000,
+        check.positive_int,
+        "Commit processed offsets after this many events.",
+        env="BROKER_COMMIT_EVERY",
+    )
+    broker_client_id: str = setting(
+        "faust",
+        check.string,
+        "Client id the Kafka clients give the brokers.",
+        env="BROKER_CLIENT_ID",
+    )
+    group_id: str = setting("", check.string, "Consumer group; defaults to the app id.")
+    consumer_auto_offset_reset: str = setting(
+        "earliest",
+        check.choice("earliest", "latest"),
+        "Where a new consumer group starts: `earliest` or `latest`.",
+        env="CONSUMER_AUTO_OFFSET_RESET",
+    )
+    stream_buffer_maxsize: int = setting(
+        4096,
+        check.positive_int,
+        "Events buffered per stream before the consumer stops fetching for it.",
+        env="STREAM_BUFFER_MAXSIZE",
+    )
+    timezone: datetime.tzinfo = setting(
+        datetime.UTC, check.time_zone, "Time zone of crontab timers.", env="TIMEZONE"
+    )
+    reply_to: str = setting(
+        "",
+        check.string,
+        "Topic this app's `agent.ask()` replies arrive on; one per app instance, created by "
+        "the first ask() and deleted on a clean stop unless you set the name yourself.",
+    )
+    reply_to_prefix: str = setting(
+        "",
+        check.string,
+        "Prefix of the generated reply topic name (a uuid follows); empty: `{id}-reply-`.",
+        env="APP_REPLY_TO_PREFIX",
+    )
+    reply_create_topic: bool = setting(
+        False,
+        check.boolean,
+        "Create the reply topic and start reading it at start, not at the first ask().",
+        env="APP_REPLY_CREATE_TOPIC",
+    )
+    reply_expires: float = setting(
+        3600.0,
+        check.positive_float,
+        "Seconds the reply topic keeps a reply (Kafka retention): replies matter only while "
+        "an ask() waits, and a killed worker's leftover topic should not hold data.",
+        env="APP_REPLY_EXPIRES",
+    )
+    producer_only: bool = setting(
+        False, check.boolean, "Only send (a web process): no consumer, no agents."
+    )
+    client_only: bool = setting(
+        False, check.boolean, "Send and receive replies, but run no agents."
+    )
+    worker_shutdown_timeout: float = setting(
+        10.0, check.positive_float, "On shutdown, how long agents get to finish the event in hand."
+    )
+    stream_wait_empty: bool = setting(
+        True,
+        check.boolean,
+        "On shutdown, let agents finish the event in hand (up to `worker_shutdown_timeout`); "
+        "False cancels them at once (the event is processed again after the restart).",
+        env="STREAM_WAIT_EMPTY",
+    )
+    agent_restart_backoff: float = setting(
+        0.5,
+        check.positive_float,
+        "First wait after an agent crash before its restart; doubles up to 30 s.",
+    )
+    agent_retries: int = setting(
+        3,
+        check.non_negative_int,
+        "Times the event an agent raised on is handed again to the restarted agent (each "
+        "after the restart back-off) before `on_error` applies; 0 turns retries off.",
+    )
+    on_error: str = setting(
+        "dead_letter",
+        check.choice(*ON_ERROR_CHOICES),
+        "What happens to an event whose agent still raises after its retries, and to a "
+        "record that cannot be decoded: `dead_letter` (written to its dead-letter topic, "
+        "then committed past), `stop` (the worker stops with exit code 1, the record is not "
+        "committed) or `skip` (logged and counted, then committed past).",
+    )
+    dead_letter_topic: str = setting(
+        "{app_id}-{name}-dlq",
+        check.topic_template,
+        "Name of the dead-letter topics: `{app_id}` and `{name}` (the agent's name, or the "
+        "topic's for undecodable records) are replaced.",
+    )
 
     # -- Kafka
-    #: At start-up, give up reaching the brokers after this many seconds (one error line).
-    broker_connect_timeout: float = 30.0
-    #: A worker that sends no heartbeat for this long leaves the group (its partitions
-    #: move); lower means faster failover, higher tolerates longer pauses.
-    broker_session_timeout: float = 10.0
-    broker_heartbeat_interval: float = 3.0
-    broker_request_timeout: float = 40.0
-    #: A worker that does not fetch for this long is considered stuck and leaves.
-    broker_max_poll_interval: float = 300.0
-    #: Records per fetch: large enough to amortise per-batch work.
-    broker_max_poll_records: int = 2000
-    #: SASL or SSL credentials: ``faust.SASLCredentials(...)``, ``faust.SSLCredentials(...)``.
-    broker_credentials: Any = None
-    #: Largest fetch per partition, in bytes.
-    consumer_max_fetch_size: int = 1_048_576
-    #: Static membership: a stable id per worker (e.g. the pod name) so a restart within
-    #: the session timeout keeps its partitions without a rebalance.
-    consumer_group_instance_id: str | None = None
-    #: -1 (all in-sync replicas), 1 (the leader) or 0 (no ack: may lose records).
-    producer_acks: int = -1
-    #: None, 'gzip', 'snappy', 'lz4' or 'zstd'.
-    producer_compression_type: str | None = None
-    #: Seconds a batch may wait for more records before it is sent.
-    producer_linger: float = 0.0
-    #: Bytes per partition batch. Larger than Kafka's 16 KiB default: each batch and
-    #: produce request costs Python work, and a send_soon burst (a changelog flush, a
-    #: repartition) fills big batches at once (256 KiB measured ~20% faster in bench e).
-    producer_max_batch_size: int = 262_144
-    producer_max_request_size: int = 1_000_000
+    broker_connect_timeout: float = setting(
+        30.0,
+        check.positive_float,
+        "At start-up, give up reaching the brokers after this many seconds (one error line).",
+    )
+    broker_session_timeout: float = setting(
+        10.0,
+        check.positive_float,
+        "A worker that sends no heartbeat for this long leaves the group (its partitions "
+        "move); lower means faster failover, higher tolerates longer pauses.",
+        env="BROKER_SESSION_TIMEOUT",
+    )
+    broker_heartbeat_interval: float = setting(
+        3.0,
+        check.positive_float,
+        "Seconds between heartbeats to the group coordinator.",
+        env="BROKER_HEARTBEAT_INTERVAL",
+    )
+    broker_request_timeout: float = setting(
+        40.0,
+        check.positive_float,
+        "Seconds a Kafka request may take.",
+        env="BROKER_REQUEST_TIMEOUT",
+    )
+    broker_max_poll_interval: float = setting(
+        300.0,
+        check.positive_float,
+        "A worker that does not fetch for this long is considered stuck and leaves.",
+        env="BROKER_MAX_POLL_INTERVAL",
+    )
+    broker_max_poll_records: int = setting(
+        2000,
+        check.positive_int,
+        "Records per fetch: large enough to amortise per-batch work.",
+        env="BROKER_MAX_POLL_RECORDS",
+    )
+    broker_rebalance_timeout: float = setting(
+        60.0,
+        check.positive_float,
+        "Seconds the group waits for members to rejoin during a rebalance.",
+        env="BROKER_REBALANCE_TIMEOUT",
+    )
+    broker_metadata_max_age: float = setting(
+        300.0,
+        check.positive_float,
+        "Refresh cluster metadata (new brokers, partitions) at least this often (seconds).",
+        env="BROKER_METADATA_MAX_AGE",
+    )
+    broker_connections_max_idle: float = setting(
+        540.0,
+        check.positive_float,
+        "Close broker connections idle this long (seconds).",
+        env="BROKER_CONNECTIONS_MAX_IDLE",
+    )
+    broker_check_crcs: bool = setting(
+        True, check.boolean, "Check the CRC32 of consumed records.", env="BROKER_CHECK_CRCS"
+    )
+    broker_credentials: Any = setting(
+        None,
+        check.credentials,
+        "SASL or SSL credentials: `faust.SASLCredentials(...)`, `faust.SSLCredentials(...)`.",
+    )
+    ssl_context: Any = setting(
+        None,
+        check.ssl_context,
+        "An `ssl.SSLContext` for the broker connections (Faust's form of "
+        "`broker_credentials=faust.SSLCredentials(context)`).",
+    )
+    consumer_max_fetch_size: int = setting(
+        1_048_576,
+        check.positive_int,
+        "Largest fetch per partition, in bytes.",
+        env="CONSUMER_MAX_FETCH_SIZE",
+    )
+    consumer_group_instance_id: str | None = setting(
+        None,
+        check.optional(check.string),
+        "Static membership: a stable id per worker (e.g. the pod name) so a restart within "
+        "the session timeout keeps its partitions without a rebalance.",
+        env="CONSUMER_GROUP_INSTANCE_ID",
+    )
+    producer_acks: int = setting(
+        -1,
+        check.acks,
+        "-1 (all in-sync replicas), 1 (the leader) or 0 (no ack: may lose records).",
+        env="PRODUCER_ACKS",
+    )
+    producer_compression_type: str | None = setting(
+        None,
+        check.optional(check.choice("gzip", "snappy", "lz4", "zstd")),
+        "None, `gzip`, `snappy`, `lz4` or `zstd`.",
+        env="PRODUCER_COMPRESSION_TYPE",
+    )
+    producer_linger: float = setting(
+        0.0,
+        check.non_negative_float,
+        "Seconds a batch may wait for more records before it is sent.",
+        env="PRODUCER_LINGER",
+    )
+    producer_linger_ms: int | None = setting(
+        None,
+        check.optional(check.non_negative_int),
+        "Faust's older `producer_linger`, in milliseconds.",
+        env="PRODUCER_LINGER_MS",
+    )
+    # Larger than Kafka's 16 KiB default: each batch and produce request costs Python
+    # work, and a send_soon burst (a changelog flush, a repartition) fills big batches at
+    # once (256 KiB measured ~20% faster in bench e).
+    producer_max_batch_size: int = setting(
+        262_144,
+        check.positive_int,
+        "Bytes per partition batch.",
+        env="PRODUCER_MAX_BATCH_SIZE",
+    )
+    producer_max_request_size: int = setting(
+        1_000_000,
+        check.positive_int,
+        "Largest produce request, in bytes.",
+        env="PRODUCER_MAX_REQUEST_SIZE",
+    )
+    producer_request_timeout: float | None = setting(
+        None,
+        check.optional(check.positive_float),
+        "Seconds a produce request may take; None: `broker_request_timeout`.",
+        env="PRODUCER_REQUEST_TIMEOUT",
+    )
 
     # -- tables
-    #: Other workers keeping a warm copy of each table partition (by following its
-    #: changelog), ready to take over with only the tail to replay.
-    table_standby_replicas: int = 1
-    #: Seconds between expiry runs of windowed tables (closing old windows).
-    table_cleanup_interval: float = 30.0
+    table_standby_replicas: int = setting(
+        1,
+        check.non_negative_int,
+        "Other workers keeping a warm copy of each table partition (by following its "
+        "changelog), ready to take over with only the tail to replay.",
+        env="TABLE_STANDBY_REPLICAS",
+    )
+    table_cleanup_interval: float = setting(
+        30.0,
+        check.positive_float,
+        "Seconds between expiry runs of windowed tables (closing old windows).",
+        env="TABLE_CLEANUP_INTERVAL",
+    )
 
     # -- sensors
-    #: Keep the in-memory ``app.monitor`` (counters behind ``/metrics`` and the
-    #: dashboard). False leaves ``app.sensors`` empty and ``app.monitor`` None: hooks go
-    #: nowhere (sensors added with ``app.sensors.add`` still get them).
-    sensors_enabled: bool = True
+    sensors_enabled: bool = setting(
+        True,
+        check.boolean,
+        "Keep the in-memory `app.monitor` (counters behind `/metrics` and the dashboard). "
+        "False leaves `app.sensors` empty and `app.monitor` None: hooks go nowhere (sensors "
+        "added with `app.sensors.add` still get them).",
+    )
 
     # -- web (the worker's HTTP server: views, table routes, health, metrics)
-    #: Run the web server in the worker (``faust worker --without-web`` turns it off). A
-    #: client (``client_only``, ``producer_only``) and ``app.start()`` never start it.
-    web_enabled: bool = True
-    #: The interface the server listens on (``127.0.0.1`` for this machine only).
-    web_bind: str = "0.0.0.0"
-    #: The port it listens on; 0 takes a free port when the server starts (tests, and
-    #: several workers on one machine): ``canonical_url`` then has the real port.
-    web_port: int = 6066
-    #: The host name other workers and clients reach this one by.
-    web_host: str = "localhost"
-    #: The URL other workers use for this one (advertised in the consumer group's
-    #: assignment); default ``http://{web_host}:{web_port}``.
-    canonical_url: str = ""
-    #: CORS for every view, e.g. ``{'*': {'allow_methods': '*', 'allow_headers': '*'}}``
-    #: (origin -> options; see :mod:`faust.web.cors`); ``app.page(cors_options=...)``
-    #: overrides it per view. None: no CORS headers. From the environment: JSON.
-    web_cors_options: dict[str, Any] | None = None
+    web_enabled: bool = setting(
+        True,
+        check.boolean,
+        "Run the web server in the worker (`faust worker --without-web` turns it off). A "
+        "client (`client_only`, `producer_only`) and `app.start()` never start it.",
+        env="APP_WEB_ENABLED",
+    )
+    web_bind: str = setting(
+        "0.0.0.0",
+        check.string,
+        "The interface the server listens on (`127.0.0.1` for this machine only).",
+        env="WEB_BIND",
+    )
+    web_port: int = setting(
+        6066,
+        check.web_port,
+        "The port it listens on; 0 takes a free port when the server starts (tests, and "
+        "several workers on one machine): `canonical_url` then has the real port.",
+        env="WEB_PORT",
+    )
+    web_host: str = setting(
+        "localhost",
+        check.string,
+        "The host name other workers and clients reach this one by.",
+        env="WEB_HOST",
+    )
+    canonical_url: str = setting(
+        "",
+        check.http_url,
+        "The URL other workers use for this one (advertised in the consumer group's "
+        "assignment); default `http://{web_host}:{web_port}`.",
+        env="NODE_CANONICAL_URL",
+    )
+    web_cors_options: dict[str, Any] | None = setting(
+        None,
+        check.cors_options,
+        "CORS for every view, e.g. `{'*': {'allow_methods': '*', 'allow_headers': '*'}}` "
+        "(origin -> options; see `faust.web.cors`); `app.page(cors_options=...)` overrides it "
+        "per view. None: no CORS headers. From the environment: JSON.",
+    )
 
     # -- logging (applied by the worker; see faust/logs.py)
-    #: A :func:`logging.config.dictConfig` dict the worker applies at start, e.g.
-    #: ``{'version': 1, 'loggers': {'myapp': {'level': 'DEBUG'}}}``. ``version`` defaults
-    #: to 1 and ``disable_existing_loggers`` to False; handlers it gives the root logger
-    #: replace the worker's own. From the environment: JSON.
-    logging_config: dict[str, Any] | None = None
-    #: The worker's own log lines: ``text`` or ``json`` (one object per line with time,
-    #: level, logger, message); ``faust worker --json-logs`` is the same as ``json``.
-    log_format: str = "text"
+    logging_config: dict[str, Any] | None = setting(
+        None,
+        check.logging_config,
+        "A `logging.config.dictConfig` dict the worker applies at start, e.g. "
+        "`{'version': 1, 'loggers': {'myapp': {'level': 'DEBUG'}}}`. `version` defaults to 1 "
+        "and `disable_existing_loggers` to False; handlers it gives the root logger replace "
+        "the worker's own. From the environment: JSON.",
+    )
+    loghandlers: list[logging.Handler] = setting(
+        [], check.log_handlers, "Logging handlers the worker adds to the root logger."
+    )
+    log_format: str = setting(
+        "text",
+        check.choice(*LOG_FORMATS),
+        "The worker's own log lines: `text` or `json` (one object per line with time, level, "
+        "logger, message); `faust worker --json-logs` is the same as `json`.",
+    )
+
+    #: Set while the app runs: assigning a setting then raises.
+    _frozen: ClassVar[bool] = False
+    #: Faust settings given that have no effect here (name, why): warned about at start.
+    no_effect_given: ClassVar[list[tuple[str, str]]] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise ImproperlyConfigured(
+                f"Setting {name} cannot change while the app runs (settings are frozen "
+                f"once it starts): give it to faust.App(...) or set it before the app starts."
+            )
+        object.__setattr__(self, name, value)
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Refuse (or allow again) assignments; the app freezes its settings at start.
+
+        >>> s = Settings.from_sources('demo', {}, environ={})
+        >>> s.freeze()
+        >>> s.web_port = 6067
+        Traceback (most recent call last):
+        ...
+        faust.exceptions.ImproperlyConfigured: Setting web_port cannot change while the app runs ...
+        """
+        object.__setattr__(self, "_frozen", frozen)
 
     @classmethod
     def from_sources(
@@ -194,22 +494,30 @@ class Settings:
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         environ = os.environ if environ is None else environ
-        names = {f.name for f in dataclasses.fields(cls)}
+        known = {d.name: d for d in declarations()}
         values: dict[str, Any] = {}
         for key, value in options.items():
             name = ALIASES.get(key, key)
-            if name not in names:
-                hint = difflib.get_close_matches(name, sorted(names), n=1)
+            if name not in known or name == "id":
+                hint = difflib.get_close_matches(name, sorted(known), n=1)
                 suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
                 raise ImproperlyConfigured(f"Unknown setting {key!r}.{suggestion}")
             if value is not None:
                 values[name] = value
         sources: dict[str, str] = {}
-        for f in dataclasses.fields(cls):
-            env_name = ENV_PREFIX + f.name.upper()
-            if f.name not in values and f.name != "id" and env_name in environ:
-                values[f.name] = environ[env_name]
-                sources[f.name] = env_name
+        # Faust's env_prefix applies to its own names (MYAPP_BROKER_URL), as there.
+        prefix = environ.get("FAUST_ENV_PREFIX") or environ.get("APP_ENV_PREFIX")
+        prefix = (prefix or str(values.get("env_prefix", ""))).rstrip("_")
+        for decl in known.values():
+            if decl.name in values or decl.name == "id":
+                continue
+            # FAUST_<NAME> first, then the names Faust reads.
+            faust_names = [f"{prefix}_{n}" if prefix else n for n in decl.env_names[1:]]
+            for env_name in (decl.env_names[0], *faust_names):
+                if env_name in environ:
+                    values[decl.name] = environ[env_name]
+                    sources[decl.name] = env_name
+                    break
         if not isinstance(id, str) or not id.strip():
             raise ImproperlyConfigured(
                 f"App id must be a non-empty string, not {id!r}: faust.App('my-app')."
@@ -226,22 +534,66 @@ class Settings:
         for name, value in values.items():
             source = f" (from environment variable {sources[name]})" if name in sources else ""
             try:
-                setattr(settings, name, _coerce(name, value))
+                setattr(settings, name, known[name].validate(value))
             except (TypeError, ValueError) as exc:
                 raise ImproperlyConfigured(f"Setting {name}{source}: {exc}") from None
-        settings._finish()
+        settings._finish(given=set(values))
         return settings
 
-    def _finish(self) -> None:
+    def _finish(self, given: set[str]) -> None:
+        # Given with a value other than Faust's default: the user expects an effect.
+        given_no_effect = [
+            (d.name, d.no_effect)
+            for d in declarations()
+            if d.no_effect and d.name in given and getattr(self, d.name) != d.default
+        ]
+        object.__setattr__(self, "no_effect_given", given_no_effect)
+        for name in ("broker_consumer", "broker_producer"):
+            urls = getattr(self, name)
+            if urls is not None and urls != self.broker:
+                raise ImproperlyConfigured(
+                    f"Setting {name}={urls!r}: a separate cluster for "
+                    f"{name.removeprefix('broker_')}s is not supported here; remove it (or "
+                    f"make it the same as broker={self.broker!r})."
+                )
+        if self.ssl_context is not None:
+            from .auth import SSLCredentials
+
+            if self.broker_credentials is not None:
+                raise ImproperlyConfigured(
+                    "Settings ssl_context and broker_credentials are both given: give one, "
+                    "e.g. broker_credentials=faust.SSLCredentials(ssl_context)."
+                )
+            self.broker_credentials = SSLCredentials(self.ssl_context)
+        if self.producer_linger_ms is not None and "producer_linger" not in given:
+            self.producer_linger = self.producer_linger_ms / 1000.0
         if self.version > 1:
-            self.id = f"{self.id}-v{self.version}"
+            try:
+                self.id = self.id_format.format(id=self.id, self=self)
+            except (KeyError, IndexError, AttributeError) as exc:
+                raise ImproperlyConfigured(
+                    f"Setting id_format={self.id_format!r}: {exc!r}; use '{{id}}' and "
+                    f"'{{self.version}}', e.g. '{{id}}-v{{self.version}}'."
+                ) from None
         if not self.group_id:
             self.group_id = self.id
         if not self.reply_to:
-            self.reply_to = f"{self.id}-reply-{uuid.uuid4().hex[:12]}"
+            prefix = self.reply_to_prefix or f"{self.id}-reply-"
+            self.reply_to = f"{prefix}{uuid.uuid4().hex[:12]}"
         self.datadir = self.datadir.replace("{appid}", self.id)
         if not self.canonical_url:
             self.canonical_url = self._default_url()
+
+    def warn_no_effect(self) -> None:
+        """Log once, for each Faust setting given that has no effect here, why.
+
+        >>> s = Settings.from_sources('demo', {'web_in_thread': True}, environ={})
+        >>> s.no_effect_given
+        [('web_in_thread', 'the web server runs on the event loop')]
+        """
+        for name, why in self.no_effect_given:
+            logger.warning("Setting %s has no effect here: %s.", name, why)
+        object.__setattr__(self, "no_effect_given", [])
 
     def _default_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
@@ -249,7 +601,7 @@ class Settings:
     def set_web_address(self, *, host: str | None = None, port: int | None = None) -> None:
         """Change ``web_host``/``web_port`` (the CLI's ``--web-host``/``--web-port``, or
         the port a ``web_port=0`` server got); ``canonical_url`` follows unless it was
-        set to another address.
+        set to another address. Allowed while the app runs (the server binds then).
 
         >>> s = Settings.from_sources('demo', {}, environ={})
         >>> s.set_web_address(port=6067)
@@ -258,266 +610,91 @@ class Settings:
         """
         follows = self.canonical_url == self._default_url()
         if host is not None:
-            self.web_host = _coerce("web_host", host)
+            object.__setattr__(self, "web_host", check.string(host))
         if port is not None:
-            self.web_port = _coerce("web_port", port)
+            object.__setattr__(self, "web_port", check.web_port(port))
         if follows:
-            self.canonical_url = self._default_url()
+            object.__setattr__(self, "canonical_url", self._default_url())
 
 
-def _coerce(name: str, value: Any) -> Any:
-    coerce = _COERCERS.get(name)
-    return coerce(value) if coerce is not None else value
+def declarations() -> Iterator[Declaration]:
+    """Every setting, in declaration order (for documentation and tooling).
 
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"expected an int >= 1, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected an int >= 1, got {value!r}") from None
-    if number < 1 or (isinstance(value, float) and value != number):
-        raise ValueError(f"expected an int >= 1, got {value!r}")
-    return number
-
-
-def _positive_float(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected a number of seconds > 0, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"expected a number of seconds > 0, got {value!r}")
-    return number
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise TypeError(f"expected true or false, got {value!r}")
-
-
-def _urls(value: Any) -> list[str]:
-    if isinstance(value, str):
-        urls = [u.strip() for u in value.split(";") if u.strip()]
-    elif isinstance(value, list | tuple):
-        urls = [str(u).strip() for u in value]
-    else:
-        raise TypeError(f"expected a URL like 'kafka://localhost:9092', got {value!r}")
-    if not urls:
-        raise ValueError("expected at least one URL, like 'memory://' or 'kafka://localhost:9092'")
-    for url in urls:
-        if "://" not in url:
-            raise ValueError(f"{url!r} has no scheme: use 'memory://' or 'kafka://{url}'")
-    return urls
-
-
-def _store(value: Any) -> str:
-    url = str(value)
-    scheme = url.partition("://")[0]
-    if scheme not in ("memory", "rocksdb"):
-        raise ValueError(f"unknown store {url!r}: use 'memory://' or 'rocksdb://'")
-    return url
-
-
-def _choice(*choices: str) -> Any:
-    def coerce(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return str(value)
-
-    return coerce
-
-
-def _timezone(value: Any) -> datetime.tzinfo:
-    if isinstance(value, datetime.tzinfo):
-        return value
-    try:
-        return ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        hint = difflib.get_close_matches(str(value), sorted(available_timezones()), n=1)
-        fix = f"did you mean {hint[0]!r}?" if hint else "use an IANA name like 'Europe/Oslo'"
-        raise ValueError(f"unknown time zone {value!r}: {fix}") from None
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"expected an int >= 0, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected an int >= 0, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"expected an int >= 0, got {value!r}")
-    return number
-
-
-def _non_negative_float(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected a number of seconds >= 0, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"expected a number of seconds >= 0, got {value!r}")
-    return number
-
-
-def _optional(coerce: Any) -> Any:
-    def optional(value: Any) -> Any:
-        return None if value in (None, "") else coerce(value)
-
-    return optional
-
-
-def _acks(value: Any) -> int:
-    if value in ("all", "-1", -1):
-        return -1
-    if value in (0, 1, "0", "1"):
-        return int(value)
-    raise ValueError(f"expected -1 (or 'all'), 0 or 1, got {value!r}")
-
-
-def _web_port(value: Any) -> int:
-    port = _non_negative_int(value)
-    if port > 65535:
-        raise ValueError(f"expected a TCP port (1-65535, or 0 for any free one), got {value!r}")
-    return port
-
-
-def _url(value: Any) -> str:
-    url = _string(value).strip().rstrip("/")
-    if url and not url.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return url
-
-
-def _cors_options(value: Any) -> dict[str, Any] | None:
-    from .web.cors import check_cors_options
-
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else None
-        except ValueError as exc:
-            raise ValueError(f"expected a JSON object of origin -> options: {exc}") from None
-    return check_cors_options(value)
-
-
-def _credentials(value: Any) -> Any:
-    from .auth import Credentials
-
-    if value is None or isinstance(value, Credentials):
-        return value
-    raise TypeError(
-        f"expected faust.SASLCredentials(...) or faust.SSLCredentials(...), got {value!r}"
-    )
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {value!r}")
-    return value
-
-
-def _topic_template(value: Any) -> str:
-    name = _string(value).strip()
-    if not name:
-        raise ValueError("expected a topic name like '{app_id}-{name}-dlq', got ''")
-    return name
-
-
-def _logging_config(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ValueError(
-                f"expected a JSON object for logging.config.dictConfig: {exc}"
-            ) from None
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            "expected a logging.config.dictConfig dict like "
-            f"{{'version': 1, 'loggers': {{'myapp': {{'level': 'DEBUG'}}}}}}, got {value!r}"
+    >>> next(d for d in declarations() if d.name == 'web_port').env_names
+    ('FAUST_WEB_PORT', 'WEB_PORT')
+    """
+    fields = dataclasses.fields(Settings)
+    # Ours first, then Faust's (inherited, so first in dataclass order).
+    faust_only = {f.name for f in dataclasses.fields(FaustSettings)}
+    ordered = [f for f in fields if f.name not in faust_only]
+    ordered += [f for f in fields if f.name in faust_only]
+    for f in ordered:
+        if f.name == "id":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        yield Declaration(
+            name=f.name,
+            type=str(f.type),
+            default=default,
+            env_names=(ENV_PREFIX + f.name.upper(), *f.metadata["env"]),
+            doc=f.metadata["doc"],
+            validate=f.metadata["validate"],
+            no_effect=f.metadata["no_effect"],
         )
-    version = value.get("version", 1)
-    if version != 1:
-        raise ValueError(f"'version' must be 1 (the only dictConfig schema), got {version!r}")
-    for key in ("formatters", "filters", "handlers", "loggers", "root"):
-        if key in value and not isinstance(value[key], Mapping):
-            raise TypeError(f"{key!r} must be a dict, got {value[key]!r}")
-    return dict(value)
 
 
-def _autodiscover(value: Any) -> bool | list[str]:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return (
-            _bool(value)
-            if value.lower() in ("0", "1", "true", "false", "yes", "no")
-            else [m.strip() for m in value.split(",") if m.strip()]
-        )
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    raise TypeError(f"expected True, False or a list of module names, got {value!r}")
+def settings_reference() -> str:
+    """The settings reference as a Markdown table: name, type, default, environment
+    names and meaning of every setting.
+
+    >>> print(settings_reference().splitlines()[0])
+    | Setting | Type | Default | Environment | Meaning |
+    """
+    rows = [
+        "| Setting | Type | Default | Environment | Meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in declarations():
+        meaning = d.doc + (f" *No effect here: {d.no_effect}.*" if d.no_effect else "")
+        cells = [
+            f"`{d.name}`",
+            f"`{d.type}`",
+            f"`{d.default!r}`",
+            ", ".join(f"`{e}`" for e in d.env_names),
+            meaning,
+        ]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
-_COERCERS: dict[str, Any] = {
-    "broker": _urls,
-    "store": _store,
-    "version": _positive_int,
-    "topic_partitions": _positive_int,
-    "topic_replication_factor": _positive_int,
-    "autodiscover": _autodiscover,
-    "origin": _string,
-    "datadir": _string,
-    "key_serializer": _string,
-    "value_serializer": _string,
-    "broker_commit_interval": _positive_float,
-    "broker_commit_every": _positive_int,
-    "broker_client_id": _string,
-    "group_id": _string,
-    "consumer_auto_offset_reset": _choice("earliest", "latest"),
-    "stream_buffer_maxsize": _positive_int,
-    "timezone": _timezone,
-    "reply_to": _string,
-    "reply_expires": _positive_float,
-    "producer_only": _bool,
-    "client_only": _bool,
-    "worker_shutdown_timeout": _positive_float,
-    "agent_restart_backoff": _positive_float,
-    "agent_retries": _non_negative_int,
-    "on_error": _choice(*ON_ERROR_CHOICES),
-    "dead_letter_topic": _topic_template,
-    "broker_connect_timeout": _positive_float,
-    "broker_session_timeout": _positive_float,
-    "broker_heartbeat_interval": _positive_float,
-    "broker_request_timeout": _positive_float,
-    "broker_max_poll_interval": _positive_float,
-    "broker_max_poll_records": _positive_int,
-    "broker_credentials": _credentials,
-    "consumer_max_fetch_size": _positive_int,
-    "consumer_group_instance_id": _optional(_string),
-    "producer_acks": _acks,
-    "producer_compression_type": _optional(_choice("gzip", "snappy", "lz4", "zstd")),
-    "producer_linger": _non_negative_float,
-    "producer_max_batch_size": _positive_int,
-    "producer_max_request_size": _positive_int,
-    "table_standby_replicas": _non_negative_int,
-    "table_cleanup_interval": _positive_float,
-    "sensors_enabled": _bool,
-    "web_enabled": _bool,
-    "web_bind": _string,
-    "web_port": _web_port,
-    "web_host": _string,
-    "canonical_url": _url,
-    "web_cors_options": _cors_options,
-    "logging_config": _logging_config,
-    "log_format": _choice(*LOG_FORMATS),
-}
+def settings_from_object(obj: Any) -> dict[str, Any]:
+    """The settings an object, module or mapping gives (``app.config_from_object``).
+
+    A mapping's keys must all be settings. Of an object or module, the attributes named
+    like a setting are taken and the rest (imports, helpers) left alone; a lower-case
+    value attribute that is a near miss of a setting name is an error, not a silent loss.
+
+    >>> class Config:
+    ...     broker = 'kafka://k1:9092'
+    ...     helper = 3
+    >>> settings_from_object(Config)
+    {'broker': 'kafka://k1:9092'}
+    """
+    known = {d.name for d in declarations()} | set(ALIASES)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    found: dict[str, Any] = {}
+    for key in dir(obj):
+        if key.startswith("_"):
+            continue
+        value = getattr(obj, key)
+        if key in known:
+            found[key] = value
+        elif key.islower() and not (callable(value) or inspect.ismodule(value)):
+            hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
+            if hint:
+                raise ImproperlyConfigured(
+                    f"Unknown setting {key!r} in {getattr(obj, '__name__', obj)!r}. "
+                    f"Did you mean {hint[0]!r}?"
+                )
+    return found

@@ -12,7 +12,7 @@ from typing import Any
 from croniter import croniter
 
 from .exceptions import ImproperlyConfigured
-from .settings import _timezone
+from .settings_validation import time_zone as _timezone
 
 __all__ = ["Timer", "Crontab", "call_with_app"]
 

@@ -102,6 +102,8 @@ class Worker:
                 log_format=self._log_format(),
                 logging_config=self.app.conf.logging_config,
             )
+            for handler in self.app.conf.loghandlers:
+                logging.getLogger().addHandler(handler)
         except (ValueError, ImproperlyConfigured) as exc:
             print(f"faust: error: {exc}", file=sys.stderr)
             return 1

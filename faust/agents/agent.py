@@ -219,7 +219,10 @@ class Agent:
             queue.close()
         for stream in list(self._streams):
             stream.close()
-        await wait_or_cancel(self._actors, self.app.conf.worker_shutdown_timeout)
+        conf = self.app.conf
+        # stream_wait_empty=False: cancel at once; the event is read again after restart.
+        wait = conf.worker_shutdown_timeout if conf.stream_wait_empty else 0
+        await wait_or_cancel(self._actors, wait)
         for queue in self._queues:
             unsubscribe = getattr(self.channel, "unsubscribe", None)
             if unsubscribe is not None:

@@ -126,6 +126,8 @@ class KafkaConsumer(ConsumerDriver):
             max_poll_interval_ms=int(conf.broker_max_poll_interval * 1000),
             max_poll_records=conf.broker_max_poll_records,
             max_partition_fetch_bytes=conf.consumer_max_fetch_size,
+            rebalance_timeout_ms=int(conf.broker_rebalance_timeout * 1000),
+            check_crcs=conf.broker_check_crcs,
         )
         self._consumer = consumer
         try:

@@ -228,9 +228,12 @@ def _invalid(record: OutgoingRecord, partition: int, count: int, limit: int) -> 
 def _make_producer(transport: KafkaTransport) -> AIOKafkaProducer:
     conf = transport.conf
     acks = conf.producer_acks
+    options = transport.client_options()
+    if conf.producer_request_timeout is not None:
+        options["request_timeout_ms"] = int(conf.producer_request_timeout * 1000)
     try:
         return AIOKafkaProducer(
-            **transport.client_options(),
+            **options,
             acks="all" if acks == -1 else acks,
             # With every in-sync replica acking, idempotence costs nothing more and
             # keeps a retried batch from being written twice or out of order.

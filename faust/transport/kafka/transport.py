@@ -157,6 +157,8 @@ class KafkaTransport(Transport):
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": conf.broker_client_id,
             "request_timeout_ms": int(conf.broker_request_timeout * 1000),
+            "metadata_max_age_ms": int(conf.broker_metadata_max_age * 1000),
+            "connections_max_idle_ms": int(conf.broker_connections_max_idle * 1000),
         }
         if conf.broker_credentials is not None:
             options.update(conf.broker_credentials.client_options())
