@@ -177,7 +177,7 @@ class App:
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
         """
-        topic = Topic(self, topics=topics, **kwargs)
+        topic: Topic[Any] = Topic(self, topics=topics, **kwargs)
         for name in topic.topics:
             # The first topic object of a name describes it, unless a later one states
             # its partitions (``app.topic(name)`` to send is not its declaration).

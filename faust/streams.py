@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .channels import EventQueue
 from .events import Event, _current_event
@@ -32,7 +32,11 @@ _SKIP = object()
 Processor = Callable[[Any], Any]
 
 
-class Stream:
+#: The type of a stream's values: ``faust.Stream[Order]`` in annotations.
+T = TypeVar("T")
+
+
+class Stream(Generic[T]):
     """An infinite async iterator of values from a channel or topic.
 
     Example::
@@ -212,7 +216,7 @@ class Stream:
             "in_process": self.in_process,
         }
         kwargs.update(changes)
-        clone = Stream(self.app, self.queue, parent=self, **kwargs)
+        clone: Stream[Any] = Stream(self.app, self.queue, parent=self, **kwargs)
         clone._feeder = self._feeder
         self._feeder = None
         return clone
@@ -353,7 +357,7 @@ class Stream:
         to the derived stream, on the partition its key would get on ``target``, keeping
         its offset, timestamp and headers; its message counts as processed once the
         derived stream has moved past it (so ``put()`` returns when the agent is done)."""
-        derived = Stream(
+        derived: Stream[Any] = Stream(
             self.app,
             self._take_parked(target) or EventQueue(target.maxsize),
             channel=target,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .channels import Channel, EventQueue, Headers, encode_headers
+from .channels import Channel, EventQueue, Headers, T, encode_headers
 from .events import _current_event
 from .settings import check_on_error
 from .transport.base import RecordMetadata, SendCallback, TopicSpec
@@ -65,7 +65,7 @@ def legal_topic_name(text: str) -> str:
     return "_" + name if name in (".", "..", "") else name
 
 
-class Topic(Channel):
+class Topic(Channel[T]):
     """A named topic on the app's broker.
 
     Example::
