@@ -25,7 +25,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["Service", "Backoff", "BackgroundTasks", "Supervised", "cancel_tasks", "wait_or_cancel"]
+__all__ = [
+    "Service",
+    "Backoff",
+    "BackgroundTasks",
+    "StopFlag",
+    "Supervised",
+    "cancel_tasks",
+    "wait_or_cancel",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +82,39 @@ class Service:
         """Run the long-running ``loop()`` until the service stops, restarted (with
         back-off) whenever it crashes; see :class:`Supervised`."""
         return self._tasks.supervise(loop, name)
+
+
+class StopFlag:
+    """Set when its owner (an app, a service) begins to stop: ``sleep`` returns early
+    then, so a loop that sleeps between rounds does not hold up the stop.
+
+    Example::
+
+        while not app.should_stop:
+            await poll_once()
+            await app.sleep(10.0)    # returns at once when the app stops
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the flag is set meanwhile."""
+        if self._event.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=max(float(seconds), 0.0))
+        except TimeoutError:
+            pass
 
 
 class BackgroundTasks:

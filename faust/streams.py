@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -436,6 +437,53 @@ class Stream(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
+
+
+#: How often ``stream_of`` looks whether the reader took its last values (seconds): it
+#: polls only once its input is exhausted, to end the stream after them.
+FEED_DRAIN_POLL = 0.005
+
+
+def stream_of(app: Any, values: Any, **kwargs: Any) -> Stream[Any]:
+    """A stream over the values of an iterable or async iterable, ending after the last
+    (``app.stream(values)``). Its events carry no broker message: nothing to commit.
+
+    Example::
+
+        async for value in stream_of(app, [1, 2, 3]):
+            print(value)
+    """
+    if not hasattr(values, "__aiter__") and not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"app.stream() takes a channel, a topic or an (async) iterable, not {values!r}"
+        )
+    queue = EventQueue()
+    stream: Stream[Any] = Stream(app, queue, **kwargs)
+
+    async def feed() -> None:
+        offset = 0
+
+        async def put(value: Any) -> None:
+            nonlocal offset
+            message = Message("", 0, offset, time.time(), None, None)
+            offset += 1
+            await queue.put_many([Event(app, None, value, message)])
+
+        try:
+            if hasattr(values, "__aiter__"):
+                async for value in values:
+                    await put(value)
+            else:
+                for value in values:
+                    await put(value)
+            # Closing drops what is still buffered: close once the reader has taken it.
+            while queue.buffer:
+                await asyncio.sleep(FEED_DRAIN_POLL)
+        finally:
+            queue.close()
+
+    stream._feeder = feed
+    return stream
 
 
 class ParkedQueues:

@@ -191,13 +191,18 @@ class Topic(Channel[T]):
             key_bytes, value_bytes = self._dumps(
                 key, value, schema, key_serializer, value_serializer
             )
+        headers_out = encode_headers(headers) if headers else None
+        if self.app.on_produce_message.receivers:
+            headers_out = self._on_produce(
+                key_bytes, value_bytes, partition, timestamp, headers_out
+            )
         fut = await producer.send(
             self.get_topic_name(),
             key_bytes,
             value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=encode_headers(headers) if headers else None,
+            headers=headers_out,
             # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
             callback=callback,
@@ -236,17 +241,38 @@ class Topic(Channel[T]):
             key_bytes, value_bytes = self._dumps(
                 key, value, schema, key_serializer, value_serializer
             )
+        headers_out = encode_headers(headers) if headers else None
+        if self.app.on_produce_message.receivers:
+            headers_out = self._on_produce(
+                key_bytes, value_bytes, partition, timestamp, headers_out
+            )
         return self.app.producer_for_send_soon().send_soon(
             self.get_topic_name(),
             key_bytes,
             value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=encode_headers(headers) if headers else None,
+            headers=headers_out,
             # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
             callback=callback,
         )
+
+    def _on_produce(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> list[tuple[str, bytes]] | None:
+        """Send ``app.on_produce_message`` for a record; its receivers may append
+        headers (e.g. a tracing id). Only called while it has receivers."""
+        headers = list(headers or ())
+        self.app.on_produce_message.send_sync(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        return headers or None
 
     def _dumps(
         self,
@@ -287,6 +313,15 @@ class Topic(Channel[T]):
         """Create the topic on the broker if it does not exist."""
         for spec in self.specs():
             await self.app.transport.declare_topic(spec)
+
+    async def maybe_declare(self) -> None:
+        """Create the topic on the broker unless this app has already declared it.
+
+        Example::
+
+            await app.topic('orders', partitions=8).maybe_declare()
+        """
+        await self.app.declare_topic(self)
 
     def derive(self, **changes: Any) -> Topic:
         """A copy of this topic with some options changed."""

@@ -6,7 +6,13 @@ test would pass against Faust itself.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid as _uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
 
 import faust
 from faust.types import (
@@ -112,3 +118,214 @@ async def test_event_type_is_the_current_event(app: faust.App) -> None:
     await topic.send(value="x")
     await eventually(lambda: len(seen) == 1)
     assert isinstance(seen[0], EventT) and seen[0].value == "x"
+
+
+# -- App -------------------------------------------------------------------------------
+
+
+async def test_configure_signals_fire_once_in_fausts_order(app: faust.App) -> None:
+    calls: list[str] = []
+
+    @app.on_before_configured.connect
+    def before(sender: faust.App, **kwargs: object) -> None:
+        calls.append("before")
+
+    @app.on_configured.connect
+    def configured(sender: faust.App, conf: object, **kwargs: object) -> None:
+        assert conf is sender.conf
+        calls.append("configured")
+
+    @app.on_after_configured.connect
+    def after(sender: faust.App, **kwargs: object) -> None:
+        calls.append("after")
+
+    assert not app.finalized
+    app.finalize()
+    app.finalize()
+    await app.start()
+    assert calls == ["before", "configured", "after"]
+
+
+async def test_on_configured_runs_at_start_without_finalize(app: faust.App) -> None:
+    seen: list[object] = []
+    app.on_configured.connect(lambda sender, conf, **kwargs: seen.append(conf))
+    await app.start()
+    assert seen == [app.conf]
+
+
+def test_sync_signal_refuses_an_async_receiver(app: faust.App) -> None:
+    async def receiver(sender: faust.App, **kwargs: object) -> None: ...
+
+    with pytest.raises(TypeError, match="on_rebalance_start.*plain def"):
+        app.on_rebalance_start.connect(receiver)
+
+
+async def test_sleep_returns_early_when_the_app_stops(app: faust.App) -> None:
+    rounds: list[float] = []
+
+    @app.task
+    async def poll() -> None:
+        while not app.should_stop:
+            rounds.append(asyncio.get_running_loop().time())
+            await app.sleep(30.0)
+
+    await app.start()
+    assert not app.should_stop
+    await eventually(lambda: len(rounds) == 1)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await app.stop()
+    assert app.should_stop
+    assert loop.time() - began < 5.0 and len(rounds) == 1
+    await app.sleep(10.0)  # at once: the app is stopping
+
+
+async def test_sleep_waits_while_running(app: faust.App) -> None:
+    await app.start()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await app.sleep(0.05)
+    assert loop.time() - began >= 0.045
+
+
+async def test_app_send_by_topic_name_and_object(app: faust.App) -> None:
+    topic = app.topic("app-send", value_type=str)
+    got: list[tuple[object, object]] = []
+
+    @app.agent(topic)
+    async def reader(stream: StreamT[str]) -> None:
+        async for key, value in stream.items():
+            got.append((key, value))
+
+    await app.start()
+    metadata = await app.send("app-send", key=b"k", value="by-name")
+    assert metadata.topic == "app-send"
+    await app.send(topic, key="k2", value="by-object", headers={"h": b"1"})
+    channel = app.channel()
+    await app.send(channel, value="to-a-channel")  # no reader: accepted
+    await eventually(lambda: len(got) == 2)
+    assert sorted(value for _, value in got) == ["by-name", "by-object"]
+
+
+async def test_app_stream_over_an_iterable_ends_after_its_values(app: faust.App) -> None:
+    seen = [value async for value in app.stream([1, 2, 3, 4]).filter(lambda v: v % 2 == 0)]
+    assert seen == [2, 4]
+
+    async def produce() -> AsyncIterator[str]:
+        for word in ("a", "b"):
+            yield word
+
+    assert [w async for w in app.stream(produce())] == ["a", "b"]
+    with pytest.raises(TypeError, match="app.stream"):
+        app.stream(42)
+
+
+async def test_app_stream_over_a_topic(app: faust.App) -> None:
+    topic = app.topic("app-stream", value_type=str)
+    stream = app.stream(topic)
+    assert isinstance(stream, faust.Stream)
+    await app.start()
+    await topic.send(value="x")
+    async for value in stream:
+        assert value == "x"
+        break
+
+
+async def test_maybe_declare_creates_the_topic_once(app: faust.App) -> None:
+    topic = app.topic("declared-once", partitions=3)
+    await topic.maybe_declare()
+    await topic.maybe_declare()
+    assert app.partition_count_of("declared-once") == 3
+    metadata = await topic.send(value=b"x", partition=2)
+    assert metadata.partition == 2
+
+
+async def test_flow_control_suspends_fetching_until_resumed(app: faust.App) -> None:
+    topic = app.topic("flow", value_type=int)
+    got: list[int] = []
+
+    @app.agent(topic)
+    async def reader(stream: StreamT[int]) -> None:
+        async for value in stream:
+            got.append(value)
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: got == [1])
+    assert app.flow_control.is_active()
+    app.flow_control.suspend()
+    assert not app.flow_control.is_active()
+    # The fetch in progress still delivers what it gets; nothing is fetched after it.
+    await topic.send(value=2)
+    await eventually(lambda: got == [1, 2])
+    await topic.send(value=3)
+    await asyncio.sleep(0.3)
+    assert got == [1, 2]
+    app.flow_control.resume()
+    await eventually(lambda: got == [1, 2, 3])
+
+
+async def test_rebalance_signals_and_rebalancing(app: faust.App) -> None:
+    topic = app.topic("rebalanced", value_type=int)
+    calls: list[tuple[str, bool]] = []
+    app.on_rebalance_start.connect(lambda sender, **kw: calls.append(("start", app.rebalancing)))
+    app.on_rebalance_complete.connect(
+        lambda sender, **kw: calls.append(("complete", app.rebalancing))
+    )
+    app.on_rebalance_end.connect(lambda sender, **kw: calls.append(("end", app.rebalancing)))
+
+    @app.agent(topic)
+    async def reader(stream: StreamT[int]) -> None:
+        async for _ in stream:
+            pass
+
+    assert not app.rebalancing
+    await app.start()
+    await app.wait_ready()
+    await eventually(lambda: len(calls) == 3)
+    assert calls == [("start", True), ("complete", True), ("end", False)]
+    assert not app.rebalancing
+    await app.stop()
+    assert len(calls) == 3  # giving the partitions up at stop is no rebalance
+
+
+async def test_on_produce_message_sees_each_record_and_adds_headers(app: faust.App) -> None:
+    topic = app.topic("produced", value_type=str)
+    seen: list[dict[str, object]] = []
+
+    @app.on_produce_message.connect
+    def trace(sender: faust.App, **kwargs: Any) -> None:
+        seen.append(kwargs)
+        kwargs["headers"].append(("trace-id", b"42"))
+
+    headers: list[Mapping[str, bytes]] = []
+
+    @app.agent(topic)
+    async def reader(stream: StreamT[str]) -> None:
+        async for event in stream.events():
+            headers.append(event.headers)
+
+    await app.start()
+    await topic.send(key="k", value="v", headers={"own": b"1"})
+    await topic.send_soon(value="soon")
+    await eventually(lambda: len(headers) == 2)
+    assert headers[0] == {"own": b"1", "trace-id": b"42"}
+    assert headers[1] == {"trace-id": b"42"}
+    # Key and value as they go to the broker: encoded by the topic's serializers.
+    assert seen[0]["key"] == topic.schema.dumps_key("k")
+    assert seen[0]["value"] == topic.schema.dumps_value("v")
+    assert set(seen[0]) == {"key", "value", "partition", "timestamp", "headers"}
+
+
+async def test_partial_functions_as_timer_crontab_and_task(app: faust.App) -> None:
+    ticks: list[str] = []
+
+    async def tick(label: str) -> None:
+        ticks.append(label)
+
+    app.timer(interval=0.01)(functools.partial(tick, "timer"))
+    app.crontab("* * * * *")(functools.partial(tick, "cron"))
+    app.task(functools.partial(tick, "task"))
+    assert any(t.name.endswith("tick") for t in app.timers)
+    await app.start()
+    await eventually(lambda: "timer" in ticks and "task" in ticks)
