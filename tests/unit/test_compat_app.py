@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid as _uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -329,3 +330,108 @@ async def test_partial_functions_as_timer_crontab_and_task(app: faust.App) -> No
     assert any(t.name.endswith("tick") for t in app.timers)
     await app.start()
     await eventually(lambda: "timer" in ticks and "task" in ticks)
+
+
+# -- Services --------------------------------------------------------------------------
+
+
+async def test_a_service_as_in_fausts_docs(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+
+    class Dependency(faust.Service):
+        async def on_start(self) -> None:
+            events.append("dependency started")
+
+        async def on_stop(self) -> None:
+            events.append("dependency stopped")
+
+    @app.service
+    class Background(faust.Service):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.dependency = self.add_dependency(Dependency())
+
+        async def on_start(self) -> None:
+            self.log.info("STARTED")
+            events.append("on_start")
+
+        async def on_started(self) -> None:
+            events.append("on_started")
+
+        async def on_stop(self) -> None:
+            self.log.info("STOPPED")
+            events.append("on_stop")
+
+        @faust.Service.task
+        async def _background_task(self) -> None:
+            while not self.should_stop:
+                events.append("task")
+                await self.sleep(3600.0)  # returns at once when the service stops
+
+        @faust.Service.timer(0.01)
+        async def _tick(self) -> None:
+            events.append("tick")
+
+    with caplog.at_level(logging.INFO, logger=__name__):
+        await app.start()
+        await eventually(lambda: events.count("tick") >= 2)
+        lifecycle = [e for e in events if e not in ("task", "tick")]
+        assert lifecycle == ["on_start", "dependency started", "on_started"]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await app.stop()
+    assert loop.time() - began < 5.0
+    lifecycle = [e for e in events if e not in ("task", "tick")]
+    assert lifecycle[3:] == ["on_stop", "dependency stopped"]
+    assert events.count("task") == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == __name__]
+    assert messages == ["[^Background]: STARTED", "[^Background]: STOPPED"]
+    ticks = events.count("tick")
+    await asyncio.sleep(0.05)
+    assert events.count("tick") == ticks  # the timer ended with the service
+
+
+async def test_a_failing_service_timer_is_logged_and_runs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[int] = []
+
+    class Flaky(faust.Service):
+        @faust.Service.timer(0.01)
+        async def _tick(self) -> None:
+            runs.append(1)
+            raise RuntimeError("flaky")
+
+    service = Flaky()
+    with caplog.at_level(logging.ERROR, logger=__name__):
+        await service.start()
+        await eventually(lambda: len(runs) >= 2)
+        await service.stop()
+    assert any("[^Flaky]: Timer _tick raised" in r.getMessage() for r in caplog.records)
+
+
+def test_service_timer_rejects_a_bad_interval() -> None:
+    with pytest.raises(ValueError, match="interval must be a number of seconds"):
+        faust.Service.timer(0)
+
+
+async def test_a_subclass_overriding_a_task_replaces_it() -> None:
+    ran: list[str] = []
+
+    class Base(faust.Service):
+        @faust.Service.task
+        async def _work(self) -> None:
+            ran.append("base")
+
+    class Child(Base):
+        async def _work(self) -> None:  # no longer a task
+            ran.append("child")
+
+    child = Child()
+    await child.start()
+    await asyncio.sleep(0.01)
+    await child.stop()
+    assert ran == []
+    assert child.label == "Child" and "Child" in repr(child)
