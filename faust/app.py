@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: How often topics subscribed by pattern look for new matching topics (seconds): one
+#: metadata request per period; Kafka's own clients refresh metadata every 5 minutes.
+TOPIC_PATTERN_REFRESH = 5.0
+
 TRANSPORTS = {
     "memory": "faust.transport.memory:MemoryTransport",
     "kafka": "faust.transport.kafka:KafkaTransport",
@@ -94,6 +98,9 @@ class App:
         #: Topic objects by name (see :meth:`topic_spec`).
         self._topics: dict[str, Topic] = {}
         self._partition_counts: dict[str, int] = {}
+        #: Seconds between looks for new topics matching an ``app.topic(pattern=...)``.
+        self.topic_pattern_refresh = TOPIC_PATTERN_REFRESH
+        self._pattern_follower: asyncio.Task[Any] | None = None
         #: Awaited before each commit (tables flush their changelogs here).
         self.consumer_hooks: list[Callable[[], Any]] = []
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
@@ -211,11 +218,14 @@ class App:
 
     # -- declarations
     def topic(self, *topics: str, **kwargs: Any) -> Topic:
-        """Declare a topic (or several read as one stream).
+        """Declare a topic (or several read as one stream), or with ``pattern=`` read
+        every topic whose name matches the regular expression (``re.match``), including
+        topics created later (found within ``app.topic_pattern_refresh`` seconds).
 
         Example::
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
+            emails = app.topic(pattern='^email-.*', value_type=str)
         """
         topic: Topic[Any] = Topic(self, topics=topics, **kwargs)
         for name in topic.topics:
@@ -676,10 +686,28 @@ class App:
 
     async def _start_consumer(self) -> None:
         if self.consumer is None:
+            await self._match_topic_patterns()
             await self._declare_subscribed()
             self.consumer = Consumer(self, self.conductor)
             self.consumer.before_commit = self.consumer_hooks
             await self.consumer.start()
+
+    async def _match_topic_patterns(self) -> bool:
+        """Subscribe pattern topics to the broker's topics they match; True if the
+        consumer must subscribe more topics."""
+        if not self.conductor.has_patterns:
+            return False
+        if self._pattern_follower is None or self._pattern_follower.done():
+            self._pattern_follower = self._tasks.supervise(
+                self._follow_topic_patterns, "faust-topic-patterns"
+            )
+        return self.conductor.match_patterns(await self.transport.list_topics())
+
+    async def _follow_topic_patterns(self) -> None:
+        while True:
+            await asyncio.sleep(self.topic_pattern_refresh)
+            if await self._match_topic_patterns() and self.consumer is not None:
+                self.consumer.update_subscription()
 
     async def _declare_subscribed(self) -> None:
         # A stream may subscribe a new topic while a declaration is awaited (group_by in
@@ -706,6 +734,7 @@ class App:
             self._spawn(self._resubscribe(), name="resubscribe")
 
     async def _resubscribe(self) -> None:
+        await self._match_topic_patterns()
         await self._declare_subscribed()
         if self.consumer is not None:
             self.consumer.update_subscription()

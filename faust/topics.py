@@ -95,9 +95,18 @@ class Topic(Channel[T]):
         allow_empty: bool = False,
         on_error: str | None = None,
         dead_letter_topic: str | None = None,
+        pattern: str | re.Pattern[str] | None = None,
     ) -> None:
-        if not topics:
-            raise ValueError("app.topic() needs at least one topic name")
+        if pattern is not None and topics:
+            raise ValueError(
+                f"app.topic({', '.join(map(repr, topics))}, pattern={pattern!r}): give topic "
+                "names or a pattern, not both."
+            )
+        if not topics and pattern is None:
+            raise ValueError("app.topic() needs at least one topic name (or pattern=...)")
+        #: Subscribe every topic whose name matches (``re.match``; see
+        #: :mod:`faust.topic_patterns`); None: the named ``topics``.
+        self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
         for name in topics:
             check_topic_name(name)
         if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
@@ -116,7 +125,10 @@ class Topic(Channel[T]):
             )
         super().__init__(app, schema=schema, maxsize=maxsize)
         self.topics = tuple(topics)
-        self.name = self.topics[0]
+        if self.pattern is not None:
+            self.name = f"pattern:{self.pattern.pattern}"
+        else:
+            self.name = self.topics[0]
         self.partitions = partitions
         self.retention = retention
         self.compacting = compacting
@@ -132,6 +144,11 @@ class Topic(Channel[T]):
         self._value_dumps = schema.value_dumper()
 
     def get_topic_name(self) -> str:
+        if self.pattern is not None:
+            raise ValueError(
+                f"Topic {self.name!r} reads the topics its pattern matches: send to one of "
+                "them by name (app.topic('name')) instead."
+            )
         if len(self.topics) > 1:
             raise ValueError(
                 f"Topic {self.topics!r} names several topics; send to one of them instead."
@@ -338,9 +355,10 @@ class Topic(Channel[T]):
             "maxsize": self.maxsize,
             "on_error": self.on_error,
             "dead_letter_topic": self.dead_letter_topic,
+            "pattern": self.pattern,
         }
         options.update(changes)
         return Topic(self.app, **options)
 
     def __repr__(self) -> str:
-        return f"<Topic {','.join(self.topics)}>"
+        return f"<Topic {','.join(self.topics) or self.name}>"

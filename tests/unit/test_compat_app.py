@@ -435,3 +435,37 @@ async def test_a_subclass_overriding_a_task_replaces_it() -> None:
     await child.stop()
     assert ran == []
     assert child.label == "Child" and "Child" in repr(child)
+
+
+# -- Topic patterns --------------------------------------------------------------------
+
+
+async def test_topic_pattern_reads_every_matching_topic_also_new_ones(app: faust.App) -> None:
+    app.topic_pattern_refresh = 0.05
+    first, other = app.topic("email-a", value_type=str), app.topic("sms-a", value_type=str)
+    await first.maybe_declare()
+    await other.maybe_declare()
+    emails = app.topic(pattern="^email-.*", value_type=str)
+    got: list[tuple[str, str]] = []
+
+    @app.agent(emails)
+    async def reader(stream: StreamT[str]) -> None:
+        async for event in stream.events():
+            got.append((event.message.topic, event.value))
+
+    await app.start()
+    await first.send(value="one")
+    await other.send(value="not an email")
+    await eventually(lambda: got == [("email-a", "one")])
+    # A topic created after the start is read too, from its beginning.
+    later = app.topic("email-b", value_type=str)
+    await later.send(value="two")
+    await eventually(lambda: ("email-b", "two") in got)
+    assert all(topic.startswith("email-") for topic, _ in got)
+
+
+async def test_topic_pattern_refuses_names_too_and_sending(app: faust.App) -> None:
+    with pytest.raises(ValueError, match="names or a pattern, not both"):
+        app.topic("orders", pattern="^o.*")
+    with pytest.raises(ValueError, match="send to one of them by name"):
+        await app.topic(pattern="^o.*").send(value=1)
