@@ -469,3 +469,23 @@ async def test_topic_pattern_refuses_names_too_and_sending(app: faust.App) -> No
         app.topic("orders", pattern="^o.*")
     with pytest.raises(ValueError, match="send to one of them by name"):
         await app.topic(pattern="^o.*").send(value=1)
+
+
+def test_typing_submodules_faust_code_imports_from() -> None:
+    from faust.types.agents import AgentT as Agent_T
+    from faust.types.app import AppT as App_T
+    from faust.types.streams import StreamT as Stream_T
+    from faust.types.tables import TableT as Table_T
+    from faust.types.topics import ChannelT as Channel_T
+    from faust.types.topics import TopicT as Topic_T
+    from faust.types.tuples import TP
+
+    assert (Agent_T, App_T, Stream_T, Table_T, Channel_T, Topic_T) == (
+        faust.Agent,
+        faust.App,
+        faust.Stream,
+        faust.Table,
+        faust.Channel,
+        faust.Topic,
+    )
+    assert TP("t", 0).topic == "t"
