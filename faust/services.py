@@ -161,10 +161,13 @@ class Service:
             return
         self.started = False
         self._stopping.set()
-        await self.on_stop()
-        await self._tasks.cancel()
-        for dependency in reversed(self._dependencies):
-            await dependency.stop()
+        try:
+            await self.on_stop()
+        finally:
+            # Also when on_stop raised: its tasks and dependencies must not outlive it.
+            await self._tasks.cancel()
+            for dependency in reversed(self._dependencies):
+                await dependency.stop()
 
     async def _every(self, interval: float, name: str, method: Callable[..., Any]) -> None:
         while not self.should_stop:

@@ -489,3 +489,24 @@ def test_typing_submodules_faust_code_imports_from() -> None:
         faust.Topic,
     )
     assert TP("t", 0).topic == "t"
+
+
+async def test_a_service_whose_on_stop_raises_still_stops_its_tasks_and_dependencies() -> None:
+    class Dependency(faust.Service):
+        pass
+
+    class Breaks(faust.Service):
+        @faust.Service.task
+        async def _wait(self) -> None:
+            await asyncio.Event().wait()
+
+        async def on_stop(self) -> None:
+            raise RuntimeError("fails to stop")
+
+    service = Breaks()
+    dependency = service.add_dependency(Dependency())
+    await service.start()
+    assert dependency.started
+    with pytest.raises(RuntimeError, match="fails to stop"):
+        await service.stop()
+    assert not dependency.started and service.should_stop
