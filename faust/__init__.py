@@ -49,6 +49,8 @@ from .streams import Stream
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table
 from .tables.windows import HoppingWindow, SlidingWindow, TumblingWindow, Window
 from .topics import Topic
+from .types import ChannelT, EventT, ModelOptions, ServiceT, StreamT, TopicT
+from .utils import uuid
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -79,16 +81,19 @@ __all__ = [
     "Blueprint",
     "BooleanField",
     "Channel",
+    "ChannelT",
     "DatetimeField",
     "DecimalField",
     "DecodeError",
     "Event",
+    "EventT",
     "FaustError",
     "FieldDescriptor",
     "FloatField",
     "ImproperlyConfigured",
     "IntegerField",
     "KeyDecodeError",
+    "ModelOptions",
     "Record",
     "SASLCredentials",
     "SSLCredentials",
@@ -96,22 +101,26 @@ __all__ = [
     "Monitor",
     "Sensor",
     "Service",
+    "ServiceT",
     "GlobalTable",
     "HoppingWindow",
     "SetGlobalTable",
     "SetTable",
     "SlidingWindow",
     "Stream",
+    "StreamT",
     "Table",
     "TumblingWindow",
     "Window",
     "StringField",
     "Topic",
+    "TopicT",
     "ValidationError",
     "ValueDecodeError",
     "View",
     "Worker",
     "cli",
     "current_event",
+    "uuid",
     "web",
 ]

@@ -21,16 +21,18 @@ from .channels import Channel
 from .conductor import Conductor
 from .deadletter import DeadLetters, ErrorCounts
 from .exceptions import ImproperlyConfigured
+from .flow_control import FlowControl
 from .schemas import Schema
 from .sensors.base import SensorDelegate
 from .sensors.monitor import Monitor
-from .services import BackgroundTasks, Service
+from .services import BackgroundTasks, Service, StopFlag
 from .settings import Settings, settings_from_object
-from .signals import Signal
+from .signals import Signal, SyncSignal
+from .streams import Stream, stream_of
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
-from .timers import Crontab, Timer, call_with_app
+from .timers import Crontab, Timer, call_with_app, label_of
 from .topics import Topic
-from .transport.base import TP, TopicSpec, Transport
+from .transport.base import TP, RecordMetadata, TopicSpec, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
 
@@ -44,6 +46,10 @@ __all__ = ["App"]
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: How often topics subscribed by pattern look for new matching topics (seconds): one
+#: metadata request per period; Kafka's own clients refresh metadata every 5 minutes.
+TOPIC_PATTERN_REFRESH = 5.0
 
 TRANSPORTS = {
     "memory": "faust.transport.memory:MemoryTransport",
@@ -94,6 +100,9 @@ class App:
         #: Topic objects by name (see :meth:`topic_spec`).
         self._topics: dict[str, Topic] = {}
         self._partition_counts: dict[str, int] = {}
+        #: Seconds between looks for new topics matching an ``app.topic(pattern=...)``.
+        self.topic_pattern_refresh = TOPIC_PATTERN_REFRESH
+        self._pattern_follower: asyncio.Task[Any] | None = None
         #: Awaited before each commit (tables flush their changelogs here).
         self.consumer_hooks: list[Callable[[], Any]] = []
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
@@ -102,8 +111,27 @@ class App:
         self._router: Router | None = None
         self._web: WebServer | None = None
         self.started = False
+        #: Set by ``finalize()`` (``start()`` calls it): the configure signals were sent.
+        self.finalized = False
+        #: ``suspend()`` stops fetching new events until ``resume()`` (see
+        #: :mod:`faust.flow_control`).
+        self.flow_control = FlowControl()
+        self._stopping = StopFlag()
+        #: True from a rebalance's start until its tables are recovered.
+        self.rebalancing = False
+        self._rebalances = 0
 
-        self.on_configured = Signal("on_configured", self)
+        # Sent by finalize(), in Faust's order; receivers may still change settings.
+        self.on_before_configured = SyncSignal("on_before_configured", self)
+        self.on_configured = SyncSignal("on_configured", self)
+        self.on_after_configured = SyncSignal("on_after_configured", self)
+        # A rebalance starts, its assignment is handled, its tables are recovered.
+        self.on_rebalance_start = SyncSignal("on_rebalance_start", self)
+        self.on_rebalance_complete = SyncSignal("on_rebalance_complete", self)
+        self.on_rebalance_end = SyncSignal("on_rebalance_end", self)
+        #: Sent per record a topic sends, with ``key``, ``value`` (bytes), ``partition``,
+        #: ``timestamp`` and ``headers`` (a list receivers may append pairs to).
+        self.on_produce_message = SyncSignal("on_produce_message", self)
         self.on_worker_init = Signal("on_worker_init", self)
         self.on_startup_finished = Signal("on_startup_finished", self)
         self.on_partitions_assigned = Signal("on_partitions_assigned", self)
@@ -198,15 +226,37 @@ class App:
         kwargs.setdefault("default_value_serializer", self.conf.value_serializer)
         return Schema(**kwargs)
 
+    def finalize(self) -> None:
+        """Send the configure signals, once: ``on_before_configured``,
+        ``on_configured(conf)``, ``on_after_configured``. ``start()`` calls it first.
+
+        Example::
+
+            @app.on_configured.connect
+            def configure(app, conf, **kwargs):
+                conf.broker_commit_every = 1000
+
+            app.finalize()
+        """
+        if self.finalized:
+            return
+        self.finalized = True
+        self.on_before_configured.send_sync()
+        self.on_configured.send_sync(self.conf)
+        self.on_after_configured.send_sync()
+
     # -- declarations
     def topic(self, *topics: str, **kwargs: Any) -> Topic:
-        """Declare a topic (or several read as one stream).
+        """Declare a topic (or several read as one stream), or with ``pattern=`` read
+        every topic whose name matches the regular expression (``re.match``), including
+        topics created later (found within ``app.topic_pattern_refresh`` seconds).
 
         Example::
 
             orders = app.topic('orders', key_type=str, value_type=Order, partitions=8)
+            emails = app.topic(pattern='^email-.*', value_type=str)
         """
-        topic = Topic(self, topics=topics, **kwargs)
+        topic: Topic[Any] = Topic(self, topics=topics, **kwargs)
         for name in topic.topics:
             # The first topic object of a name describes it, unless a later one states
             # its partitions (``app.topic(name)`` to send is not its declaration).
@@ -229,6 +279,32 @@ class App:
     def channel(self, *, key_type: Any = None, value_type: Any = None, **kwargs: Any) -> Channel:
         """An in-process channel (no broker): ``await channel.send(value=...)``."""
         return Channel(self, key_type=key_type, value_type=value_type, **kwargs)
+
+    async def send(
+        self, channel: str | Channel[Any], key: Any = None, value: Any = None, **kwargs: Any
+    ) -> RecordMetadata:
+        """Send to a topic (by name or object) or channel; the other arguments are those
+        of :meth:`Topic.send <faust.Topic.send>`.
+
+        Example::
+
+            await app.send('orders', key='acct-1', value=Order(amount=10))
+        """
+        target = self.topic(channel) if isinstance(channel, str) else channel
+        return await target.send(key=key, value=value, **kwargs)
+
+    def stream(self, channel: Any, **kwargs: Any) -> Stream[Any]:
+        """A stream over a channel or topic, or over the values of any iterable or
+        async iterable (it ends when they do).
+
+        Example::
+
+            async for word in app.stream(['a', 'b']).filter(lambda w: w != 'b'):
+                print(word)
+        """
+        if isinstance(channel, Channel):
+            return channel.stream(**kwargs)
+        return stream_of(self, channel, **kwargs)
 
     def agent(
         self,
@@ -303,7 +379,7 @@ class App:
         """
 
         def _decorate(fun: F) -> F:
-            label = name or f"{fun.__module__}.{fun.__qualname__}"
+            label = name or label_of(fun)
             self.timers.append(Timer(self, fun, interval, label, on_leader))
             return fun
 
@@ -315,7 +391,7 @@ class App:
         """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``."""
 
         def _decorate(fun: F) -> F:
-            label = f"{fun.__module__}.{fun.__qualname__}"
+            label = label_of(fun)
             self.timers.append(Crontab(self, fun, cron_format, label, on_leader, timezone))
             return fun
 
@@ -482,8 +558,11 @@ class App:
         return topic_route(self, topic, where)
 
     def backlogged(self) -> bool:
-        """True while this app holds more unsent work than it should; the consumer
-        fetches nothing more until it is not (checked once per fetched batch)."""
+        """True while this app holds more unsent work than it should, or its
+        ``flow_control`` is suspended; the consumer fetches nothing more until it is
+        not (checked once per fetched batch)."""
+        if not self.flow_control.is_active():
+            return True
         producer = self._producer
         if producer is not None and producer.backlogged:
             return True
@@ -638,10 +717,28 @@ class App:
 
     async def _start_consumer(self) -> None:
         if self.consumer is None:
+            await self._match_topic_patterns()
             await self._declare_subscribed()
             self.consumer = Consumer(self, self.conductor)
             self.consumer.before_commit = self.consumer_hooks
             await self.consumer.start()
+
+    async def _match_topic_patterns(self) -> bool:
+        """Subscribe pattern topics to the broker's topics they match; True if the
+        consumer must subscribe more topics."""
+        if not self.conductor.has_patterns:
+            return False
+        if self._pattern_follower is None or self._pattern_follower.done():
+            self._pattern_follower = self._tasks.supervise(
+                self._follow_topic_patterns, "faust-topic-patterns"
+            )
+        return self.conductor.match_patterns(await self.transport.list_topics())
+
+    async def _follow_topic_patterns(self) -> None:
+        while True:
+            await asyncio.sleep(self.topic_pattern_refresh)
+            if await self._match_topic_patterns() and self.consumer is not None:
+                self.consumer.update_subscription()
 
     async def _declare_subscribed(self) -> None:
         # A stream may subscribe a new topic while a declaration is awaited (group_by in
@@ -668,6 +765,7 @@ class App:
             self._spawn(self._resubscribe(), name="resubscribe")
 
     async def _resubscribe(self) -> None:
+        await self._match_topic_patterns()
         await self._declare_subscribed()
         if self.consumer is not None:
             self.consumer.update_subscription()
@@ -676,9 +774,11 @@ class App:
         """Start everything declared: producer, agents, consumer, services, timers."""
         if self.started:
             return
+        self._stopping.clear()
+        self.finalize()
         self.discover()
-        await self.on_configured.send()
         self.conf.warn_no_effect()
+        # After finalize(): on_configured receivers may still change settings.
         self.conf.freeze()
         await self.maybe_start_producer()
         if not self.conf.producer_only:
@@ -725,6 +825,7 @@ class App:
     async def stop(self) -> None:
         """Stop gracefully: agents finish the event in hand, sends are flushed, and the
         processed offsets are committed."""
+        self._stopping.set()
         try:
             await self._stop_running()
         finally:
@@ -792,6 +893,7 @@ class App:
 
     async def partitions_revoked(self, revoked: set[TP]) -> None:
         """Called by the consumer after it committed and dropped ``revoked``'s events."""
+        self._rebalance_started()
         for agent in self.agents.values():
             await agent.on_partitions_revoked(revoked)
         self.tables.on_partitions_revoked(revoked)
@@ -799,8 +901,26 @@ class App:
 
     async def partitions_assigned(self, assigned: set[TP]) -> None:
         """Called by the consumer when partitions are assigned to this worker."""
+        self._rebalance_started()
         self.tables.on_partitions_assigned(assigned)
         await self.on_partitions_assigned.send(assigned)
+        if self.rebalancing:
+            self.on_rebalance_complete.send_sync()
+            self._spawn(self._rebalance_ended(self._rebalances), name="rebalance-end")
+
+    def _rebalance_started(self) -> None:
+        # Once per rebalance (a revoke and then an assignment), not when the stop gives
+        # the partitions up.
+        if not self.rebalancing and not self._stopping.is_set():
+            self.rebalancing = True
+            self._rebalances += 1
+            self.on_rebalance_start.send_sync()
+
+    async def _rebalance_ended(self, rebalance: int) -> None:
+        await self.tables.wait_recovered()
+        if self.rebalancing and rebalance == self._rebalances:  # no newer one began
+            self.rebalancing = False
+            self.on_rebalance_end.send_sync()
 
     def crash(self, reason: str) -> None:
         """Stop the worker because the app cannot go on correctly (exit code 1)."""
@@ -811,6 +931,24 @@ class App:
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
         """Called when an agent crashes (it is restarted by its supervisor)."""
         self.error_counts.agent_errors += 1
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the app has begun to stop: long-running loops end then."""
+        return self._stopping.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, returning early when the app stops.
+
+        Example::
+
+            @app.task
+            async def poll():
+                while not app.should_stop:
+                    await fetch_prices()
+                    await app.sleep(30.0)
+        """
+        await self._stopping.sleep(seconds)
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id}: {len(self.agents)} agents>"

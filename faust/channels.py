@@ -13,7 +13,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .events import Event
 from .transport.base import Message, RecordMetadata, SendCallback, run_callback
@@ -203,7 +203,11 @@ class EventQueue:
         return dropped
 
 
-class Channel:
+#: The type of a channel's values: ``faust.Channel[Order]`` in annotations.
+T = TypeVar("T")
+
+
+class Channel(Generic[T]):
     """An in-process channel: values sent go to every stream reading it.
 
     Example::

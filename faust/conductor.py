@@ -10,7 +10,7 @@ skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .deadletter import error_headers
@@ -34,6 +34,8 @@ class Conductor:
         # Subscribed in the consumer group but never read as a stream (table changelogs).
         self._passive: set[str] = set()
         self.on_topics_changed = on_topics_changed
+        # Topics subscribed by pattern (app.topic(pattern=...)) and their queues.
+        self._patterns: list[tuple[Topic, EventQueue]] = []
 
     @property
     def decode_errors(self) -> int:
@@ -41,6 +43,12 @@ class Conductor:
         return int(self.app.error_counts.decode_errors)
 
     def subscribe(self, topic: Topic, queue: EventQueue) -> None:
+        if topic.pattern is not None:
+            # Subscribed to the names it matches as the app finds them (match_patterns).
+            self._patterns.append((topic, queue))
+            if self.on_topics_changed is not None:
+                self.on_topics_changed()
+            return
         changed = False
         for name in topic.topics:
             subs = self._subscriptions.setdefault(name, [])
@@ -50,7 +58,9 @@ class Conductor:
             self.on_topics_changed()
 
     def unsubscribe(self, topic: Topic, queue: EventQueue) -> None:
-        for name in topic.topics:
+        if topic.pattern is not None:
+            self._patterns = [(t, q) for t, q in self._patterns if q is not queue]
+        for name in topic.topics or list(self._subscriptions):
             subs = self._subscriptions.get(name)
             if subs is None:
                 continue
@@ -74,6 +84,25 @@ class Conductor:
             for _, queue in self._subscriptions.get(topic, ()):
                 dropped += queue.discard(lambda e: (e.message.topic, e.message.partition) in tps)
         return dropped
+
+    @property
+    def has_patterns(self) -> bool:
+        return bool(self._patterns)
+
+    def match_patterns(self, names: Iterable[str]) -> bool:
+        """Subscribe each pattern topic's queue to the ``names`` it matches (Kafka's
+        internal ``__`` topics excepted); True if the consumer must subscribe more."""
+        changed = False
+        for topic, queue in self._patterns:
+            assert topic.pattern is not None
+            for name in names:
+                if name.startswith("__") or not topic.pattern.match(name):
+                    continue
+                subs = self._subscriptions.setdefault(name, [])
+                if all(q is not queue for _, q in subs):
+                    changed = changed or not subs
+                    subs.append((topic, queue))
+        return changed
 
     def subscribe_passive(self, name: str) -> None:
         """Subscribe ``name`` without a reader: its partitions are assigned, not streamed."""

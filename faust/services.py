@@ -20,12 +20,21 @@ and the loop starts again after a back-off, instead of leaving the worker half-a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Service", "Backoff", "BackgroundTasks", "Supervised", "cancel_tasks", "wait_or_cancel"]
+__all__ = [
+    "Service",
+    "Backoff",
+    "BackgroundTasks",
+    "StopFlag",
+    "Supervised",
+    "cancel_tasks",
+    "wait_or_cancel",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,30 +50,134 @@ HEALTHY_AFTER = 60.0
 
 
 class Service:
-    """Override ``on_start``/``on_stop``; tasks from ``spawn`` are cancelled on stop."""
+    """A component started and stopped with the app (``@app.service``), or with the
+    service that added it (``add_dependency``).
 
-    def __init__(self, app: Any = None) -> None:
+    Override ``on_start`` (before its tasks start), ``on_started`` (once they and its
+    dependencies run) and ``on_stop``; ``@Service.task`` methods run in the background
+    while it runs, ``@Service.timer(seconds)`` methods every ``seconds``. Tasks are
+    cancelled on stop; ``should_stop`` and ``sleep`` let a loop end in time.
+
+    Example::
+
+        @app.service
+        class Poller(faust.Service):
+            async def on_start(self):
+                self.log.info('starting')      # logs '[^Poller]: starting'
+
+            @faust.Service.task
+            async def _poll(self):
+                while not self.should_stop:
+                    await poll_once()
+                    await self.sleep(5.0)      # returns early on stop
+
+            @faust.Service.timer(60.0)
+            async def _report(self):
+                self.log.info('still polling')
+    """
+
+    def __init__(self, app: Any = None, *, beacon: Any = None, loop: Any = None) -> None:
+        # beacon and loop: accepted as Faust's (mode's) Service takes them; unused here.
         self.app = app
         self.started = False
         self._tasks = BackgroundTasks(self)
+        self._stopping = StopFlag()
+        self._dependencies: list[Service] = []
+        #: A logger whose messages start with ``[^ServiceName]: ``.
+        self.log: logging.LoggerAdapter[logging.Logger] = _ServiceLog(self)
+
+    @staticmethod
+    def task(fun: M) -> M:
+        """Run the decorated ``async def method(self)`` in the background while the
+        service runs (cancelled on stop)."""
+        fun._service_task = True  # type: ignore[attr-defined]
+        return fun
+
+    @staticmethod
+    def timer(interval: float | datetime.timedelta) -> Callable[[M], M]:
+        """Call the decorated ``async def method(self)`` every ``interval`` seconds
+        while the service runs; a call that raises is logged and the next one runs."""
+        seconds = interval.total_seconds() if isinstance(interval, datetime.timedelta) else interval
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            raise ValueError(
+                f"@Service.timer({interval!r}): the interval must be a number of seconds > 0"
+            )
+
+        def _decorate(fun: M) -> M:
+            fun._service_timer = float(seconds)  # type: ignore[attr-defined]
+            return fun
+
+        return _decorate
+
+    @property
+    def label(self) -> str:
+        return type(self).__name__
+
+    shortlabel = label
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the service has begun to stop."""
+        return self._stopping.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, returning early when the service stops."""
+        await self._stopping.sleep(seconds)
+
+    def add_dependency(self, service: S) -> S:
+        """Start ``service`` with this one (after ``on_start``) and stop it with this
+        one (after ``on_stop``); returns it."""
+        if service not in self._dependencies:
+            self._dependencies.append(service)
+            if service.app is None:
+                service.app = self.app
+        return service
 
     async def on_start(self) -> None:
-        """Called when the service starts."""
+        """Called when the service starts, before its tasks and dependencies."""
+
+    async def on_started(self) -> None:
+        """Called once the service runs: its tasks and dependencies have started."""
 
     async def on_stop(self) -> None:
         """Called when the service stops, before its spawned tasks are cancelled."""
 
     async def start(self) -> None:
-        if not self.started:
-            self.started = True
-            await self.on_start()
+        if self.started:
+            return
+        self.started = True
+        self._stopping.clear()
+        await self.on_start()
+        for name, method in _marked_methods(type(self)):
+            interval = getattr(method, "_service_timer", None)
+            run = method(self) if interval is None else self._every(interval, name, method)
+            self.spawn(run, name=f"{self.label}.{name}")
+        for dependency in self._dependencies:
+            await dependency.start()
+        await self.on_started()
 
     async def stop(self) -> None:
         if not self.started:
             return
         self.started = False
-        await self.on_stop()
-        await self._tasks.cancel()
+        self._stopping.set()
+        try:
+            await self.on_stop()
+        finally:
+            # Also when on_stop raised: its tasks and dependencies must not outlive it.
+            await self._tasks.cancel()
+            for dependency in reversed(self._dependencies):
+                await dependency.stop()
+
+    async def _every(self, interval: float, name: str, method: Callable[..., Any]) -> None:
+        while not self.should_stop:
+            await self.sleep(interval)
+            if self.should_stop:
+                return
+            try:
+                await method(self)
+            except Exception:
+                self.log.exception("Timer %s raised; it runs again in %s s", name, interval)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background until the service stops; a crash is logged."""
@@ -74,6 +187,73 @@ class Service:
         """Run the long-running ``loop()`` until the service stops, restarted (with
         back-off) whenever it crashes; see :class:`Supervised`."""
         return self._tasks.supervise(loop, name)
+
+    def __repr__(self) -> str:
+        return f"<{self.label}: {'running' if self.started else 'stopped'}>"
+
+
+M = TypeVar("M", bound=Callable[..., Any])
+S = TypeVar("S", bound=Service)
+
+
+def _marked_methods(cls: type) -> list[tuple[str, Callable[..., Any]]]:
+    """The ``@Service.task``/``@Service.timer`` methods of ``cls`` and its bases (a
+    subclass's method of the same name replaces its base's)."""
+    seen: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if callable(value) and (
+                getattr(value, "_service_task", False)
+                or getattr(value, "_service_timer", None) is not None
+            ):
+                seen[name] = value
+            elif name in seen:
+                del seen[name]
+    return list(seen.items())
+
+
+class _ServiceLog(logging.LoggerAdapter):
+    """Prefixes each message with ``[^ServiceName]: `` as Faust's services do."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(logging.getLogger(type(service).__module__), {})
+        self.service = service
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[^{self.service.label}]: {msg}", kwargs
+
+
+class StopFlag:
+    """Set when its owner (an app, a service) begins to stop: ``sleep`` returns early
+    then, so a loop that sleeps between rounds does not hold up the stop.
+
+    Example::
+
+        while not app.should_stop:
+            await poll_once()
+            await app.sleep(10.0)    # returns at once when the app stops
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the flag is set meanwhile."""
+        if self._event.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=max(float(seconds), 0.0))
+        except TimeoutError:
+            pass
 
 
 class BackgroundTasks:

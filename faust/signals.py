@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Signal"]
+__all__ = ["Signal", "SyncSignal"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +50,32 @@ class Signal:
 
     def __repr__(self) -> str:
         return f"<Signal {self.name}: {len(self.receivers)} receivers>"
+
+
+class SyncSignal(Signal):
+    """A signal sent from synchronous code: receivers are plain functions, called at
+    once (as Faust's ``on_configured``, ``on_rebalance_start`` or ``on_produce_message``).
+
+    Example::
+
+        @app.on_rebalance_start.connect
+        def paused(app, **kwargs):
+            print('rebalancing')
+    """
+
+    def connect(self, fun: F) -> F:
+        if inspect.iscoroutinefunction(fun):
+            raise TypeError(
+                f"Signal {self.name} is sent from synchronous code: its receiver "
+                f"{getattr(fun, '__qualname__', fun)!r} must be a plain def, not async def "
+                "(spawn a task from it to run async work)."
+            )
+        return super().connect(fun)
+
+    def send_sync(self, *args: Any, **kwargs: Any) -> None:
+        """Call every receiver now; one that raises is logged and the rest still run."""
+        for receiver in list(self.receivers):
+            try:
+                receiver(self.sender, *args, **kwargs)
+            except Exception:
+                logger.exception("Receiver %r of signal %s raised", receiver, self.name)

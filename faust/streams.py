@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .channels import EventQueue
 from .events import Event, _current_event
@@ -32,7 +33,11 @@ _SKIP = object()
 Processor = Callable[[Any], Any]
 
 
-class Stream:
+#: The type of a stream's values: ``faust.Stream[Order]`` in annotations.
+T = TypeVar("T")
+
+
+class Stream(Generic[T]):
     """An infinite async iterator of values from a channel or topic.
 
     Example::
@@ -326,7 +331,7 @@ class Stream:
             "in_process": self.in_process,
         }
         kwargs.update(changes)
-        clone = type(self)(self.app, self.queue, parent=self, **kwargs)
+        clone: Stream[Any] = type(self)(self.app, self.queue, parent=self, **kwargs)
         clone.active_partitions = self.active_partitions
         clone._combined = self._combined
         clone._feeder = self._feeder
@@ -503,7 +508,7 @@ class Stream:
         its offset, timestamp and headers; its message counts as processed once the
         derived stream has moved past it (so ``put()`` returns when the agent is done)."""
         queue = self._take_parked(target)
-        derived = Stream(
+        derived: Stream[Any] = Stream(
             self.app,
             EventQueue(target.maxsize) if queue is None else queue,
             channel=target,
@@ -662,6 +667,53 @@ def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:
     old.close()
     channel.unsubscribe(old)
     new.buffer.extendleft(reversed(moved))
+
+
+#: How often ``stream_of`` looks whether the reader took its last values (seconds): it
+#: polls only once its input is exhausted, to end the stream after them.
+FEED_DRAIN_POLL = 0.005
+
+
+def stream_of(app: Any, values: Any, **kwargs: Any) -> Stream[Any]:
+    """A stream over the values of an iterable or async iterable, ending after the last
+    (``app.stream(values)``). Its events carry no broker message: nothing to commit.
+
+    Example::
+
+        async for value in stream_of(app, [1, 2, 3]):
+            print(value)
+    """
+    if not hasattr(values, "__aiter__") and not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"app.stream() takes a channel, a topic or an (async) iterable, not {values!r}"
+        )
+    queue = EventQueue()
+    stream: Stream[Any] = Stream(app, queue, **kwargs)
+
+    async def feed() -> None:
+        offset = 0
+
+        async def put(value: Any) -> None:
+            nonlocal offset
+            message = Message("", 0, offset, time.time(), None, None)
+            offset += 1
+            await queue.put_many([Event(app, None, value, message)])
+
+        try:
+            if hasattr(values, "__aiter__"):
+                async for value in values:
+                    await put(value)
+            else:
+                for value in values:
+                    await put(value)
+            # Closing drops what is still buffered: close once the reader has taken it.
+            while queue.buffer:
+                await asyncio.sleep(FEED_DRAIN_POLL)
+        finally:
+            queue.close()
+
+    stream._feeder = feed
+    return stream
 
 
 class ParkedQueues:

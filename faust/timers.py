@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from croniter import croniter
 from .exceptions import ImproperlyConfigured
 from .settings_validation import time_zone as _timezone
 
-__all__ = ["Timer", "Crontab", "call_with_app"]
+__all__ = ["Timer", "Crontab", "call_with_app", "label_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,20 @@ def call_with_app(fun: Callable[..., Any], app: Any) -> Any:
     except (TypeError, ValueError):
         params = []
     return fun(app) if params else fun()
+
+
+def label_of(fun: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function; of the function inside a ``functools.partial``.
+
+    >>> import functools, os.path
+    >>> label_of(functools.partial(os.path.join, 'a'))
+    'posixpath.join'
+    """
+    while isinstance(fun, functools.partial):
+        fun = fun.func
+    module = getattr(fun, "__module__", None) or type(fun).__module__
+    name = getattr(fun, "__qualname__", None) or type(fun).__qualname__
+    return f"{module}.{name}"
 
 
 class _Scheduled:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .channels import Channel, EventQueue, Headers, encode_headers
+from .channels import Channel, EventQueue, Headers, T, encode_headers
 from .events import _current_event
 from .settings import check_on_error
 from .transport.base import RecordMetadata, SendCallback, TopicSpec
@@ -65,7 +65,7 @@ def legal_topic_name(text: str) -> str:
     return "_" + name if name in (".", "..", "") else name
 
 
-class Topic(Channel):
+class Topic(Channel[T]):
     """A named topic on the app's broker.
 
     Example::
@@ -95,9 +95,18 @@ class Topic(Channel):
         allow_empty: bool = False,
         on_error: str | None = None,
         dead_letter_topic: str | None = None,
+        pattern: str | re.Pattern[str] | None = None,
     ) -> None:
-        if not topics:
-            raise ValueError("app.topic() needs at least one topic name")
+        if pattern is not None and topics:
+            raise ValueError(
+                f"app.topic({', '.join(map(repr, topics))}, pattern={pattern!r}): give topic "
+                "names or a pattern, not both."
+            )
+        if not topics and pattern is None:
+            raise ValueError("app.topic() needs at least one topic name (or pattern=...)")
+        #: Subscribe every topic whose name matches (``re.match``; see
+        #: :mod:`faust.topic_patterns`); None: the named ``topics``.
+        self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
         for name in topics:
             check_topic_name(name)
         if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
@@ -116,7 +125,10 @@ class Topic(Channel):
             )
         super().__init__(app, schema=schema, maxsize=maxsize)
         self.topics = tuple(topics)
-        self.name = self.topics[0]
+        if self.pattern is not None:
+            self.name = f"pattern:{self.pattern.pattern}"
+        else:
+            self.name = self.topics[0]
         self.partitions = partitions
         self.retention = retention
         self.compacting = compacting
@@ -134,6 +146,11 @@ class Topic(Channel):
         self.message_loaders = schema.message_loaders(app)
 
     def get_topic_name(self) -> str:
+        if self.pattern is not None:
+            raise ValueError(
+                f"Topic {self.name!r} reads the topics its pattern matches: send to one of "
+                "them by name (app.topic('name')) instead."
+            )
         if len(self.topics) > 1:
             raise ValueError(
                 f"Topic {self.topics!r} names several topics; send to one of them instead."
@@ -193,13 +210,18 @@ class Topic(Channel):
             key_bytes, value_bytes = self._dumps(
                 key, value, schema, key_serializer, value_serializer
             )
+        headers_out = encode_headers(headers) if headers else None
+        if self.app.on_produce_message.receivers:
+            headers_out = self._on_produce(
+                key_bytes, value_bytes, partition, timestamp, headers_out
+            )
         fut = await producer.send(
             self.get_topic_name(),
             key_bytes,
             value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=encode_headers(headers) if headers else None,
+            headers=headers_out,
             # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
             callback=callback,
@@ -238,17 +260,38 @@ class Topic(Channel):
             key_bytes, value_bytes = self._dumps(
                 key, value, schema, key_serializer, value_serializer
             )
+        headers_out = encode_headers(headers) if headers else None
+        if self.app.on_produce_message.receivers:
+            headers_out = self._on_produce(
+                key_bytes, value_bytes, partition, timestamp, headers_out
+            )
         return self.app.producer_for_send_soon().send_soon(
             self.get_topic_name(),
             key_bytes,
             value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=encode_headers(headers) if headers else None,
+            headers=headers_out,
             # Its offset is not committed until this record is acked.
             holder=None if event is None else event.message,
             callback=callback,
         )
+
+    def _on_produce(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> list[tuple[str, bytes]] | None:
+        """Send ``app.on_produce_message`` for a record; its receivers may append
+        headers (e.g. a tracing id). Only called while it has receivers."""
+        headers = list(headers or ())
+        self.app.on_produce_message.send_sync(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        return headers or None
 
     def _dumps(
         self,
@@ -290,6 +333,15 @@ class Topic(Channel):
         for spec in self.specs():
             await self.app.transport.declare_topic(spec)
 
+    async def maybe_declare(self) -> None:
+        """Create the topic on the broker unless this app has already declared it.
+
+        Example::
+
+            await app.topic('orders', partitions=8).maybe_declare()
+        """
+        await self.app.declare_topic(self)
+
     def derive(self, **changes: Any) -> Topic:
         """A copy of this topic with some options changed."""
         options: dict[str, Any] = {
@@ -305,9 +357,10 @@ class Topic(Channel):
             "maxsize": self.maxsize,
             "on_error": self.on_error,
             "dead_letter_topic": self.dead_letter_topic,
+            "pattern": self.pattern,
         }
         options.update(changes)
         return Topic(self.app, **options)
 
     def __repr__(self) -> str:
-        return f"<Topic {','.join(self.topics)}>"
+        return f"<Topic {','.join(self.topics) or self.name}>"

@@ -262,7 +262,9 @@ class Agent:
                 retry = []
                 # An event left current by the last run must not be taken for this run's.
                 _current_event.set(None)
-                stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
+                stream: Stream[Any] = Stream(
+                    self.app, queue, channel=self.channel, in_process=in_process
+                )
                 stream._parked = parked
                 self._streams.add(stream)
                 started = loop.time()

@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..stores import MISSING
 from .base import Collection
@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 __all__ = ["Table", "GlobalTable"]
 
 
-class Table(Collection):
+#: Key and value types: ``faust.Table[str, int]`` in annotations.
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Table(Collection, Generic[K, V]):
     """A dict partitioned like the stream that writes it, backed by a changelog."""
 
     def __getitem__(self, key: Any) -> Any:

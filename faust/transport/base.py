@@ -390,6 +390,13 @@ class Transport(abc.ABC):
     async def partition_count(self, topic: str) -> int | None:
         """The topic's partition count, or None if it does not exist."""
 
+    async def list_topics(self) -> set[str]:
+        """The names of the topics on the broker (``app.topic(pattern=...)`` reads them)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot list topics, which app.topic(pattern=...) needs: "
+            "name the topics instead."
+        )
+
     @abc.abstractmethod
     async def end_offset(self, tp: TP) -> int:
         """One past the last offset of ``tp`` (the high watermark)."""

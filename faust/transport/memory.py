@@ -389,6 +389,9 @@ class MemoryTransport(Transport):
     async def delete_topic(self, name: str) -> None:
         self.broker.delete(name)
 
+    async def list_topics(self) -> set[str]:
+        return set(self.broker.logs)
+
     async def partition_count(self, topic: str) -> int | None:
         logs = self.broker.logs.get(topic)
         return None if logs is None else len(logs)

@@ -418,6 +418,9 @@ class KafkaTransport(Transport):
                 f"{spec.partitions}. Use partitions={actual} for this topic, or delete it."
             )
 
+    async def list_topics(self) -> set[str]:
+        return await self._existing_topics()
+
     async def partition_count(self, topic: str) -> int | None:
         admin = await self.connect()
         # Metadata for all topics: asking for one topic by name makes a broker with
