@@ -252,6 +252,7 @@ class Agent:
                 # An event left current by the last run must not be taken for this run's.
                 _current_event.set(None)
                 stream = Stream(self.app, queue, channel=self.channel, in_process=in_process)
+                stream._agent_name = self.name
                 stream._parked = parked
                 self._streams.add(stream)
                 started = loop.time()
