@@ -5,7 +5,7 @@ creates and keeps under ``.pytest_cache``), then, stopped with SIGTERM, under th
 on the same app id and topics: the program file is the same, only the ``faust`` it
 imports differs. The word counts (through ``group_by`` into a table) go on from where
 faust-streaming left them, the plain agent reads on from the committed offsets, and no
-new repartition topic appears.
+new repartition topic appears. Switched back, faust-streaming goes on likewise.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class Program:
             "APP_EXTRA": orjson.dumps(extra).decode(),
             "PYTHONUNBUFFERED": "1",
         }
-        env.pop("PYTHONPATH", None)
+        if python != Path(sys.executable):
+            env.pop("PYTHONPATH", None)  # faust-streaming's faust, not this one
         with log.open("wb") as output:
             return subprocess.Popen(
                 [str(python), "wordcount.py", "worker", "-l", "info"],
@@ -151,11 +152,28 @@ class Program:
     async def output(self) -> list[str]:
         return [orjson.loads(v) for _, _, _, v in await read_topic(self.bootstrap, self.out) if v]
 
-    async def wait_for(self, expected: set[str], process: subprocess.Popen[bytes]) -> list[str]:
+    async def ready(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait until the worker has its partitions and tables (faust-streaming reads a
+        record fetched before it seeks to the committed offsets twice: at least once)."""
+
+        async def logged() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the worker exited ({process.returncode}):\n{self.tail()}")
+            log = self.logs[-1].read_text(errors="replace")
+            return "Worker ready" in log or "[^Worker]: Ready" in log
+
+        await wait_until(logged, WAIT, "the worker to be ready", interval=0.5)
+
+    async def wait_for(
+        self, expected: set[str], count: int, process: subprocess.Popen[bytes]
+    ) -> list[str]:
+        """The output once it holds ``expected`` and at least ``count`` records."""
+
         async def done() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"the worker exited ({process.returncode}):\n{self.tail()}")
-            return expected <= set(await self.output())
+            output = await self.output()
+            return expected <= set(output) and len(output) >= count
 
         try:
             await wait_until(done, WAIT, f"outputs {sorted(expected)}", interval=1.0)
@@ -235,9 +253,12 @@ async def test_a_faust_streaming_app_switched_to_this_faust_keeps_its_state(
     # Its web server is not needed (and would take a fixed port).
     old = program.start(python, {"web_enabled": False})
     try:
+        await program.ready(old)
         await produce(kafka_bootstrap, program.words, words("foo", "bar", "foo", "foo"))
         await produce(kafka_bootstrap, program.events, [b'"e1"', b'"e2"', b'"e3"'])
-        first = await program.wait_for({"foo=3", "bar=1", "event:e1", "event:e2", "event:e3"}, old)
+        first = await program.wait_for(
+            {"foo=3", "bar=1", "event:e1", "event:e2", "event:e3"}, 7, old
+        )
     finally:
         program.stop(old)
     assert counted(first, "foo") == [1, 2, 3]
@@ -254,9 +275,11 @@ async def test_a_faust_streaming_app_switched_to_this_faust_keeps_its_state(
     # The same program under this Faust: the same group, table and repartition topic.
     ours = program.start(Path(sys.executable), {})
     try:
+        await program.ready(ours)
         await produce(kafka_bootstrap, program.words, words("foo", "baz", "foo"))
         await produce(kafka_bootstrap, program.events, [b'"e4"', b'"e5"'])
-        second = await program.wait_for({"foo=5", "baz=1", "event:e4", "event:e5"}, ours)
+        # Three counts and two events (a count from 1 again fails below, not by timeout).
+        second = await program.wait_for({"baz=1", "event:e4", "event:e5"}, seen + 5, ours)
     finally:
         program.stop(ours)
     after = second[seen:]
@@ -272,5 +295,20 @@ async def test_a_faust_streaming_app_switched_to_this_faust_keeps_its_state(
             p: end or None for p, end in ends.items()
         }, program.tail()
     # The events went through faust-streaming's repartition topic: no new one.
+    assert await repartition_topics(kafka_bootstrap) - before == faust_topics
+    seen = len(second)
+
+    # And back: faust-streaming reads what this Faust wrote (changelog, offsets).
+    old = program.start(python, {"web_enabled": False})
+    try:
+        await program.ready(old)
+        await produce(kafka_bootstrap, program.words, words("foo", "bar"))
+        await produce(kafka_bootstrap, program.events, [b'"e6"'])
+        third = await program.wait_for({"bar=2", "event:e6"}, seen + 3, old)
+    finally:
+        program.stop(old)
+    assert counted(third[seen:], "foo") == [6], third[seen:]
+    assert counted(third[seen:], "bar") == [2], third[seen:]
+    assert [o for o in third[seen:] if o.startswith("event:")] == ["event:e6"]
     assert await repartition_topics(kafka_bootstrap) - before == faust_topics
     print(f"migration test took {time.monotonic() - started:.1f} s")
