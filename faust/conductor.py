@@ -118,21 +118,34 @@ class Conductor:
 
     def _decode(self, topic: Topic, messages: list[Message], readers: int) -> list[Event]:
         app = self.app
-        load_key = topic.schema.key_loader()
-        load_value = topic.schema.value_loader()
-        try:
-            return [Event(app, load_key(m.key), load_value(m.value), m) for m in messages]
-        except Exception:  # noqa: BLE001 - the slow path below finds and reports the bad ones
-            pass
+        custom = topic.message_loaders
+        key_of: Callable[[Message], Any]
+        value_of: Callable[[Message], Any]
+        if custom is None:
+            load_key = topic.schema.key_loader()
+            load_value = topic.schema.value_loader()
+            try:
+                return [Event(app, load_key(m.key), load_value(m.value), m) for m in messages]
+            except Exception:  # noqa: BLE001 - the slow path below finds and reports the bad ones
+                pass
+
+            def key_of(message: Message) -> Any:
+                return load_key(message.key)
+
+            def value_of(message: Message) -> Any:
+                return load_value(message.value)
+
+        else:
+            key_of, value_of = custom  # the schema's own loads_key/loads_value
         events = []
         for message in messages:
             try:
-                key = load_key(message.key)
+                key = key_of(message)
             except Exception as exc:
                 self._on_decode_error(topic, message, "key", exc, readers)
                 continue
             try:
-                value = load_value(message.value)
+                value = value_of(message)
             except Exception as exc:
                 self._on_decode_error(topic, message, "value", exc, readers)
                 continue

@@ -20,6 +20,7 @@ option of the Record type, else the default (the app's ``key_serializer`` and
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, get_args, get_origin
@@ -34,6 +35,8 @@ from faust.serializers import Codec, CodecArg, get_codec, json, json_default, ra
 __all__ = ["Schema"]
 
 Loader = Callable[[bytes | None], Any]
+#: Decodes one side of a whole message (a Faust-style ``loads_key``/``loads_value``).
+MessageLoader = Callable[[Any], Any]
 
 
 class Schema:
@@ -113,13 +116,101 @@ class Schema:
             self.value_type, self.value_codec, ValueDecodeError, "value", self.allow_empty
         )
 
-    def loads_key(self, data: bytes | None) -> Any:
-        """Decode a message key (None stays None)."""
-        return self.key_loader()(data)
+    def loads_key(
+        self,
+        data: Any,
+        message: Any = None,
+        *,
+        loads: Callable[..., Any] | None = None,
+        serializer: CodecArg | None = None,
+    ) -> Any:
+        """Decode a message key (None stays None).
 
-    def loads_value(self, data: bytes | None) -> Any:
-        """Decode a message value; None or empty only with ``allow_empty=True``."""
-        return self.value_loader()(data)
+        Called as ``loads_key(data)`` with the key's bytes, or as Faust calls it,
+        ``loads_key(app, message, loads=None, serializer=None)``.
+        """
+        if message is None:
+            return self.key_loader()(data)
+        if loads is not None:
+            return loads(self.key_type, message.key, serializer=serializer or self.key_serializer)
+        schema = self.derive(key_serializer=serializer) if serializer else self
+        return schema.key_loader()(message.key)
+
+    def loads_value(
+        self,
+        data: Any,
+        message: Any = None,
+        *,
+        loads: Callable[..., Any] | None = None,
+        serializer: CodecArg | None = None,
+    ) -> Any:
+        """Decode a message value; None or empty only with ``allow_empty=True``.
+
+        Called as ``loads_value(data)`` with the value's bytes, or as Faust calls it,
+        ``loads_value(app, message, loads=None, serializer=None)``. A subclass may
+        override either form; a topic calls the override for every message::
+
+            class Upper(faust.Schema):
+                def loads_value(self, app, message, *, loads=None, serializer=None):
+                    return message.value.decode().upper()
+
+            topic = app.topic('words', schema=Upper())
+        """
+        if message is None:
+            return self.value_loader()(data)
+        if loads is not None:
+            return loads(
+                self.value_type, message.value, serializer=serializer or self.value_serializer
+            )
+        schema = self.derive(value_serializer=serializer) if serializer else self
+        return schema.value_loader()(message.value)
+
+    def message_loaders(self, app: Any) -> tuple[MessageLoader, MessageLoader] | None:
+        """``(key_of, value_of)`` taking a whole message, when a subclass overrides
+        ``loads_key`` or ``loads_value``; None for the default decoding (batch loaders).
+
+        Topics ask once, when they are created, so the default path pays nothing.
+        """
+        cls = type(self)
+        if cls.loads_key is Schema.loads_key and cls.loads_value is Schema.loads_value:
+            return None
+        return (
+            self._message_loader(app, "key", cls.loads_key is Schema.loads_key),
+            self._message_loader(app, "value", cls.loads_value is Schema.loads_value),
+        )
+
+    def _message_loader(self, app: Any, side: str, default: bool) -> MessageLoader:
+        error: type[DecodeError]
+        if side == "key":
+            method, error, attr = self.loads_key, KeyDecodeError, "key"
+            bytes_loader = self.key_loader
+        else:
+            method, error, attr = self.loads_value, ValueDecodeError, "value"
+            bytes_loader = self.value_loader
+        if default:
+            load = bytes_loader()
+            return lambda message: load(getattr(message, attr))
+        if not _takes_message(method):
+            # An override of the bytes form: loads_value(self, data).
+            return lambda message: method(getattr(message, attr))
+        loads = _typed_loads(self, side)
+        allow_empty = self.allow_empty and side == "value"
+
+        def load_message(message: Any) -> Any:
+            if allow_empty and message.value is None:
+                return None
+            try:
+                return method(app, message, loads=loads)
+            except DecodeError:
+                raise
+            except Exception as exc:
+                data = show(getattr(message, attr))
+                raise error(
+                    f"{type(self).__name__}.loads_{side} failed for {data}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+        return load_message
 
     # -- encoding ----------------------------------------------------------------------
 
@@ -213,6 +304,39 @@ class Schema:
         )
 
 
+def _takes_message(method: Any) -> bool:
+    """True for Faust's form ``loads_value(app, message, ...)`` (two positional args)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+def _typed_loads(schema: Schema, side: str) -> Callable[..., Any]:
+    """Faust's ``app.serializers.loads_value(typ, data, serializer=...)`` for a schema."""
+    loaders: dict[tuple[Any, Any], Loader] = {}
+
+    def loads(typ: Any, data: bytes | None, *, serializer: CodecArg | None = None) -> Any:
+        try:
+            load = loaders[(typ, serializer)]
+        except (KeyError, TypeError):
+            if side == "key":
+                derived = schema.derive(key_type=typ, key_serializer=serializer)
+                load = derived.key_loader()
+            else:
+                derived = schema.derive(value_type=typ, value_serializer=serializer)
+                load = derived.value_loader()
+            try:
+                loaders[(typ, serializer)] = load
+            except TypeError:
+                pass  # an unhashable serializer object: not cached
+        return load(data)
+
+    return loads
+
+
 def _type_name(tp: Any) -> str:
     if get_origin(tp) is not None:
         return repr(tp)  # list[str], not the origin's bare name
@@ -226,6 +350,8 @@ def _is_record(tp: Any) -> bool:
 def _resolve_codec(explicit: CodecArg | None, tp: Any, default: CodecArg) -> Codec:
     if explicit:
         return get_codec(explicit)
+    if tp is bytes:
+        return get_codec("raw")  # bytes means the payload as it is, never decoded
     if _is_record(tp):
         if tp._options.serializer:
             return get_codec(tp._options.serializer)
@@ -274,7 +400,7 @@ def _make_loader(
         return load_record_json
 
     codec_loads = codec.loads
-    convert = _converter(tp)
+    convert = None if tp is bytes and type(codec) is raw else _converter(tp)
     if tp is None and type(codec) is not raw:
         # Untyped: a Record still comes back as one (its JSON names its class), as it
         # went out, so a table reads the same before and after a restore.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channels import EventQueue
 from .events import Event, _current_event
-from .transport.base import Message
+from .transport.base import TP, Message
 from .transport.partitioner import partition_for_key
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class Stream:
         autoack: bool = True,
         parent: Stream | None = None,
         in_process: bool = False,
+        active_partitions: set[TP] | None = None,
     ) -> None:
         self.app = app
         #: Repartition (group_by, through) inside this process instead of through the
@@ -70,14 +71,41 @@ class Stream:
         self._feeder: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._feeder_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        #: Set by ``throw()``: raised in the reader at its next event or wake-up.
+        self._thrown: BaseException | None = None
         #: Set on an agent's stream: queues of streams its last run derived, to reuse.
         self._parked: ParkedQueues | None = None
         #: The agent whose stream this is (names its repartition topics, as in Faust).
         self._agent_name: str | None = None
         #: The channel's name already starts with the agent's (a repartition topic).
         self._channel_prefixed = False
+        #: The streams a combined stream (``s1 & s2``) reads; empty for any other.
+        self._combined: list[Stream] = []
+        self._closed = False
+        #: Only events of these partitions are yielded (None: all), as in Faust; the
+        #: others are acked and skipped. A processor does it: no cost when None.
+        self.active_partitions = active_partitions
+        if active_partitions is not None:
+            partitions = frozenset(active_partitions)
+
+            def _in_active_partitions(value: Any) -> Any:
+                event = _current_event.get()
+                return value if event is None or event.message.tp in partitions else _SKIP
+
+            self._processors.append(_in_active_partitions)
         if parent is not None:
             parent._children.append(self)
+
+    @property
+    def current_event(self) -> Event | None:
+        """The event whose value the stream last yielded (None before the first).
+
+        Example::
+
+            async for value in stream:
+                print(stream.current_event.message.offset)
+        """
+        return self._prev or _current_event.get()
 
     # -- iteration
     def __aiter__(self) -> Stream:
@@ -125,6 +153,8 @@ class Stream:
                 raise StopAsyncIteration
             event = queue.pop()
             if event is None:
+                if self._thrown is not None:
+                    self._raise_thrown()
                 if not await queue.wait(timeout):
                     raise TimeoutError
                 continue
@@ -143,6 +173,47 @@ class Stream:
                 event.value = value
             _current_event.set(event)
             return event
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in the code iterating this stream, at its next event (or now,
+        if it waits for one); the event it would have got stays first in line.
+
+        Example::
+
+            await stream.throw(RuntimeError('reload the model'))
+        """
+        # Into the streams derived from this one too (filter, group_by, ...): the
+        # one the code iterates raises.
+        for stream in self._tree():
+            stream._thrown = exc
+            # A processor makes the reader leave the fast path; it only runs on the
+            # next event, and puts that event back before raising.
+            if stream._throw_processor not in stream._processors:
+                stream._processors.insert(0, stream._throw_processor)
+            getter = stream.queue._getter
+            if getter is not None and not getter.done():
+                getter.set_result(None)
+
+    def _tree(self) -> list[Stream]:
+        streams = [self]
+        for child in self._children:
+            streams.extend(child._tree())
+        return streams
+
+    def _throw_processor(self, value: Any) -> Any:
+        event = _current_event.get()
+        if event is not None:
+            self.queue.buffer.appendleft(event)
+        # Not the agent's failed event: it was put back, untouched.
+        _current_event.set(None)
+        self._raise_thrown()
+
+    def _raise_thrown(self) -> None:
+        exc, self._thrown = self._thrown, None
+        if self._throw_processor in self._processors:
+            self._processors.remove(self._throw_processor)
+        assert exc is not None
+        raise exc
 
     # -- views of the same events
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
@@ -174,8 +245,51 @@ class Stream:
             async for batch in stream.take(100, within=5.0):
                 await bulk_insert(batch)
         """
+        async for events in self._batches(max_, within, "take"):
+            yield [event.value for event in events]
+
+    async def take_events(
+        self, max_: int, within: float | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """As :meth:`take`, but yield the :class:`~faust.Event` objects (key, value,
+        headers, message); they are acked when the next list is asked for.
+
+        Example::
+
+            async for events in stream.take_events(100, within=5.0):
+                offsets = [event.message.offset for event in events]
+        """
+        async for events in self._batches(max_, within, "take_events"):
+            yield list(events)
+
+    async def take_with_timestamp(
+        self, max_: int, within: float | None, timestamp_field_name: str
+    ) -> AsyncIterator[list[Any]]:
+        """As :meth:`take`, adding each message's timestamp (seconds since the epoch, as
+        the broker stored it) to dict values under ``timestamp_field_name``; other values
+        are yielded unchanged (as in Faust).
+
+        Example::
+
+            async for batch in stream.take_with_timestamp(100, 5.0, 'ts'):
+                latest = max(value['ts'] for value in batch)
+        """
+        async for events in self._batches(max_, within, "take_with_timestamp"):
+            values = []
+            for event in events:
+                value = event.value
+                if isinstance(value, dict) and timestamp_field_name:
+                    value[timestamp_field_name] = event.message.timestamp
+                values.append(value)
+            yield values
+
+    async def _batches(
+        self, max_: int, within: float | None, caller: str
+    ) -> AsyncIterator[list[Event]]:
+        """Lists of up to ``max_`` events (shorter after ``within`` seconds), each acked
+        when the next list is asked for."""
         if max_ < 1:
-            raise ValueError(f"take(max_={max_}): max_ must be at least 1")
+            raise ValueError(f"{caller}(max_={max_}): max_ must be at least 1")
         self._start_feeder()
         loop = asyncio.get_running_loop()
         while True:
@@ -193,12 +307,12 @@ class Stream:
             except StopAsyncIteration:
                 if events:
                     self._taken = events
-                    yield [event.value for event in events]
+                    yield events
                     self._taken = None
                     self._ack_all(events)
                 return
             self._taken = events
-            yield [event.value for event in events]
+            yield events
             self._taken = None
             self._ack_all(events)
 
@@ -216,7 +330,9 @@ class Stream:
             "in_process": self.in_process,
         }
         kwargs.update(changes)
-        clone = Stream(self.app, self.queue, parent=self, **kwargs)
+        clone = type(self)(self.app, self.queue, parent=self, **kwargs)
+        clone.active_partitions = self.active_partitions
+        clone._combined = self._combined
         clone._agent_name = self._agent_name
         clone._channel_prefixed = self._channel_prefixed
         clone._feeder = self._feeder
@@ -258,6 +374,39 @@ class Stream:
             return value
 
         return self._clone(processors=[*self._processors, _echo])
+
+    # -- combining streams
+    def combine(self, *others: Stream) -> Stream:
+        """One stream yielding the events of this stream and of ``others`` as they come
+        (``s1 & s2`` is ``s1.combine(s2)``). Each event is acked once, when the combined
+        stream moves past it, so the offsets of every source are committed as usual.
+
+        Example::
+
+            async for value in orders.stream() & refunds.stream():
+                ...
+        """
+        sources = [self, *others]
+        for source in sources:
+            if not isinstance(source, Stream):
+                raise TypeError(f"combine() takes streams, not {source!r}: use topic.stream()")
+        for source in others:
+            if source._parent is None and source.channel is not None:
+                # The agent restarted: what its last run's stream of this channel held
+                # (parked by the supervisor) comes first, in order.
+                parked = self._take_parked(source.channel)
+                if parked is not None:
+                    _hand_over(parked, source.queue, source.channel)
+        # Never filled: a combined stream pops from its sources' queues directly, so
+        # nothing is in flight between them (a crash loses no buffered event).
+        combined = CombinedStream(self.app, EventQueue(1), parent=self, in_process=self.in_process)
+        combined._combined = sources
+        for source in others:
+            source._children.append(combined)
+        return combined
+
+    def __and__(self, other: Stream) -> Stream:
+        return self.combine(other)
 
     # -- operators that move events through another topic
     # The event's headers go along (a reply to ``ask()`` follows the event to whichever
@@ -387,9 +536,10 @@ class Stream:
         to the derived stream, on the partition its key would get on ``target``, keeping
         its offset, timestamp and headers; its message counts as processed once the
         derived stream has moved past it (so ``put()`` returns when the agent is done)."""
+        queue = self._take_parked(target)
         derived = Stream(
             self.app,
-            self._take_parked(target) or EventQueue(target.maxsize),
+            EventQueue(target.maxsize) if queue is None else queue,
             channel=target,
             parent=self,
             in_process=True,
@@ -456,6 +606,11 @@ class Stream:
     # -- lifecycle
     def close(self) -> None:
         """Stop iteration at the next event; closes derived streams and their feeders."""
+        if self._closed:
+            return
+        self._closed = True
+        for source in self._combined:
+            source.close()
         for child in self._children:
             child.close()
         if self._feeder_task is not None:
@@ -467,6 +622,81 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
+
+
+class CombinedStream(Stream):
+    """What ``s1 & s2`` returns: events of every source, taken from their queues in
+    turn (so a busy source does not starve another)."""
+
+    _turn = 0
+
+    async def _take_event(self, timeout: float | None) -> Event:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        sources = self._combined
+        count = len(sources)
+        while True:
+            if self.queue.closed:
+                raise StopAsyncIteration
+            if self._thrown is not None:
+                self._raise_thrown()
+            open_sources = [source for source in sources if not source.queue.closed]
+            if not open_sources:
+                raise StopAsyncIteration
+            for i in range(count):
+                source = sources[(self._turn + i) % count]
+                if not source.queue.buffer or source.queue.closed:
+                    continue
+                try:
+                    # Buffered: returns at once, unless the source's own filters drop
+                    # every buffered event.
+                    event = await source._take_event(0.0)
+                except (TimeoutError, StopAsyncIteration):
+                    continue
+                self._turn = (self._turn + i + 1) % count
+                if self._processors and await self._process(event) is _SKIP:
+                    event.ack()
+                    break
+                _current_event.set(event)
+                return event
+            else:
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                if remaining == 0.0:
+                    raise TimeoutError
+                waiters = [
+                    loop.create_task(q.wait())
+                    for q in (self.queue, *(source.queue for source in open_sources))
+                ]
+                done, pending = await asyncio.wait(
+                    waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+                if not done:
+                    raise TimeoutError
+
+    async def _process(self, event: Event) -> Any:
+        """Run this stream's processors (``combined.filter(...)``) on ``event``."""
+        _current_event.set(event)
+        value = event.value
+        for processor in self._processors:
+            value = processor(value)
+            if inspect.isawaitable(value):
+                value = await value
+            if value is _SKIP:
+                return _SKIP
+        event.value = value
+        return value
+
+
+def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:
+    """Move the events ``old`` holds (buffered, or waiting to be put) to the front of
+    ``new``, and stop ``old`` receiving: an event is in one of them, never both."""
+    moved = [*old.buffer, *(old._held or ())]
+    old.discard(lambda _event: True)
+    old.close()
+    channel.unsubscribe(old)
+    new.buffer.extendleft(reversed(moved))
 
 
 class ParkedQueues:
@@ -484,15 +714,27 @@ class ParkedQueues:
     def park_derived(self, stream: Stream) -> None:
         """Stop the feeders of the streams derived from ``stream``; keep their queues."""
         for child in stream._children:
+            for source in child._combined:
+                # A stream combined with the agent's (s1 & topic.stream()): kept with
+                # its events until the next run combines a stream of the same channel.
+                if source is not stream and source._parent is None:
+                    self._park(source)
             if child.queue is not stream.queue and child.channel is not None:
-                if child._feeder_task is not None:
-                    child._feeder_task.cancel()
-                key = _channel_key(child.channel)
-                if key in self._queues or child.queue.closed:
-                    child.close()  # a second stream over the same target: not reused
-                else:
-                    self._queues[key] = (child.channel, child.queue)
+                self._park(child)
             self.park_derived(child)
+
+    def _park(self, child: Stream) -> None:
+        assert child.channel is not None
+        if child._feeder_task is not None:
+            child._feeder_task.cancel()
+        key = _channel_key(child.channel)
+        entry = self._queues.get(key)
+        if entry is not None and entry[1] is child.queue:
+            return  # parked already (a stream reached twice, as a combined one's source)
+        if entry is not None or child.queue.closed:
+            child.close()  # a second stream over the same target: not reused
+        else:
+            self._queues[key] = (child.channel, child.queue)
 
     def take(self, target: Channel) -> EventQueue | None:
         entry = self._queues.pop(_channel_key(target), None)

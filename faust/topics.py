@@ -130,6 +130,8 @@ class Topic(Channel):
         self.dead_letter_topic = dead_letter_topic
         self._key_dumps = schema.key_dumper()
         self._value_dumps = schema.value_dumper()
+        #: Set when the schema overrides loads_key/loads_value (decoded per message).
+        self.message_loaders = schema.message_loaders(app)
 
     def get_topic_name(self) -> str:
         if len(self.topics) > 1:

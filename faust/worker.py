@@ -76,8 +76,14 @@ class Worker:
         logfile: str | None = None,
         quiet: bool = False,
         log_format: str | None = None,
+        loop: str | None = None,
+        debug: bool = False,
     ) -> None:
         self.app = app
+        #: ``asyncio``, ``uvloop``, or None: uvloop when it is installed.
+        self.loop = loop
+        #: asyncio debug mode: slow callbacks (blocking calls) are logged.
+        self.debug = debug
         self.loglevel = loglevel
         self.logfile = logfile
         #: ``text`` or ``json``; None: the app's ``log_format`` setting.
@@ -99,9 +105,12 @@ class Worker:
         except (ValueError, ImproperlyConfigured) as exc:
             print(f"faust: error: {exc}", file=sys.stderr)
             return 1
-        uvloop = install_uvloop()
+        uvloop = self.loop != "asyncio" and install_uvloop()
+        if self.loop == "uvloop" and not uvloop:
+            print("faust: error: --loop uvloop: uvloop is not installed", file=sys.stderr)
+            return 1
         try:
-            asyncio.run(self.run(uvloop=uvloop))
+            asyncio.run(self.run(uvloop=uvloop), debug=self.debug)
             return self.exit_code
         except ImproperlyConfigured as exc:
             # One line naming the setting and the fix; a traceback would bury it.

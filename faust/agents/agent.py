@@ -29,11 +29,13 @@ from ..streams import ParkedQueues, Stream
 from ..topics import legal_topic_name
 from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_ERROR, REPLY_TO, encode_error_reply, encode_reply
+from .supervisors import strategy_name
 
 if TYPE_CHECKING:
     from ..channels import Headers
     from ..serializers import CodecArg
     from ..transport.base import TP, RecordMetadata, SendCallback
+    from .replies import ReplyPromise
     from .testing import AgentTestWrapper
 
 __all__ = ["Agent"]
@@ -83,6 +85,7 @@ class Agent:
         retries: int | None = None,
         on_error: str | None = None,
         dead_letter_topic: str | None = None,
+        supervisor_strategy: Any = None,
     ) -> None:
         label = name or fun.__qualname__
         # A plain ``def`` would only fail once started, and then be restarted forever.
@@ -112,6 +115,8 @@ class Agent:
             )
         self.fun = fun
         self.app = app
+        #: 'one_for_one', 'one_for_all' or 'crashing' (see ``supervisors.py``).
+        self.supervisor_strategy = strategy_name(supervisor_strategy, label)
         # The same name however the app was started (python app.py, faust -A app).
         self.name = name or f"{module_name(fun.__module__)}.{fun.__qualname__}"
         self.concurrency = concurrency
@@ -244,7 +249,10 @@ class Agent:
                 for event in reversed(retry):
                     # First in line: before any later event of its partition
                     # (concurrency=1 keeps partition order through retries).
-                    target = parked.queue_for(event.message.topic) or queue
+                    # (An EventQueue is falsy when empty: compare with None.)
+                    target = parked.queue_for(event.message.topic)
+                    if target is None:
+                        target = queue
                     target.buffer.appendleft(event)
                     if target.stats is not None:
                         target.stats.requeued += 1
@@ -262,12 +270,22 @@ class Agent:
                     return
                 except asyncio.CancelledError:
                     raise
+                except _RestartedWithSibling:
+                    # One-for-all: another actor crashed; this one restarts at once with
+                    # the event it was about to get still first in line.
+                    continue
                 except Exception as exc:
                     error = exc
                     failed = self._failed_events(stream)
                 finally:
                     self._streams.discard(stream)
                     parked.park_derived(stream)
+                if self.supervisor_strategy == "crashing":
+                    self._crash_worker(error, failed)
+                    return
+                if self.supervisor_strategy == "one_for_all":
+                    for sibling in list(self._streams):
+                        await sibling.throw(_RestartedWithSibling())
                 retryable = all(
                     self._reads(event) or parked.queue_for(event.message.topic) is not None
                     for event in failed
@@ -283,6 +301,29 @@ class Agent:
                 retry = [event for event in retry if event in self._attempts]
         finally:
             parked.close()
+
+    def _crash_worker(self, exc: Exception, events: list[Event]) -> None:
+        """``CrashingSupervisor``: stop the worker; ``events`` are not committed."""
+        self.app.on_agent_error(self, exc)
+        self.app.sensors.on_agent_error(self.name, exc)
+        where = f" on {_describe(events)}" if events else ""
+        logger.error("Agent %s crashed%s: %r", self.name, where, exc, exc_info=exc)
+        self.app.crash(
+            f"Agent {self.name} crashed{where}: {exc!r}; supervisor_strategy="
+            "CrashingSupervisor stops the worker. The event was not committed and is "
+            "processed again after the restart."
+        )
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in the agent's ``async for`` (every actor), as if its stream
+        had raised it; the agent's supervisor handles it like any crash.
+
+        Example::
+
+            await my_agent.throw(RuntimeError('reload'))
+        """
+        for stream in list(self._streams):
+            await stream.throw(exc)
 
     def _failed_events(self, stream: Stream) -> list[Event]:
         """The events the agent raised on: the list ``take()`` handed it, or the one it
@@ -463,6 +504,7 @@ class Agent:
             return
         if self._test is not None:
             self._test.results[event.message.offset] = value
+            self._test._yielded.add(event.message.offset)
         # The event's own headers: a repartition (group_by, through) forwards them, so
         # the agent that finally yields answers, once, whichever topic it read.
         reply_to = event.message.header(REPLY_TO)
@@ -582,6 +624,53 @@ class Agent:
         finally:
             replies.pending.pop(correlation_id, None)
 
+    async def ask_nowait(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        force: bool = False,
+    ) -> ReplyPromise:
+        """Send a value with reply headers and return at once with a
+        :class:`~faust.agents.ReplyPromise`: await it for the value the agent yields
+        (it raises :class:`~faust.exceptions.AskError` if the agent gives up on it).
+
+        Example::
+
+            promise = await adder.ask_nowait(Add(a=1, b=2))
+            ...
+            total = await promise
+        """
+        own = self.app.conf.reply_to
+        if reply_to is not None and reply_to != own:
+            raise ValueError(
+                f"ask_nowait(reply_to={reply_to!r}): replies are read from this app's "
+                f"reply topic {own!r} only. Leave reply_to out, or set the app's reply_to "
+                "setting."
+            )
+        replies = await self.app.maybe_start_replies()
+        promise = replies.promise(correlation_id or uuid.uuid4().hex)
+        try:
+            await self.send(
+                key=key,
+                value=value,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+                reply_to=own,
+                correlation_id=promise.correlation_id,
+                force=force,
+            )
+        except BaseException:
+            promise.cancel()
+            raise
+        return promise
+
     async def map(
         self, values: Iterable[Any] | AsyncIterator[Any], key: Any = None
     ) -> AsyncIterator[Any]:
@@ -599,6 +688,17 @@ class Agent:
     async def join(self, values: Iterable[Any], key: Any = None) -> list[Any]:
         """Ask for each value; return the replies as a list, in order."""
         pending = await self._ask_many([(key, v) for v in values])
+        return [await fut for fut in pending]
+
+    async def kvjoin(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> list[Any]:
+        """Ask for each ``(key, value)``; return the replies as a list, in order.
+
+        Example::
+
+            totals = await adder.kvjoin([('a', Add(a=1, b=2)), ('b', Add(a=3, b=4))])
+        """
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        pending = await self._ask_many(pairs)
         return [await fut for fut in pending]
 
     async def _ask_many(self, pairs: list[tuple[Any, Any]]) -> list[asyncio.Future[Any]]:
@@ -634,6 +734,10 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"<Agent {self.name}>"
+
+
+class _RestartedWithSibling(Exception):
+    """Thrown into an actor's stream when a sibling crashed (one-for-all)."""
 
 
 class _PartitionRouter:

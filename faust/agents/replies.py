@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ReplyConsumer",
+    "ReplyPromise",
     "REPLY_TO",
     "CORRELATION_ID",
     "REPLY_ERROR",
@@ -111,6 +112,21 @@ def decode_reply(data: bytes) -> Any:
         return obj
 
     return revive(orjson.loads(data))
+
+
+class ReplyPromise(asyncio.Future[Any]):
+    """The reply to an ``agent.ask_nowait()``: await it for the value the agent yields.
+
+    Example::
+
+        promise = await adder.ask_nowait(Add(a=1, b=2))
+        total = await promise
+    """
+
+    def __init__(self, reply_to: str, correlation_id: str) -> None:
+        super().__init__()
+        self.reply_to = reply_to
+        self.correlation_id = correlation_id
 
 
 class ReplyConsumer:
@@ -199,6 +215,14 @@ class ReplyConsumer:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[correlation_id] = fut
         return fut
+
+    def promise(self, correlation_id: str) -> ReplyPromise:
+        """A :class:`ReplyPromise` for ``correlation_id``, forgotten once done or
+        cancelled (``ask_nowait()``)."""
+        promise = ReplyPromise(self.topic.name, correlation_id)
+        self.pending[correlation_id] = promise
+        promise.add_done_callback(lambda _: self.pending.pop(correlation_id, None))
+        return promise
 
     async def _consume(self, tp: TP, start: int) -> None:
         transport = self.app.transport

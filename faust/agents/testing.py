@@ -46,9 +46,11 @@ class AgentTestWrapper:
         #: here instead of being sent to the dead-letter topic.
         self.dead_letters: list[tuple[Event, BaseException]] = []
         self.processed_offset = -1
+        #: The offset the next ``put()`` gives its event (how many were put), as in Faust.
+        self.sent_offset = 0
         self._gave_up: set[int] = set()  # offsets of the events the agent gave up on
+        self._yielded: set[int] = set()  # offsets of the events the agent yielded for
         self._queue = EventQueue(agent.channel.maxsize)
-        self._offset = 0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AgentTestWrapper:
@@ -66,6 +68,24 @@ class AgentTestWrapper:
         if self._task is not None:
             await wait_or_cancel([self._task], 5.0)
         self.agent._test = None
+
+    @property
+    def output(self) -> list[Any]:
+        """What the agent yielded, in the order of the events put (``results``' values
+        for the events it yielded for).
+
+        Example::
+
+            async with double.test_context() as agent:
+                await agent.put(2)
+                await agent.put(5)
+                assert agent.output == [4, 10]
+        """
+        return [value for offset, value in sorted(self.results.items()) if offset in self._yielded]
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in the agent's ``async for`` (as :meth:`Agent.throw`)."""
+        await self.agent.throw(exc)
 
     def gave_up(self, event: Event) -> None:
         """Called by the agent before it acks an event it gave up on (no result)."""
@@ -89,14 +109,14 @@ class AgentTestWrapper:
         message = Message(
             topic,
             partition,
-            self._offset,
+            self.sent_offset,
             time.time() if timestamp is None else timestamp,
             None,
             None,
             list((headers or {}).items()),
             on_done=lambda done: self._processed(done, processed),
         )
-        self._offset += 1
+        self.sent_offset += 1
         message.refcount = 1
         event = Event(self.agent.app, key, value, message)
         await self._queue.put_many([event])

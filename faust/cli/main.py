@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 from ..exceptions import ImproperlyConfigured
 from ..stores.datadir import DataDirInUse, DataDirLock
 from .base import CommandError, CommandUsageError, find_app, print_table
+from .housekeeping import clean_versions, completion
 
 __all__ = ["main", "cli", "run_app_cli"]
 
@@ -47,6 +49,23 @@ class FaustGroup(click.Group):
         app = self._app(ctx)
         return None if app is None else app.commands.get(name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # Global flags given after the command (faust -A app agents --json), as Faust
+        # allows: taken out unless the command has an option of that name itself.
+        if command is not None:
+            own = {opt for param in command.params for opt in getattr(param, "opts", ())}
+            end = rest.index("--") if "--" in rest else len(rest)
+            obj = ctx.ensure_object(dict)
+            for flag, key in _TRAILING_FLAGS.items():
+                if flag not in own and flag in rest[:end]:
+                    obj[key] = True
+                    rest = [a for i, a in enumerate(rest) if i >= end or a != flag]
+                    end = rest.index("--") if "--" in rest else len(rest)
+        return name, command, rest
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -54,6 +73,32 @@ class FaustGroup(click.Group):
             # A setting the command needs is wrong (an unreachable broker, a store that
             # cannot open): the message names it and the fix; a traceback would bury it.
             raise CommandError(str(exc)) from None
+
+
+#: Global flags also accepted after the command name, and the ctx.obj key they set.
+_TRAILING_FLAGS = {"--json": "json", "--debug": "debug"}
+
+#: -L/--loop values: Faust's names; only asyncio loops can run this library.
+LOOPS = {"aio": "asyncio", "asyncio": "asyncio", "uvloop": "uvloop"}
+
+
+def _check_loop(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    loop = LOOPS.get(value.lower())
+    if loop is None:
+        raise CommandUsageError(
+            f"--loop {value}: this Faust runs on asyncio only; use -L asyncio (or aio), or "
+            "-L uvloop for uvloop's asyncio loop. eventlet and gevent are not supported."
+        )
+    if loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise CommandUsageError(
+                "--loop uvloop: uvloop is not installed; pip install uvloop, or use -L asyncio."
+            ) from None
+    return loop
 
 
 @click.group(cls=FaustGroup)
@@ -66,23 +111,86 @@ class FaustGroup(click.Group):
     callback=lambda ctx, _param, value: _remember_app_spec(ctx, value),
     help="The app: module or module:attr.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print machine-readable JSON (also after the command).",
+)
+@click.option(
+    "-W",
+    "--workdir",
+    default=None,
+    is_eager=True,  # before -A imports the app, which is looked up from here
+    expose_value=False,
+    callback=lambda _ctx, _param, value: _change_workdir(value),
+    help="Change to this directory first (the app is imported from it).",
+)
+@click.option(
+    "-D",
     "--datadir",
     default=None,
     help="Keep the tables' data on disk here (the datadir setting; {appid} is the app id).",
 )
+@click.option(
+    "-L",
+    "--loop",
+    default=None,
+    callback=_check_loop,
+    help="Event loop: asyncio (or aio) or uvloop. Default: uvloop when installed.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log at debug level and run the loop in asyncio debug mode (reports blocking calls).",
+)
+@click.option("-l", "--loglevel", default=None, help="Log level (worker: default info).")
+@click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the worker's start-up banner.")
 @click.version_option(package_name="faust", prog_name="faust")
 @click.pass_context
-def cli(ctx: click.Context, app_spec: str | None, as_json: bool, datadir: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    app_spec: str | None,
+    as_json: bool,
+    datadir: str | None,
+    loop: str | None,
+    debug: bool,
+    loglevel: str | None,
+    logfile: str | None,
+    quiet: bool,
+) -> None:
     """Faust: stream processing for Python."""
     obj = ctx.ensure_object(dict)
     if app_spec:
         obj["app_spec"] = app_spec
-    obj["json"] = as_json
-    obj["datadir"] = datadir
+    # Flags may also have come after the command (see FaustGroup.resolve_command).
+    obj["json"] = as_json or obj.get("json", False)
+    obj["debug"] = debug or obj.get("debug", False)
+    obj.update(datadir=datadir, loop=loop, loglevel=loglevel, logfile=logfile, quiet=quiet)
+    if (loglevel or debug or logfile) and ctx.invoked_subcommand != "worker":
+        # Other commands log too (sending, admin calls); the worker sets up its own.
+        from ..logs import setup_logging
+
+        if logfile is not None:
+            _check_logfile(logfile)
+        try:
+            setup_logging(loglevel or ("debug" if debug else "warning"), logfile)
+        except ValueError as exc:
+            raise CommandUsageError(f"--loglevel {loglevel}: {exc}") from None
     if obj.get("app") is not None:  # an @app.command, or app.main()
         _apply_options(obj)
+
+
+def _change_workdir(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.chdir(path)
+    except OSError as exc:
+        raise CommandUsageError(
+            f"--workdir {path}: cannot change to it ({exc.strerror}); give an existing directory."
+        ) from None
 
 
 def _remember_app_spec(ctx: click.Context, value: str | None) -> str | None:
@@ -114,7 +222,7 @@ def _as_json(ctx: click.Context) -> bool:
 
 
 @cli.command()
-@click.option("-l", "--loglevel", default="info", show_default=True, help="Log level.")
+@click.option("-l", "--loglevel", default=None, help="Log level (default info; or faust -l).")
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the start-up banner.")
 @click.option(
@@ -134,7 +242,7 @@ def _as_json(ctx: click.Context) -> bool:
 @click.pass_context
 def worker(
     ctx: click.Context,
-    loglevel: str,
+    loglevel: str | None,
     logfile: str | None,
     quiet: bool,
     json_logs: bool,
@@ -147,6 +255,11 @@ def worker(
     from ..worker import Worker
 
     app = _require_app(ctx)
+    root = ctx.find_root().obj
+    debug = bool(root.get("debug"))
+    loglevel = loglevel or root.get("loglevel") or ("debug" if debug else "info")
+    logfile = logfile or root.get("logfile")
+    quiet = quiet or bool(root.get("quiet"))
     if logfile is not None:
         _check_logfile(logfile)
     if without_web:
@@ -157,7 +270,13 @@ def worker(
     log_format = "json" if json_logs else None
     sys.exit(
         Worker(
-            app, loglevel=loglevel, logfile=logfile, quiet=quiet, log_format=log_format
+            app,
+            loglevel=loglevel,
+            logfile=logfile,
+            quiet=quiet,
+            log_format=log_format,
+            loop=root.get("loop"),
+            debug=debug,
         ).execute_from_commandline()
     )
 
@@ -180,21 +299,49 @@ def _check_logfile(path: str) -> None:
 @click.argument("entity")
 @click.argument("value", required=False)
 @click.option("-k", "--key", default=None, help="The record's key.")
+@click.option(
+    "-K", "--key-type", default=None, help="Model (Record) of the key; --key is its JSON."
+)
+@click.option(
+    "-V", "--value-type", default=None, help="Model (Record) of the value; VALUE is its JSON."
+)
+@click.option("--key-serializer", default=None, help="Codec of the key instead of the topic's.")
+@click.option("--value-serializer", default=None, help="Codec of the value instead of the topic's.")
 @click.option("-p", "--partition", type=int, default=None, help="Send to this partition.")
 @click.option("-r", "--repeat", type=int, default=1, show_default=True, help="Send N times.")
+@click.option(
+    "--min-latency",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Least seconds to wait between repeated sends.",
+)
+@click.option(
+    "--max-latency",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Most seconds to wait between repeated sends (a random wait in between).",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
     entity: str,
     value: str | None,
     key: str | None,
+    key_type: str | None,
+    value_type: str | None,
+    key_serializer: str | None,
+    value_serializer: str | None,
     partition: int | None,
     repeat: int,
+    min_latency: float,
+    max_latency: float,
 ) -> None:
     """Send VALUE to a topic, or to an agent with @name.
 
     VALUE is the record as its serializer writes it (JSON for Records); it is checked
-    against the topic's value_type before anything is sent.
+    against the topic's value_type (or --value-type) before anything is sent.
     """
     if repeat < 1:
         raise CommandUsageError(f"--repeat {repeat}: send at least once (-r 1 or more).")
@@ -202,14 +349,30 @@ def send(
         raise CommandUsageError(f"--partition {partition}: partitions are numbered from 0.")
     if value is None and key is None:
         raise CommandUsageError(f"send {entity}: give a VALUE, a --key, or both.")
+    if min_latency < 0 or max_latency < 0 or min_latency > max_latency > 0:
+        raise CommandUsageError(
+            f"--min-latency {min_latency} --max-latency {max_latency}: give seconds >= 0, "
+            "the minimum not above the maximum."
+        )
     app = _require_app(ctx)
     topic, declared = _resolve_entity(app, entity)
     name = topic.get_topic_name()
-    key_bytes = None if key is None else _encode_cli(topic.schema, key, "key", name)
-    value_bytes = None if value is None else _encode_cli(topic.schema, value, "value", name)
+    schema = _send_schema(topic.schema, key_type, value_type, key_serializer, value_serializer)
+    key_bytes = None if key is None else _encode_cli(schema, key, "key", name)
+    value_bytes = None if value is None else _encode_cli(schema, value, "value", name)
     _refuse_embedded_broker(app, "send")
+    latency = (min_latency, max(min_latency, max_latency))
     results = asyncio.run(
-        _send(app, topic if declared else None, name, key_bytes, value_bytes, partition, repeat)
+        _send(
+            app,
+            topic if declared else None,
+            name,
+            key_bytes,
+            value_bytes,
+            partition,
+            repeat,
+            latency,
+        )
     )
     rows = [{"topic": m.topic, "partition": m.partition, "offset": m.offset} for m in results]
     if _as_json(ctx):
@@ -217,6 +380,50 @@ def send(
     else:
         for row in rows:
             click.echo(f"sent to {row['topic']}[{row['partition']}] at offset {row['offset']}")
+
+
+def _send_schema(
+    schema: Any,
+    key_type: str | None,
+    value_type: str | None,
+    key_serializer: str | None,
+    value_serializer: str | None,
+) -> Any:
+    """The topic's schema with the types and codecs given on the command line."""
+    from ..serializers import get_codec
+
+    changes: dict[str, Any] = {}
+    for option, model_name, field in (
+        ("--key-type", key_type, "key_type"),
+        ("--value-type", value_type, "value_type"),
+    ):
+        if model_name is not None:
+            changes[field] = _model_named(model_name, option)
+    for option, codec, field in (
+        ("--key-serializer", key_serializer, "key_serializer"),
+        ("--value-serializer", value_serializer, "value_serializer"),
+    ):
+        if codec is not None:
+            try:
+                get_codec(codec)
+            except Exception as exc:  # noqa: BLE001 - the registry's message names the codecs
+                raise CommandUsageError(f"{option} {codec}: {exc}") from None
+            changes[field] = codec
+    return schema.derive(**changes) if changes else schema
+
+
+def _model_named(name: str, option: str) -> Any:
+    """The Record class registered as ``name`` (its namespace or its class name)."""
+    from ..models import registry
+
+    matches = [cls for ns, cls in registry.items() if name in (ns, ns.rpartition(".")[2])]
+    if len(matches) != 1:
+        found = "several models" if matches else "no model"
+        raise CommandUsageError(
+            f"{option} {name}: {found} named {name!r}; give a name 'faust models' lists "
+            "(the full name if two share a class name)."
+        )
+    return matches[0]
 
 
 def _refuse_embedded_broker(app: Any, command: str) -> None:
@@ -283,6 +490,7 @@ async def _send(
     value: bytes | None,
     partition: int | None,
     repeat: int,
+    latency: tuple[float, float] = (0.0, 0.0),
 ) -> list[Any]:
     try:
         producer = await app.maybe_start_producer()
@@ -297,7 +505,9 @@ async def _send(
                     f"numbered 0 to {count - 1}.",
                 )
         results = []
-        for _ in range(repeat):
+        for i in range(repeat):
+            if i and latency[1]:
+                await asyncio.sleep(random.uniform(*latency))
             fut = await producer.send(name, key, value, partition=partition)
             try:
                 results.append(await fut)
@@ -314,9 +524,20 @@ def _encode_cli(schema: Any, text: str, part: str, topic: str) -> bytes:
     The text is taken as the serialized form when the topic can decode it; otherwise it
     is serialized as a plain value (so ``send topic hello`` works for JSON topics).
     """
+    from ..models import Record
+
     raw = text.encode()
     load = schema.loads_key if part == "key" else schema.loads_value
     dump = schema.dumps_key if part == "key" else schema.dumps_value
+    model = schema.key_type if part == "key" else schema.value_type
+    if isinstance(model, type) and issubclass(model, Record):
+        # JSON fields of the model, encoded with the codec chosen (as Faust's send does).
+        try:
+            encoded = dump(model.from_data(json.loads(text)))
+            load(encoded)
+            return encoded if encoded is not None else raw
+        except Exception:  # noqa: BLE001 - the text may be the encoded form: tried next
+            pass
     try:
         load(raw)
         return raw
@@ -458,6 +679,10 @@ def reset(ctx: click.Context, yes: bool) -> None:
     finally:
         lock.release()
     click.echo(f"Deleted local state of {len(names)} table(s); the next start restores them.")
+
+
+cli.add_command(clean_versions)
+cli.add_command(completion)
 
 
 def main(argv: list[str] | None = None) -> None:

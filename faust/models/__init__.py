@@ -6,6 +6,13 @@
 ...     y: int = 0
 >>> Point.from_data({'x': 1})
 Point(x=1, y=0)
+
+``Model`` is Faust's name for the base class of all models; here every model is a
+:class:`Record`, so ``faust.models.Model`` is ``Record``:
+
+>>> from faust.models import Model
+>>> isinstance(Point(1), Model)
+True
 """
 
 from faust.models.fields import (
@@ -20,7 +27,11 @@ from faust.models.fields import (
 )
 from faust.models.record import ModelOptions, Record, describe_fields, describe_model, registry
 
+#: Faust's name for the base class of models (``isinstance(x, Model)``, annotations).
+Model = Record
+
 __all__ = [
+    "Model",
     "Record",
     "ModelOptions",
     "registry",

@@ -215,7 +215,12 @@ def _plan_field(descriptor: FieldDescriptor[Any], options: ModelOptions) -> Fiel
     )
     prepare = descriptor.make_preparer()
     init_conv = None
-    if coerce:
+    data_conv = converter(tp, decoding)
+    user = _user_coercion(tp, options.coercions) if options.coercions else None
+    if user is not None:
+        # The model's own coercion replaces the built-in conversion of that type.
+        init_conv = data_conv = user
+    elif coerce:
         init_conv = converter(tp, replace(decoding, parse_dates=True))
     default = descriptor.default
     return FieldPlan(
@@ -227,9 +232,39 @@ def _plan_field(descriptor: FieldDescriptor[Any], options: ModelOptions) -> Fiel
         default=default,
         default_factory=_default_factory(default),
         init_conv=_compose(init_conv, prepare),
-        data_conv=_compose(converter(tp, decoding), prepare),
+        data_conv=_compose(data_conv, prepare),
         repr_conv=representer(tp),
     )
+
+
+def _user_coercion(
+    tp: Any, coercions: Mapping[Any, Callable[[Any], Any]]
+) -> Callable[[Any], Any] | None:
+    """The ``coercions=`` callable for a field of type ``tp`` (None stays None).
+
+    ``T``, ``Optional[T]``, ``list[T]``/``set[T]``/``tuple[T, ...]`` and
+    ``dict[K, T]`` fields are converted, the collections member by member.
+    """
+    tp, _ = unwrap_optional(tp)
+    fn = coercions.get(tp)
+    if fn is not None:
+        return lambda value: None if value is None else fn(value)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, set, frozenset) and len(args) == 1:
+        member = coercions.get(args[0])
+    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        member = coercions.get(args[0])
+    elif origin is dict and len(args) == 2:
+        value_fn = coercions.get(args[1])
+        if value_fn is None:
+            return None
+        return lambda value: None if value is None else {k: value_fn(v) for k, v in value.items()}
+    else:
+        return None
+    if member is None:
+        return None
+    build: Callable[[Any], Any] = origin
+    return lambda value: None if value is None else build(map(member, value))
 
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None), Decimal, datetime, date, time, UUID, Enum)

@@ -86,6 +86,12 @@ class ModelOptions:
     date_parser: Callable[[str], Any] | None = None
     #: A base class: not in the registry; decoding it dispatches on the namespace.
     abstract: bool = False
+    #: ``{type: callable}``: a field of that type (or a tuple of types) is converted
+    #: by the callable on construction and decode, members of ``list[T]`` and
+    #: ``dict[K, T]`` too. Subclasses add to their base's mapping.
+    coercions: dict[Any, Callable[[Any], Any]] = field(default_factory=dict)
+    #: Resolve the fields on first use (or ``make_final()``) instead of at definition.
+    lazy_creation: bool = False
 
     # Filled in when the annotations are resolved.
     fields: dict[str, Any] = field(default_factory=dict)  # name -> type
@@ -146,7 +152,8 @@ class Record(metaclass=RecordType):
     Class options (keyword arguments of the class statement) are described in
     :class:`ModelOptions`: ``serializer``, ``namespace``, ``include_metadata``,
     ``isodates``, ``validation``, ``coerce``, ``allow_blessed_key``,
-    ``polymorphic_fields``, ``decimals``, ``date_parser``, ``abstract``.
+    ``polymorphic_fields``, ``decimals``, ``date_parser``, ``abstract``, ``coercions``,
+    ``lazy_creation``.
     """
 
     _options: ClassVar[ModelOptions] = ModelOptions(namespace="faust.Record", abstract=True)
@@ -171,6 +178,9 @@ class Record(metaclass=RecordType):
                 f"define __post_init__(self) for extra set-up instead"
             )
         base = next(b for b in cls.__mro__[1:] if issubclass(b, Record))
+        if "coercions" in options:
+            options["coercions"] = _merge_coercions(cls, base._options.coercions, options)
+        lazy = options.pop("lazy_creation", False)
         cls._options = replace(
             base._options,
             namespace=options.pop("namespace", None) or f"{cls.__module__}.{cls.__qualname__}",
@@ -179,6 +189,7 @@ class Record(metaclass=RecordType):
             descriptors={},
             defaults={},
             optionalset=frozenset(),
+            lazy_creation=lazy,
             **options,
         )
         cls._faust_declared = declare_fields(cls)
@@ -193,6 +204,8 @@ class Record(metaclass=RecordType):
             setattr(cls, name, Record.__dict__[name])
         if not cls._options.abstract:
             register(cls)
+        if lazy:
+            return  # resolved by make_final() or on first use
         try:
             cls._finalize()
         except NameError:
@@ -210,6 +223,19 @@ class Record(metaclass=RecordType):
             finalize_class(cls)
         finally:
             cls._faust_finalizing = False
+
+    @classmethod
+    def make_final(cls) -> None:
+        """Resolve the fields now (for ``lazy_creation=True`` classes; else a no-op).
+
+        >>> from faust import Record
+        >>> class Later(Record, lazy_creation=True):
+        ...     x: int
+        >>> Later.make_final()
+        >>> Later(1)
+        Later(x=1)
+        """
+        cls._finalize()
 
     # -- construction --------------------------------------------------------------------
 
@@ -354,6 +380,21 @@ class Record(metaclass=RecordType):
             errors.extend(descriptor.validate(values.get(name)))
         return errors
 
+    def validate_or_raise(self) -> None:
+        """Raise the first :class:`~faust.exceptions.ValidationError`, if any.
+
+        >>> from faust import IntegerField, Record
+        >>> class Person(Record):
+        ...     age: int = IntegerField(min_value=0)
+        >>> Person(age=-1).validate_or_raise()
+        Traceback (most recent call last):
+        ...
+        faust.exceptions.ValidationError: Person.age: -1 is less than min_value 0
+        """
+        errors = self.validate()
+        if errors:
+            raise errors[0]
+
     def is_valid(self) -> bool:
         """True when :meth:`validate` finds nothing."""
         return not self.validate()
@@ -376,6 +417,27 @@ class Record(metaclass=RecordType):
         values = self.__dict__
         shown = ", ".join(f"{n}={values.get(n, MISSING)!r}" for n in self._options.fields)
         return f"{type(self).__name__}({shown})"
+
+
+def _merge_coercions(
+    cls: type, inherited: Mapping[Any, Any], options: dict[str, Any]
+) -> dict[Any, Callable[[Any], Any]]:
+    given = options["coercions"]
+    if not isinstance(given, Mapping):
+        raise TypeError(
+            f"{cls.__qualname__}: coercions must be a mapping {{type: callable}}, "
+            f"not {type(given).__name__}"
+        )
+    merged = dict(inherited)
+    for types, fn in given.items():
+        for tp in types if isinstance(types, tuple) else (types,):
+            if not isinstance(tp, type) or not callable(fn):
+                raise TypeError(
+                    f"{cls.__qualname__}: coercions maps types to callables, e.g. "
+                    f"{{Decimal: Decimal}}; got {tp!r}: {fn!r}"
+                )
+            merged[tp] = fn
+    return merged
 
 
 # -- introspection (faust models / faust model NAME) ------------------------------------

@@ -73,6 +73,7 @@ class Collection:
         extra_topic_configs: dict[str, Any] | None = None,
         retention: float | None = None,
         on_window_close: Callable[[Any, Any], Any] | None = None,
+        recovery_buffer_size: int = 1000,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Table name must be a non-empty string, not {name!r}")
@@ -80,9 +81,20 @@ class Collection:
             raise TypeError(
                 f"Table {name!r}: default must be callable (like int or list), not {default!r}"
             )
+        if (
+            isinstance(recovery_buffer_size, bool)
+            or not isinstance(recovery_buffer_size, int)
+            or recovery_buffer_size < 1
+        ):
+            raise ValueError(
+                f"Table {name!r}: recovery_buffer_size must be an int >= 1 (changelog "
+                f"records applied to the store at a time), not {recovery_buffer_size!r}"
+            )
         self.app = app
         self.name = name
         self.default = default
+        #: Changelog records applied to the store at a time during recovery (as Faust).
+        self.recovery_buffer_size = recovery_buffer_size
         self.key_type = key_type
         self.value_type = value_type
         self.partitions = partitions or app.conf.topic_partitions
@@ -443,31 +455,68 @@ class Collection:
     def size(self) -> int:
         return sum(self.store.size(p) for p in self._local_partitions())
 
-    def as_ansitable(self, title: str | None = None, key: str = "key", value: str = "value") -> str:
-        """The table as text with box-drawing borders (for logs and the console)."""
-        rows = [
-            (repr(k), repr(v)) for k, v in sorted(self._iter_items(), key=lambda kv: repr(kv[0]))
-        ]
-        headers = (key, value)
-        widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(2)]
-        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-        out = []
-        if title or self.name:
-            out.append(title or self.name)
-        out.append(line)
-        out.append(
-            "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-        )
-        out.append(line)
-        for row in rows:
-            out.append(
-                "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-            )
-        out.append(line)
-        return "\n".join(out)
+    def clear(self) -> None:
+        """Delete every key this worker holds; each deletion goes to the changelog as a
+        tombstone with the next flush, so the table restored from it is empty too.
+
+        Example::
+
+            @app.timer(86400)
+            async def reset_daily_counts():
+                daily_counts.clear()
+        """
+        store = self.store
+        for partition in self._local_partitions():
+            keys = [key for key, _ in store.items(partition)]
+            for key in keys:
+                store.delete(partition, key)
+                self._mark_dirty(partition, key)
+            self.deletes += len(keys)
+
+    def as_ansitable(
+        self,
+        title: str | None = "{table.name}",
+        *,
+        key: str = "Key",
+        value: str = "Value",
+        sort: bool = False,
+        sortkey: Callable[[tuple[Any, Any]], Any] | None = None,
+        target: Any = None,
+    ) -> str:
+        """The table as text with box-drawing borders, as Faust draws it (for logs and
+        the console): ``title`` may use ``{table.name}``; ``sort`` orders the rows by
+        ``sortkey`` (default: the key); ``target`` is accepted for Faust's signature (the
+        text is returned, never printed).
+
+        Example::
+
+            print(word_counts.as_ansitable(title='Words', sort=True))
+        """
+        import io
+
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        items = list(self._iter_items())
+        if sort:
+            items.sort(key=sortkey or _item_key)
+        drawn = RichTable(title=title.format(table=self) if title else None)
+        drawn.add_column(key)
+        drawn.add_column(value)
+        for k, v in items:
+            drawn.add_row(repr(k), repr(v))
+        out = io.StringIO()
+        # Plain text whatever the terminal: the string goes to logs as well.
+        Console(file=out, width=200, color_system=None, force_terminal=False).print(drawn)
+        return out.getvalue().rstrip("\n")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}: {self.partitions} partitions>"
+
+
+def _item_key(item: tuple[Any, Any]) -> Any:
+    """Sort key of a table row: the key, by its repr when keys do not compare."""
+    return repr(item[0])
 
 
 def _sensed(table: Collection, name: str, hook: str, sensors: list[Any]) -> Callable[..., Any]:

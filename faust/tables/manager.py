@@ -292,7 +292,12 @@ class TableManager:
         async for messages in batches:
             now = time.monotonic()
             if messages:
-                table.apply_changelog(tp.partition, messages)
+                size = table.recovery_buffer_size
+                if len(messages) <= size:
+                    table.apply_changelog(tp.partition, messages)
+                else:
+                    for i in range(0, len(messages), size):
+                        table.apply_changelog(tp.partition, messages[i : i + size])
                 read += len(messages)
                 last_progress = now
                 sensors.on_recovery_progress(table.name, tp.partition, read, total)

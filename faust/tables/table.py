@@ -19,6 +19,7 @@ from ..stores import MISSING
 from .base import Collection
 
 if TYPE_CHECKING:
+    from .windows import Window
     from .wrappers import WindowWrapper
 
 __all__ = ["Table", "GlobalTable"]
@@ -106,10 +107,39 @@ class Table(Collection):
 
         return WindowWrapper(self, HoppingWindow(size, step, expires), **kwargs)
 
+    def using_window(self, window: Window, *, key_index: bool = False) -> WindowWrapper:
+        """This table windowed by ``window`` (a :class:`~faust.TumblingWindow`,
+        :class:`~faust.HoppingWindow` or :class:`~faust.SlidingWindow`), as Faust's
+        ``using_window``.
+
+        Example::
+
+            views = app.Table('views', default=int).using_window(
+                faust.TumblingWindow(60, expires=3600))
+        """
+        from .windows import Window
+        from .wrappers import WindowWrapper
+
+        if not isinstance(window, Window):
+            raise TypeError(
+                f"Table {self.name!r}: using_window() takes a window such as "
+                f"faust.TumblingWindow(60), not {window!r}"
+            )
+        return WindowWrapper(self, window, key_index=key_index)
+
     def sliding(
         self, before: float, after: float, expires: float | None = None, **kwargs: Any
     ) -> WindowWrapper:
-        """A window from ``before`` seconds before to ``after`` seconds after each event."""
+        """A window around each event: its key's events from ``before`` seconds before
+        it to ``after`` seconds after (Faust's sliding window; see
+        :class:`~faust.SlidingWindow`).
+
+        Example::
+
+            clicks = app.Table('clicks', default=int).sliding(10, 10, expires=60)
+            clicks[page] += 1
+            clicks[page].current()   # clicks of the page 10 s either side of this one
+        """
         from .windows import SlidingWindow
         from .wrappers import WindowWrapper
 

@@ -214,10 +214,20 @@ class TumblingWindow(HoppingWindow):
 
 
 class SlidingWindow(Window):
-    """One range per event: from ``before`` seconds before it to ``after`` seconds after.
+    """A range around each event: from ``before`` seconds before it to ``after``
+    seconds after, both ends included, holding every event of its key in that range.
 
-    A range is keyed by the event's own timestamp, so two events share a range only if
-    their timestamps are equal (Faust's sliding window).
+    As Faust defines it (``s1.ts - before <= s2.ts <= s1.ts + after``): the range of an
+    event at ``t`` is stored under ``(key, (t - before, t + after))``, and a write at
+    ``t`` changes every range of its key that contains ``t`` (those of the events
+    ``after`` before to ``before`` after it) and makes the event's own range from the
+    events already in it. ``table[key].current()`` in an agent reads the event's range:
+    its key's events from ``before`` seconds before it to ``after`` seconds after.
+
+    The events a new range is made from are kept in memory from the worker's start on
+    (and until they are ``expires + before`` behind stream time): after a restart, the
+    ranges restored keep taking new events, and a new event's range is made from the
+    events seen since the restart.
     """
 
     def __init__(self, before: Seconds, after: Seconds, expires: Seconds | None = None) -> None:
@@ -330,6 +340,13 @@ class TableWindowing:
         self._configure_changelog()
         # Recovery and rebalancing change what the store holds: rebuild the index.
         table.on_recover(self._forget_expiry_index)
+        #: Sliding windows, per stream-time partition (see _clock_partition) and key:
+        #: the ranges stored, and the (timestamp, op, value) written since the start.
+        self._slides: dict[int | None, dict[Any, dict[WindowRange, None]]] = {}
+        self._contributions: dict[int | None, dict[Any, list[tuple[float, Any, Any]]]] = {}
+        if isinstance(window, SlidingWindow):
+            # Instead of a check per write: a sliding table writes another way.
+            self.apply_in_event = self._apply_sliding_in_event  # type: ignore[method-assign]
         table.windowing = self
 
     def _configure_changelog(self) -> None:
@@ -423,9 +440,15 @@ class TableWindowing:
         if index is None:
             index = self._expiry[partition] = _ExpiryIndex()
             newest_start = None
+            slides = None
+            if isinstance(self.window, SlidingWindow):
+                clock = None if self.table.use_partitioner else partition
+                slides = self._slides.setdefault(clock, {})
             for key, _ in self.table.store.items(partition):
                 if is_window_key(key):
                     index.add(key)
+                    if slides is not None:
+                        slides.setdefault(key[0], {})[key[1]] = None
                     start = key[1][0]
                     if newest_start is None or start > newest_start:
                         newest_start = start
@@ -437,6 +460,73 @@ class TableWindowing:
 
     def _forget_expiry_index(self) -> None:
         self._expiry.clear()
+        self._slides.clear()
+
+    # -- sliding windows
+    def _apply_sliding_in_event(
+        self, event: Event, key: Any, timestamp: float, op: Callable[[Any, Any], Any], value: Any
+    ) -> None:
+        self.apply_sliding(event, key, timestamp, op, value)
+
+    def apply_sliding(
+        self,
+        event: Event | None,
+        key: Any,
+        timestamp: float,
+        op: Callable[[Any, Any], Any],
+        value: Any,
+    ) -> None:
+        """``table[key] op= value`` at ``timestamp`` in a sliding-windowed table: every
+        stored range of ``key`` that contains it changes, and the event's own range is
+        made (from the events of the key already in it) if it is new."""
+        window = self.window
+        assert isinstance(window, SlidingWindow)
+        if not self.admit(event, timestamp, key):
+            return
+        table = self.table
+        clock = self._clock_partition(event)
+        if clock is None:
+            for partition in table.store.partitions():
+                self._expiry_index(partition)  # loads the ranges the store holds
+        else:
+            self._expiry_index(clock)
+        ranges = self._slides.setdefault(clock, {}).setdefault(key, {})
+        for window_range in [r for r in ranges if r[0] <= timestamp <= r[1]]:
+            window_key = (key, window_range)
+            old = table._get(window_key)
+            if old is MISSING:  # closed, or deleted by the user
+                del ranges[window_range]
+                continue
+            self.set(window_key, op(old, value))
+        contributions = self._contributions.setdefault(clock, {}).setdefault(key, [])
+        own = (float(timestamp - window.before), float(timestamp + window.after))
+        if own not in ranges:
+            default = table.default
+            if default is None:
+                raise KeyError((key, own))
+            seed = default()
+            for at, earlier_op, earlier in contributions:
+                if own[0] <= at <= own[1]:
+                    seed = earlier_op(seed, earlier)
+            self.set((key, own), op(seed, value))
+            ranges[own] = None
+        contributions.append((timestamp, op, value))
+
+    def _forget_contributions(self, clock: int | None, latest: float) -> None:
+        """Drop what no range an event can still open would take: events at least
+        ``expires + before`` behind stream time."""
+        window = self.window
+        assert isinstance(window, SlidingWindow)
+        horizon = latest - window.expires - window.before
+        by_key = self._contributions.get(clock)
+        if not by_key:
+            return
+        for key in list(by_key):
+            kept = [c for c in by_key[key] if c[0] > horizon]
+            if kept:
+                by_key[key] = kept
+            else:
+                del by_key[key]
 
     def set(self, window_key: Any, value: Any) -> None:
         """Write one range through the table (changelog, dirty tracking) and index it."""
@@ -519,7 +609,15 @@ class TableWindowing:
             latest = self.latest(partition)
             if latest is None:
                 continue
+            sliding = isinstance(self.window, SlidingWindow)
+            clock = None if table.use_partitioner else partition
+            if sliding:
+                self._forget_contributions(clock, latest)
             for window_key in index.pop_stale(self.window, latest):
+                if sliding:
+                    ranges = self._slides.get(clock, {}).get(window_key[0])
+                    if ranges is not None:
+                        ranges.pop(window_key[1], None)
                 value = store.get(partition, window_key)
                 if value is MISSING:  # deleted by the user meanwhile
                     continue

@@ -38,7 +38,14 @@ from ..events import Event, _current_event, current_event
 from ..exceptions import ImproperlyConfigured
 from ..models.fields import FieldDescriptor
 from ..stores import MISSING
-from .windows import Seconds, TableWindowing, Window, WindowRange, is_window_key
+from .windows import (
+    Seconds,
+    SlidingWindow,
+    TableWindowing,
+    Window,
+    WindowRange,
+    is_window_key,
+)
 
 if TYPE_CHECKING:
     from .table import Table
@@ -352,6 +359,9 @@ class WindowSet:
         table = wrapper.table
         if event is not None and not (table.use_partitioner or table.is_global):
             windowing.apply_in_event(event, self.key, timestamp, op, value)
+            return self
+        if isinstance(windowing.window, SlidingWindow):
+            windowing.apply_sliding(event, self.key, timestamp, op, value)
             return self
         if not windowing.admit(event, timestamp, self.key):
             return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import PartitionCountMismatch
@@ -317,8 +317,13 @@ class MemoryConsumer(ConsumerDriver):
 
 
 class MemoryProducer(ProducerDriver):
-    def __init__(self, broker: MemoryBroker) -> None:
+    def __init__(
+        self, broker: MemoryBroker, spec_of: Callable[[str], TopicSpec | None] | None = None
+    ) -> None:
         self.broker = broker
+        # How the app declares a topic (app.topic_spec): a topic sent to before it is
+        # declared is created as declared, as the Kafka driver does, not with defaults.
+        self._spec_of = spec_of
 
     async def start(self) -> None:
         pass
@@ -333,6 +338,10 @@ class MemoryProducer(ProducerDriver):
     def send_now(self, record: OutgoingRecord) -> None:
         """Append synchronously and settle ``record``: the embedded broker acks at once."""
         try:
+            if record.topic not in self.broker.logs and self._spec_of is not None:
+                spec = self._spec_of(record.topic)
+                if spec is not None:
+                    self.broker.declare(spec)
             metadata = self.broker.append(
                 record.topic,
                 record.key,
@@ -372,7 +381,7 @@ class MemoryTransport(Transport):
         return MemoryConsumer(self.broker, group_id, listener, reset, url)
 
     def create_producer(self) -> MemoryProducer:
-        return MemoryProducer(self.broker)
+        return MemoryProducer(self.broker, getattr(self.app, "topic_spec", None))
 
     async def declare_topic(self, spec: TopicSpec) -> None:
         self.broker.declare(spec)

@@ -95,3 +95,66 @@ async def test_send_declares_the_topic_and_checks_the_partition(
     assert f"sent to {topic}[" in agent.stdout
     records = await _read(kafka_bootstrap, topic, 3)
     assert [json.loads(value)["item"] for _, value in records] == ["apple", "apple"]
+
+
+KEYED = """
+import faust
+
+class Order(faust.Record, namespace="shop.Order"):
+    item: str
+    quantity: int = 1
+
+class Customer(faust.Record, namespace="shop.Customer"):
+    id: str
+
+app = faust.App({app_id!r})
+orders = app.topic({topic!r}, partitions=1)
+"""
+
+
+async def test_send_with_key_and_value_types_serializers_and_latency(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    import base64
+    import time
+
+    topic = f"it-cli-typed-{uuid.uuid4().hex[:10]}"
+    (tmp_path / "shop.py").write_text(
+        textwrap.dedent(KEYED.format(app_id=f"it-cli-{uuid.uuid4().hex[:8]}", topic=topic))
+    )
+    started = time.monotonic()
+    sent = _faust(
+        tmp_path,
+        kafka_bootstrap,
+        "send",
+        topic,
+        '{"item": "plum", "quantity": 3}',
+        "-V",
+        "Order",
+        "--value-serializer",
+        "json|binary",
+        "-K",
+        "shop.Customer",
+        "-k",
+        '{"id": "c1"}',
+        "--repeat",
+        "3",
+        "--min-latency",
+        "0.3",
+        "--max-latency",
+        "0.4",
+        "--json",
+    )
+    elapsed = time.monotonic() - started
+    assert sent.returncode == 0, sent.stderr
+    assert [r["offset"] for r in json.loads(sent.stdout)] == [0, 1, 2]
+    assert elapsed >= 0.6  # two waits between three sends
+    records = await _read(kafka_bootstrap, topic, 0)
+    assert len(records) == 3
+    key, value = records[0]
+    assert json.loads(key) == {"id": "c1", "__faust": {"ns": "shop.Customer"}}
+    assert json.loads(base64.b64decode(value)) == {
+        "item": "plum",
+        "quantity": 3,
+        "__faust": {"ns": "shop.Order"},
+    }

@@ -48,6 +48,35 @@ async def test_ask_through_group_by_answers_within_seconds(
     assert time.monotonic() - started < 5.0
 
 
+async def test_ask_nowait_and_a_combined_stream_on_kafka(
+    kafka_app: AppFactory,  # noqa: F811
+) -> None:
+    """ask_nowait's promise is answered through the reply topic; an agent over two
+    combined topics answers asks sent to either and commits both."""
+    app = kafka_app(unique("it-nowait"))
+    orders = app.topic(unique("it-orders"), key_type=str, value_type=Order)
+    refunds = app.topic(unique("it-refunds"), key_type=str, value_type=Order)
+
+    seen: list[tuple[str, int]] = []
+
+    @app.agent(orders)
+    async def amounts(stream: Any) -> AsyncIterator[int]:
+        async for order in stream & refunds.stream():
+            seen.append((faust.current_event().message.topic, order.amount))
+            yield order.amount
+
+    await app.start()
+    assert await amounts.ask(Order(account="a", amount=1), timeout=WAIT) == 1
+    promises = [await amounts.ask_nowait(Order(account="b", amount=i)) for i in range(5)]
+    replies = await asyncio.wait_for(asyncio.gather(*promises), 10)
+    assert replies == list(range(5))
+    await refunds.send(key="c", value=Order(account="c", amount=-7))
+    deadline = time.monotonic() + WAIT
+    while (refunds.topics[0], -7) not in seen and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (refunds.topics[0], -7) in seen
+
+
 # The README tour, on Kafka (its ids made unique), with a line telling the test when the
 # worker has the orders topic's partitions.
 TOUR = """

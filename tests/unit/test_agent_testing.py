@@ -3,6 +3,8 @@ Faust's testing guide uses it (group_by, tables, windowed tables, results)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 from faust.transport.memory import MemoryTransport
 
@@ -185,3 +187,23 @@ async def test_the_readme_tour_agent_under_test_context(app: faust.App) -> None:
         assert agent.results[event.message.offset] == 1000
         small = await agent.put(Purchase(account="a", amount=5))
         assert agent.results[small.message.offset] is None
+
+
+async def test_an_event_that_keeps_raising_after_group_by_is_given_up_on(
+    app: faust.App,
+) -> None:
+    """Its retries are counted (it once went round the repartition forever)."""
+    calls: list[int] = []
+
+    @app.agent(app.topic("gb-fails", value_type=int), retries=2)
+    async def failing(stream):
+        async for value in stream.group_by(lambda v: v, name="gb-fails-by-value"):
+            calls.append(value)
+            raise ValueError(f"bad {value}")
+            yield value
+
+    async with failing.test_context() as agent:
+        await asyncio.wait_for(agent.put(5), 10)
+        [(event, error)] = agent.dead_letters
+        assert event.value == 5 and isinstance(error, ValueError)
+    assert calls == [5, 5, 5]

@@ -660,3 +660,149 @@ async def test_an_agent_over_take_dead_letters_every_event_of_a_batch_that_keeps
     assert sorted(processed + dead) == list(range(9))
     assert 4 in dead
     assert app.error_counts.dead_lettered == len(dead)
+
+
+async def test_an_agent_over_group_by_counts_the_retries_of_the_only_event(
+    app: faust.App,
+) -> None:
+    """The retried event goes back to the repartitioned stream's queue even when that
+    queue is empty (an empty queue is falsy: it once went to the source queue instead,
+    where each retry made a new copy whose attempts started again from 1, forever)."""
+    topic = app.topic("single-in", value_type=int, partitions=1)
+    attempts: list[int] = []
+
+    @app.agent(topic, retries=2)
+    async def by_parity(stream):
+        async for value in stream.group_by(lambda v: v % 2, name="single-parity"):
+            attempts.append(value)
+            raise ConnectionError("database away")
+
+    await app.start()
+    await topic.send(value=7)
+    await eventually(lambda: app.error_counts.dead_lettered == 1)
+    assert app.error_counts.retried == 2
+    await asyncio.sleep(0.1)
+    assert attempts == [7, 7, 7]
+
+
+async def test_ask_nowait_returns_a_promise_of_the_reply_and_kvjoin(app: faust.App) -> None:
+    @app.agent(value_type=int, concurrency=2)
+    async def double(stream):
+        async for value in stream:
+            yield value * 2
+
+    await app.start()
+    promise = await double.ask_nowait(21, correlation_id="c-1")
+    assert isinstance(promise, faust.agents.ReplyPromise)
+    assert promise.correlation_id == "c-1" and promise.reply_to == app.conf.reply_to
+    assert await asyncio.wait_for(promise, 5) == 42
+    assert await double.kvjoin([("a", 1), ("b", 2)]) == [2, 4]
+    assert await double.kvjoin({"x": 5}) == [10]
+    with pytest.raises(ValueError, match="reply topic"):
+        await double.ask_nowait(1, reply_to="elsewhere")
+
+
+async def test_throw_raises_in_the_agent_which_restarts_without_losing_events(
+    app: faust.App,
+) -> None:
+    topic = app.topic("t", value_type=int, partitions=1)
+    seen: list[int] = []
+    errors: list[str] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        try:
+            async for value in stream:
+                seen.append(value)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+            raise
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: seen == [1])
+    await reader.throw(RuntimeError("reload"))  # while it waits for an event
+    await eventually(lambda: errors == ["reload"])
+    await eventually(lambda: len(reader._streams) == 1)
+    await topic.send(value=2)
+    await eventually(lambda: seen == [1, 2])
+    assert app.error_counts.agent_errors == 1
+
+
+def test_unknown_supervisor_strategy_is_refused(app: faust.App) -> None:
+    class ForfeitOneForOneSupervisor:
+        pass
+
+    with pytest.raises(ValueError, match="supervisor_strategy"):
+
+        @app.agent(supervisor_strategy=ForfeitOneForOneSupervisor)
+        async def agent(stream):
+            async for _ in stream:
+                pass
+
+
+@pytest.mark.parametrize(
+    ("strategy", "runs_after_crash"),
+    [(faust.agents.OneForOneSupervisor, 3), (faust.agents.OneForAllSupervisor, 4)],
+)
+async def test_supervisor_strategy_restarts_one_or_all_actors(
+    app: faust.App, strategy: type, runs_after_crash: int
+) -> None:
+    topic = app.topic("t", value_type=int, partitions=1)
+    runs: list[int] = []
+    seen: list[int] = []
+    raised: list[int] = []
+
+    @app.agent(topic, concurrency=2, supervisor_strategy=strategy)
+    async def work(stream):
+        runs.append(1)
+        async for value in stream:
+            if value == 13 and not raised:
+                raised.append(value)
+                raise ValueError("once")
+            seen.append(value)
+
+    await app.start()
+    await eventually(lambda: len(runs) == 2)
+    await topic.send(value=13)
+    await eventually(lambda: len(runs) == runs_after_crash)
+    await eventually(lambda: seen == [13])  # retried once, then processed
+    for value in range(5):
+        await topic.send(value=value)
+    await eventually(lambda: sorted(seen) == [0, 1, 2, 3, 4, 13])
+
+
+async def test_crashing_supervisor_stops_the_worker(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int, partitions=1)
+    reasons: list[str] = []
+    app.on_crash = reasons.append
+
+    @app.agent(topic, supervisor_strategy=faust.agents.CrashingSupervisor)
+    async def strict(stream):
+        async for _ in stream:
+            raise ValueError("no")
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: len(reasons) == 1)
+    assert "CrashingSupervisor" in reasons[0] and "offset=0" in reasons[0]
+
+
+async def test_test_context_output_sent_offset_and_throw(app: faust.App) -> None:
+    @app.agent(value_type=int)
+    async def double(stream):
+        async for value in stream:
+            if value:
+                yield value * 2
+
+    async with double.test_context() as agent:
+        assert agent.sent_offset == 0
+        await agent.put(2)
+        await agent.put(0)  # processed without a yield
+        await agent.put(5)
+        assert agent.sent_offset == 3
+        assert agent.output == [4, 10]
+        await agent.throw(RuntimeError("reset"))
+        await eventually(lambda: app.error_counts.agent_errors == 1)
+        await agent.put(1)
+        assert agent.output == [4, 10, 2]

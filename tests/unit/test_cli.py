@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -305,3 +306,68 @@ def test_command_arguments_and_options_apply_in_declared_order(project: Path) ->
     result = _faust("-A", "greet", "plain", cwd=project)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "plain"
+
+
+def test_json_before_or_after_the_command(project: Path) -> None:
+    before = _faust("-A", "shop", "--json", "agents", cwd=project)
+    after = _faust("-A", "shop", "agents", "--json", cwd=project)
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    fields = _faust("-A", "shop", "model", "Order", "--json", cwd=project)
+    assert json.loads(fields.stdout)[0]["field"] == "item"
+    # -W: the app is imported from that directory.
+    elsewhere = _faust("-W", project.name, "-A", "shop", "agents", "--json", cwd=project.parent)
+    assert json.loads(elsewhere.stdout) == json.loads(before.stdout), elsewhere.stderr
+
+
+def test_global_worker_options_before_the_command(project: Path) -> None:
+    # Faust's placement: -L, -l and -D before the command name; --debug on either side.
+    out = _run_until(
+        [
+            sys.executable, "-m", "faust", "-A", "hello", "-L", "aio", "-l", "debug",
+            "-D", "data-{appid}", "worker", "--debug",
+        ],
+        project,
+        "Hello from Faust to you",
+        1,
+    )  # fmt: skip
+    assert "Worker ready" in out
+    assert re.search(r"loop\s+asyncio", out), out  # not uvloop, even where installed
+    assert "[DEBUG]" in out  # -l debug reached the worker's logging
+    assert "debug=True" in out  # --debug: the loop ran in asyncio debug mode
+
+
+def test_completion_prints_a_script_that_completes(project: Path) -> None:
+    script = _faust("completion", "--shell", "bash", cwd=project)
+    assert script.returncode == 0, script.stderr
+    assert "_FAUST_COMPLETE=bash_complete" in script.stdout
+    assert "complete -o" in script.stdout
+    # What the script asks the command when the user presses Tab after "faust cle".
+    env = {
+        **_env(),
+        "_FAUST_COMPLETE": "bash_complete",
+        "COMP_WORDS": "faust cle",
+        "COMP_CWORD": "1",
+    }
+    answer = subprocess.run(
+        [sys.executable, "-m", "faust"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert answer.stdout.split() == ["plain,clean-versions"]
+    zsh = _faust("completion", "--shell", "zsh", cwd=project)
+    assert "#compdef faust" in zsh.stdout
+
+
+def test_clean_versions_deletes_other_versions_data(project: Path) -> None:
+    (project / "versioned.py").write_text('import faust\napp = faust.App("versioned", version=3)\n')
+    for name in ("versioned-data", "versioned-v2-data", "versioned-v3-data", "other-data"):
+        (project / name).mkdir()
+        (project / name / "table.sst").write_text("x")
+    result = _faust("-A", "versioned", "clean-versions", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Removing old version directory") == 2
+    assert sorted(p.name for p in project.iterdir() if p.name.endswith("-data")) == [
+        "other-data",
+        "versioned-v3-data",
+    ]
+    again = _faust("-A", "versioned", "clean-versions", cwd=project)
+    assert "No data directories of other versions" in again.stdout

@@ -6,6 +6,7 @@ the exit status, the one error line and that no traceback was printed.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -124,6 +125,73 @@ def test_send_checks_its_arguments_before_sending(
     result = _faust("-A", "hello", "send", *args, cwd=project, env=env)
     _only_line(result, *needles, status=2)
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["-V", "Nope", "hello-topic", GREETING], ["--value-type Nope", "faust models"]),
+        (["-K", "Nope", "-k", "{}", "hello-topic", GREETING], ["--key-type Nope"]),
+        (["--value-serializer", "nosuch", "hello-topic", GREETING], ["--value-serializer"]),
+        (["--key-serializer", "nosuch", "-k", "a", "hello-topic"], ["--key-serializer"]),
+        (
+            ["-r", "2", "--min-latency", "2", "--max-latency", "1", "hello-topic", GREETING],
+            ["--min-latency 2.0 --max-latency 1.0", "not above the maximum"],
+        ),
+        (["--min-latency", "-1", "hello-topic", GREETING], [">= 0"]),
+    ],
+)
+def test_send_checks_types_serializers_and_latency(
+    project: Path, args: list[str], needles: list[str]
+) -> None:
+    env = {"FAUST_BROKER": f"kafka://127.0.0.1:{_closed_port()}"}
+    result = _faust("-A", "hello", "send", *args, cwd=project, env=env)
+    _only_line(result, *needles, status=2)
+
+
+# -- global options
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["-L", "eventlet"], ["--loop eventlet", "asyncio only", "-L asyncio"]),
+        (["--loop", "gevent"], ["--loop gevent", "-L uvloop"]),
+        (["-l", "loud"], ["--loglevel loud", "debug, info, warning"]),
+        (["-W", "no-such-dir"], ["--workdir no-such-dir", "existing directory"]),
+    ],
+)
+def test_bad_global_options_fail_in_one_line(
+    project: Path, args: list[str], needles: list[str]
+) -> None:
+    result = _faust(*args, "-A", "hello", "agents", cwd=project)
+    _only_line(result, *needles, status=2)
+
+
+def test_loop_uvloop_needs_uvloop(project: Path) -> None:
+    result = _faust("-L", "uvloop", "-A", "hello", "agents", cwd=project)
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        _only_line(result, "--loop uvloop", "pip install uvloop", status=2)
+    else:
+        assert result.returncode == 0, result.stderr
+
+
+def test_clean_versions_refuses_a_directory_a_worker_uses(project: Path) -> None:
+    from faust.stores.datadir import DataDirLock
+
+    (project / "versioned.py").write_text('import faust\napp = faust.App("versioned", version=2)\n')
+    (project / "versioned-data").mkdir()
+    lock = DataDirLock(project / "versioned-data")
+    lock.acquire()
+    try:
+        result = _faust("-A", "versioned", "clean-versions", cwd=project)
+    finally:
+        lock.release()
+    line = _error_line(result, "clean-versions", "is running on", "stop it")
+    assert f"(pid {os.getpid()})" in line
+    assert (project / "versioned-data").is_dir()
 
 
 def test_send_to_an_unreachable_broker_fails_in_bounded_time(project: Path) -> None:

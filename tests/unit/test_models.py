@@ -11,6 +11,7 @@ from uuid import UUID
 
 import pytest
 
+import faust
 from faust.exceptions import DecodeError, ValidationError
 from faust.models import (
     BooleanField,
@@ -848,3 +849,79 @@ def test_options_are_inherited_except_namespace_and_abstract() -> None:
     assert not Child._options.abstract
     with pytest.raises(ValidationError):
         Child(5)
+
+
+# -- Faust options: coercions, lazy_creation, validate_or_raise, Model ------------------
+
+
+def test_coercions_convert_fields_of_a_type_on_construction_and_decode() -> None:
+    from decimal import Decimal
+
+    def cents(value: object) -> Decimal:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+
+    class Invoice(faust.Record, coercions={Decimal: cents}, namespace="tests.m.Invoice"):
+        total: Decimal
+        lines: list[Decimal] = []
+        discount: Decimal | None = None
+
+    invoice = Invoice(12.5, lines=["1.234", 3], discount=None)
+    assert invoice.total == Decimal("12.50") and invoice.lines == [Decimal("1.23"), Decimal("3.00")]
+    assert invoice.discount is None
+    assert Invoice.loads(invoice.dumps()) == invoice
+    assert Invoice.from_data({"total": "7.005"}).total == Decimal("7.00")
+
+    class Labelled(Invoice, coercions={(str,): str.upper}, namespace="tests.m.Labelled"):
+        label: str = "x"
+
+    labelled = Labelled("1", label="due")
+    assert (labelled.total, labelled.label) == (Decimal("1.00"), "DUE")  # inherited + own
+
+
+def test_coercions_must_map_types_to_callables() -> None:
+    with pytest.raises(TypeError, match="coercions maps types to callables"):
+
+        class Bad(faust.Record, coercions={"int": int}):
+            x: int
+
+    with pytest.raises(TypeError, match="coercions must be a mapping"):
+
+        class Worse(faust.Record, coercions=[int]):
+            x: int
+
+
+def test_lazy_creation_resolves_fields_on_first_use_or_make_final() -> None:
+    class Shipment(faust.Record, lazy_creation=True, namespace="tests.m.Shipment"):
+        parcel: Parcel  # defined below this test, resolved on first use
+
+    Shipment.make_final()
+    assert Shipment(Parcel(3)).parcel.weight == 3
+    assert Shipment.from_data({"parcel": {"weight": 4}}) == Shipment(Parcel(4))
+
+    class Broken(faust.Record, lazy_creation=True):
+        thing: Missing  # noqa: F821 -- never defined
+
+    with pytest.raises(NameError, match="Broken.thing"):
+        Broken.make_final()
+
+
+class Parcel(faust.Record, namespace="tests.m.Parcel"):
+    weight: int
+
+
+def test_validate_or_raise_raises_the_first_error() -> None:
+    class Person(faust.Record):
+        age: int = faust.IntegerField(min_value=0, max_value=150)
+
+    Person(age=30).validate_or_raise()
+    with pytest.raises(ValidationError, match="greater than max_value 150"):
+        Person(age=200).validate_or_raise()
+
+
+def test_model_is_the_base_class_of_records() -> None:
+    from faust.models import Model
+
+    class Point(faust.Record):
+        x: int
+
+    assert isinstance(Point(1), Model) and issubclass(Point, Model)

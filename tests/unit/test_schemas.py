@@ -245,3 +245,82 @@ def test_repr_shows_types_and_codecs() -> None:
     assert repr(Schema(key_type=str, value_type=Reading)) == (
         "<Schema: key_type=str key_serializer=raw value_type=Reading value_serializer=json>"
     )
+
+
+# -- Faust compatibility: custom Schema subclasses, value_type=bytes -------------------
+
+
+def test_value_type_bytes_gives_the_payload_undecoded() -> None:
+    schema = Schema(value_type=bytes)  # the default value serializer is json
+    assert schema.loads_value(b"\x00not json\xff") == b"\x00not json\xff"
+    assert schema.dumps_value(b"\x01\x02") == b"\x01\x02"
+    assert Schema(key_type=bytes).loads_key(b"k\xff") == b"k\xff"
+
+
+async def test_topic_with_value_type_bytes_delivers_raw_bytes(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import eventually
+
+    topic = app.topic("blobs", value_type=bytes, partitions=1)
+    seen: list[bytes] = []
+
+    @app.agent(topic)
+    async def blobs(stream):  # type: ignore[no-untyped-def]
+        async for blob in stream:
+            seen.append(blob)
+
+    await app.start()
+    await topic.send(value=b'{"a": 1}')
+    await topic.send(value=b"\xff\x00")
+    await eventually(lambda: len(seen) == 2)
+    assert seen == [b'{"a": 1}', b"\xff\x00"]
+
+
+def test_faust_call_form_of_loads_key_and_loads_value() -> None:
+    from faust.transport.base import Message
+
+    message = Message("t", 0, 0, 0.0, b"k", b'{"sensor":"s","value":2.0}', [])
+    schema = Schema(key_type=str, value_type=Reading)
+    assert schema.loads_key(None, message) == "k"
+    assert schema.loads_value(None, message) == Reading("s", 2.0)
+    assert (
+        Schema(value_type=str).loads_value(None, message, serializer="raw")
+        == message.value.decode()
+    )
+
+
+async def test_custom_schema_loads_value_is_called_as_faust_calls_it(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import eventually
+
+    calls: list[tuple[object, bytes]] = []
+
+    class Envelope(Schema):
+        """Values arrive as 'VERSION:json'; the version is in the payload, not a header."""
+
+        def loads_value(self, app, message, *, loads=None, serializer=None):  # type: ignore[no-untyped-def,override]
+            calls.append((app, message.value))
+            _, _, body = message.value.partition(b":")
+            return loads(self.value_type, body, serializer=serializer or "json")
+
+        def loads_key(self, app, message, *, loads=None, serializer=None):  # type: ignore[no-untyped-def,override]
+            return super().loads_key(app, message, loads=loads, serializer=serializer)
+
+    schema = Envelope(key_type=str, value_type=Reading)
+    topic = app.topic("enveloped", schema=schema, partitions=1)
+    assert topic.message_loaders is not None
+    assert app.topic("plain", value_type=Reading).message_loaders is None  # default path
+    seen: list[tuple[str, Reading]] = []
+
+    @app.agent(topic)
+    async def readings(stream):  # type: ignore[no-untyped-def]
+        async for key, reading in stream.items():
+            seen.append((key, reading))
+
+    await app.start()
+    raw_topic = app.topic("enveloped", value_serializer="raw", partitions=1)
+    await raw_topic.send(key="s1", value=b'v2:{"sensor":"s1","value":1.5}')
+    await raw_topic.send(key="s2", value=b"v2:{broken")  # reported like any undecodable value
+    await raw_topic.send(key="s3", value=b'v2:{"sensor":"s3"}')
+    await eventually(lambda: len(seen) == 2)
+    assert seen == [("s1", Reading("s1", 1.5)), ("s3", Reading("s3", 0.0))]
+    assert calls[0] == (app, b'v2:{"sensor":"s1","value":1.5}')
+    await eventually(lambda: app.conductor.decode_errors == 1)

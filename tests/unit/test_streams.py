@@ -309,3 +309,150 @@ async def test_backpressure_stops_fetching_until_the_agent_catches_up(app: faust
         assert seen == list(range(100))
     finally:
         await small.stop()
+
+
+async def test_take_events_and_take_with_timestamp(app: faust.App) -> None:
+    topic = app.topic("t", value_type=dict, partitions=1)
+    batches: list[list[faust.Event]] = []
+    stamped: list[list[dict]] = []
+
+    @app.agent(topic)
+    async def by_events(stream):
+        async for events in stream.take_events(2, within=0.2):
+            batches.append(events)
+
+    @app.agent(topic)
+    async def by_timestamp(stream):
+        async for values in stream.take_with_timestamp(2, 0.2, "ts"):
+            stamped.append(values)
+
+    await app.start()
+    for i in range(3):
+        await topic.send(value={"n": i}, timestamp=1000.0 + i)
+    await eventually(lambda: sum(map(len, batches)) == 3 and sum(map(len, stamped)) == 3)
+    assert [[e.message.offset for e in b] for b in batches] == [[0, 1], [2]]
+    assert all(isinstance(e, faust.Event) for b in batches for e in b)
+    assert [v for b in stamped for v in b] == [
+        {"n": 0, "ts": 1000.0},
+        {"n": 1, "ts": 1001.0},
+        {"n": 2, "ts": 1002.0},
+    ]
+    tracker = app.consumer.trackers[faust.transport.base.TP("t", 0)]
+    # The last list is acked when the next is asked for (after `within`).
+    await eventually(lambda: tracker.committable() == 3)
+
+
+async def test_stream_current_event_property(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int)
+    seen: list[tuple[int, int]] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        assert stream.current_event is None
+        async for value in stream:
+            seen.append((value, stream.current_event.message.offset))
+
+    await app.start()
+    await topic.send(value=7, partition=1)
+    await topic.send(value=8, partition=1)
+    await eventually(lambda: seen == [(7, 0), (8, 1)])
+
+
+async def test_active_partitions_limits_a_stream_to_those_partitions(app: faust.App) -> None:
+    topic = app.topic("t", value_type=int, partitions=4)
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        only_two = topic.stream(active_partitions={faust.transport.base.TP("t", 2)})
+        assert only_two.active_partitions == {faust.transport.base.TP("t", 2)}
+
+        async def read_partition_two() -> None:
+            async for value in only_two:
+                seen.append(value)
+
+        task = asyncio.ensure_future(read_partition_two())
+        try:
+            async for _ in stream:
+                pass
+        finally:
+            task.cancel()
+
+    await app.start()
+    for partition in range(4):
+        await topic.send(value=partition, partition=partition)
+    await eventually(lambda: seen == [2])
+    # The others were skipped and acked: their offsets are committable.
+    for partition in range(4):
+        tracker = app.consumer.trackers[faust.transport.base.TP("t", partition)]
+        await eventually(lambda tracker=tracker: tracker.committable() == 1)
+
+
+async def test_combined_streams_yield_both_and_ack_each_event(app: faust.App) -> None:
+    orders = app.topic("orders", value_type=int)
+    refunds = app.topic("refunds", value_type=int)
+    seen: list[tuple[str, int]] = []
+    combined_seen: list[tuple[str, int]] = []
+
+    @app.agent(orders)
+    async def both(stream):
+        async for value in stream & refunds.stream():
+            seen.append((faust.current_event().message.topic, value))
+
+    @app.agent(orders)
+    async def by_combine(stream):
+        async for event in stream.combine(refunds.stream()).events():
+            combined_seen.append((event.message.topic, event.value))
+
+    await app.start()
+    for i in range(3):
+        await orders.send(value=i, partition=0)
+        await refunds.send(value=-i, partition=0)
+    expected = sorted([("orders", i) for i in range(3)] + [("refunds", -i) for i in range(3)])
+    await eventually(lambda: sorted(seen) == expected and sorted(combined_seen) == expected)
+    # In order within each source.
+    assert [v for t, v in seen if t == "orders"] == [0, 1, 2]
+    assert [v for t, v in seen if t == "refunds"] == [0, -1, -2]
+    for name in ("orders", "refunds"):
+        tracker = app.consumer.trackers[faust.transport.base.TP(name, 0)]
+        # Two of three are past (the last is acked when the agent asks for the next).
+        await eventually(lambda tracker=tracker: tracker.committable() >= 2)
+    await app.stop()
+    with pytest.raises(TypeError, match="combine"):
+        orders.stream().combine(42)  # type: ignore[arg-type]
+
+
+async def test_a_combined_stream_loses_no_event_when_its_agent_restarts(app: faust.App) -> None:
+    orders = app.topic("orders", value_type=int)
+    refunds = app.topic("refunds", value_type=int)
+    seen: list[tuple[str, int]] = []
+    raised: list[int] = []
+
+    @app.agent(orders)
+    async def both(stream):
+        async for value in (stream & refunds.stream()).filter(lambda v: v != 50):
+            if value == 99 and not raised:
+                raised.append(value)
+                raise ValueError("once")
+            seen.append((faust.current_event().message.topic, value))
+
+    await app.start()
+    for i in range(3):
+        await refunds.send(value=-i, partition=0)
+    await orders.send(value=99, partition=0)
+    await orders.send(value=50, partition=0)  # filtered out, still acked
+    for i in range(3, 6):
+        await refunds.send(value=-i, partition=0)
+        await orders.send(value=i, partition=0)
+    expected = sorted(
+        [("orders", 99), ("orders", 3), ("orders", 4), ("orders", 5)]
+        + [("refunds", -i) for i in range(6)]
+    )
+    await eventually(lambda: sorted(seen) == expected)
+    assert raised == [99]
+    # Each source in its order, the crash included.
+    assert [v for t, v in seen if t == "refunds"] == [0, -1, -2, -3, -4, -5]
+    assert [v for t, v in seen if t == "orders"] == [99, 3, 4, 5]
+    for name, count in (("orders", 5), ("refunds", 6)):
+        tracker = app.consumer.trackers[faust.transport.base.TP(name, 0)]
+        await eventually(lambda tracker=tracker, count=count: tracker.committable() >= count - 1)

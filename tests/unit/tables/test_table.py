@@ -451,3 +451,62 @@ async def test_an_untyped_table_gives_records_back_as_records(store: str, tmp_pa
         assert restored["b"] == {"text": "a plain dict"}
     finally:
         await reader.stop()
+
+
+async def test_clear_writes_tombstones_so_the_restored_table_is_empty_too() -> None:
+    broker = f"memory://clear-{uuid.uuid4().hex}"
+    app_id = f"clear-{next(_ids)}"
+    writer = _shared_app(broker, app_id)
+    table = writer.Table("counts", partitions=2, use_partitioner=True)
+    kept = writer.Table("kept", partitions=1, use_partitioner=True)
+    await writer.start()
+    for i in range(10):
+        table[f"k{i}"] = i
+    kept["x"] = 1
+    await table.flush()
+    table.clear()
+    assert len(table) == 0 and table.as_dict() == {}
+    table["after"] = 1  # a write after clear() survives it
+    await table.flush()
+    await kept.flush()
+    await writer.stop()
+
+    reader = _shared_app(broker, app_id)
+    restored = reader.Table("counts", partitions=2, use_partitioner=True)
+    restored_kept = reader.Table("kept", partitions=1, use_partitioner=True, recovery_buffer_size=1)
+    await reader.start()
+    try:
+        await eventually(lambda: reader.tables.records_restored == 22)
+        assert restored.as_dict() == {"after": 1}
+        assert restored_kept.as_dict() == {"x": 1}
+    finally:
+        await reader.stop()
+
+
+def test_recovery_buffer_size_is_checked(app: faust.App) -> None:
+    with pytest.raises(ValueError, match="recovery_buffer_size must be an int >= 1"):
+        app.Table("bad", recovery_buffer_size=0)
+
+
+async def test_as_ansitable_sorted_with_a_title(app: faust.App) -> None:
+    table = app.Table("scores", partitions=1, use_partitioner=True)
+    table["b"] = 2
+    table["a"] = 1
+    text = table.as_ansitable(sort=True, key="Name", value="Score")
+    lines = text.splitlines()
+    assert lines[0].strip() == "scores"  # the default title is the table's name
+    assert "Name" in text and "Score" in text
+    assert text.index("'a'") < text.index("'b'")
+    assert "│" in text or "|" in text
+    by_value = table.as_ansitable(title="By {table.name}", sort=True, sortkey=lambda kv: -kv[1])
+    assert by_value.splitlines()[0].strip() == "By scores"
+    assert by_value.index("'b'") < by_value.index("'a'")
+    assert table.as_ansitable(title=None).lstrip().startswith(("┏", "+", "┌"))
+
+
+def test_using_window_windows_the_table(app: faust.App) -> None:
+    views = app.Table("views", default=int).using_window(faust.TumblingWindow(60, expires=120))
+    assert isinstance(views.window, faust.TumblingWindow)
+    assert views.window.expires == 120
+    with pytest.raises(TypeError, match="using_window"):
+        app.Table("other").using_window(60)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 import pytest
 
+import faust
 from faust.exceptions import PartitionCountMismatch
 from faust.transport.base import TP, RebalanceListener, TopicSpec
 from faust.transport.memory import MemoryBroker, MemoryConsumer, MemoryProducer
@@ -214,3 +215,15 @@ async def test_routing_names_each_members_url_and_is_empty_while_rebalancing() -
     assert c1.routing() == {}
     await c1.getmany(0, 10)
     assert c1.routing() == {"http://w1:6066": frozenset(TP("t", p) for p in range(4))}
+
+
+async def test_a_topic_sent_to_before_its_declaration_gets_the_declared_partitions() -> None:
+    """As on Kafka: the app's declaration, not the default partition count."""
+    app = faust.App(f"early-send-{id(object())}", topic_partitions=4)
+    topic = app.topic("declared-later", value_type=int, partitions=1)
+    await topic.send(value=1)
+    assert len(app.transport.broker.logs["declared-later"]) == 1
+    await topic.declare()  # no mismatch
+    await app.topic("undeclared").send(value=b"x")
+    assert len(app.transport.broker.logs["undeclared"]) == 4
+    await app.release_clients()
