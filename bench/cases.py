@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rocksdict import AccessType, Options, Rdict
 
 import faust
+from faust.topics import legal_topic_name
 
 from .embedded import Reading
 from .kafka import FirstToLast, produce_batches, run_until_done
@@ -171,6 +172,8 @@ async def group_by_count(bootstrap: str, topic_name: str, events: int, datadir: 
     finally:
         await app.stop()
         await delete_app_topics(bootstrap, app.conf.id)
+        # The repartition topic is named after the agent and the source, as in Faust.
+        await delete_topics(bootstrap, prefix=legal_topic_name(f"{count.name}-{topic_name}-"))
     return events / elapsed
 
 

@@ -54,7 +54,8 @@ async def split_sentences(stream):
 
 @app.agent(words)
 async def count_words(stream):
-    # Repartitioned by the word itself, through the topic word-count-word-repartition:
+    # Repartitioned by the word itself, through the topic
+    # word_count.count_words-words-word-repartition (named as Faust names it):
     # each word is counted on the worker that owns its table partition.
     async for word in stream.group_by(lambda word: word, name='word'):
         counts[word] += 1

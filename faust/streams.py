@@ -80,6 +80,10 @@ class Stream(Generic[T]):
         self._thrown: BaseException | None = None
         #: Set on an agent's stream: queues of streams its last run derived, to reuse.
         self._parked: ParkedQueues | None = None
+        #: The agent whose stream this is (names its repartition topics, as in Faust).
+        self._agent_name: str | None = None
+        #: The channel's name already starts with the agent's (a repartition topic).
+        self._channel_prefixed = False
         #: The streams a combined stream (``s1 & s2``) reads; empty for any other.
         self._combined: list[Stream] = []
         self._closed = False
@@ -334,6 +338,8 @@ class Stream(Generic[T]):
         clone: Stream[Any] = type(self)(self.app, self.queue, parent=self, **kwargs)
         clone.active_partitions = self.active_partitions
         clone._combined = self._combined
+        clone._agent_name = self._agent_name
+        clone._channel_prefixed = self._channel_prefixed
         clone._feeder = self._feeder
         self._feeder = None
         return clone
@@ -429,10 +435,15 @@ class Stream(Generic[T]):
         topic: Topic | None = None,
         partitions: int | None = None,
     ) -> Stream:
-        """Repartition by a new key through ``{app}-{name}-repartition``.
+        """Repartition by a new key through an internal topic named as Faust names it:
+        ``{agent}-{source topic}-{name}-repartition`` in an agent, and
+        ``{source topic}-{name}-repartition`` outside one.
 
-        ``key`` is a model field (``Order.account_id``, named after the field) or a
-        callable taking the value (give it ``name=``).
+        ``key`` is a model field (``Order.account_id``, named ``Order.account_id``) or a
+        callable taking the value (give it ``name=``). Keys are encoded with the source
+        topic's key serializer (the app's ``key_serializer``, raw by default: a str key
+        is its UTF-8 bytes), so an app moved over from faust-streaming keeps reading and
+        writing the repartition topic it had.
 
         Example::
 
@@ -441,35 +452,57 @@ class Stream(Generic[T]):
         """
         getter: Callable[[Any], Any]
         field_name = getattr(key, "field", None)
+        key_type: Any = None
         if field_name is not None and hasattr(key, "getattr"):
             getter = key.getattr
-            name = name or field_name
+            model = getattr(key, "model", None)
+            name = name or (f"{model.__name__}.{field_name}" if model else field_name)
+            # Decode the repartitioned key to the field's type where the codec can.
+            field_type = getattr(key, "value_type", None)
+            if field_type in _KEY_TYPES or _is_record_type(field_type):
+                key_type = field_type
         elif callable(key):
             getter = key
             if name is None and topic is None:
                 raise ValueError(
                     "group_by() with a callable key needs name=...: it names the "
-                    "repartition topic {app}-{name}-repartition."
+                    "repartition topic {agent}-{topic}-{name}-repartition."
                 )
         else:
             raise TypeError(f"group_by() key must be a model field or a callable, not {key!r}")
         # Values go to the repartition topic as they came, in bytes, unless something
         # may have changed them (a processor, or a topic of the caller's with its own
         # schema): re-encoding would give the same value at a cost.
-        from .topics import Topic
+        from .topics import Topic, legal_topic_name
 
         as_received = topic is None and isinstance(self.channel, Topic) and not self._processors
+        derives_topic = topic is None
         if topic is None:
             schema = self.channel.schema if self.channel is not None else None
+            source = self.channel.name if self.channel is not None else self.app.conf.id
             topic = self.app.topic(
-                f"{self.app.conf.id}-{name}-repartition",
+                legal_topic_name(f"{self._repartition_prefix()}{source}-{name}-repartition"),
+                key_type=key_type,
                 value_type=schema.value_type if schema is not None else None,
+                key_serializer=schema.key_serializer if schema is not None else None,
                 value_serializer=schema.value_serializer if schema is not None else None,
-                key_serializer="json",
                 partitions=partitions or _partitions_of(self.channel),
                 internal=True,
             )
-        return self._derive(topic, getter, as_received=as_received)
+        derived = self._derive(topic, getter, as_received=as_received)
+        # Faust prefixes a repartition topic once: a group_by of it adds no agent name.
+        derived._channel_prefixed = derives_topic and bool(self._agent_name)
+        return derived
+
+    def _repartition_prefix(self) -> str:
+        """``{agent}-`` for a repartition topic of an agent's stream, unless the source
+        topic already carries it (the agent's own topic, or a repartition topic)."""
+        agent = self._agent_name
+        if not agent or self._channel_prefixed:
+            return ""
+        if self.channel is not None and self.channel.name == _agent_topic(self.app, agent):
+            return ""
+        return f"{agent}-"
 
     def _derive(
         self,
@@ -486,6 +519,7 @@ class Stream(Generic[T]):
         queue = self._take_parked(target)
         derived = target.stream() if queue is None else Stream(self.app, queue, channel=target)
         derived._parent = self
+        derived._agent_name = self._agent_name
         self._children.append(derived)
 
         async def forward() -> None:
@@ -515,6 +549,7 @@ class Stream(Generic[T]):
             parent=self,
             in_process=True,
         )
+        derived._agent_name = self._agent_name
         from .topics import Topic
 
         queue = derived.queue
@@ -786,6 +821,23 @@ def _releaser(original: Message) -> Callable[[Message], None]:
 
 async def _await_filter(result: Awaitable[Any], value: Any) -> Any:
     return value if await result else _SKIP
+
+
+#: Key types a repartition topic decodes its keys to (what the raw codec writes back).
+_KEY_TYPES = (str, bytes, int, float)
+
+
+def _is_record_type(tp: Any) -> bool:
+    from .models import Record
+
+    return isinstance(tp, type) and issubclass(tp, Record)
+
+
+def _agent_topic(app: Any, agent: str) -> str:
+    """The topic an agent without a channel of its own reads (``{app id}-{agent}``)."""
+    from .topics import legal_topic_name
+
+    return legal_topic_name(f"{app.conf.id}-{agent}")
 
 
 def _partitions_of(channel: Any) -> int | None:

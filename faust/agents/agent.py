@@ -265,6 +265,7 @@ class Agent:
                 stream: Stream[Any] = Stream(
                     self.app, queue, channel=self.channel, in_process=in_process
                 )
+                stream._agent_name = self.name
                 stream._parked = parked
                 self._streams.add(stream)
                 started = loop.time()

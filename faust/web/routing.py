@@ -12,10 +12,12 @@ any key::
     async def get_count(web, request, word):
         return web.json({word: counts[word]})
 
-The key's partition is found as the table finds it: the key encoded with the table's key
-serializer (JSON unless the table says otherwise, as ``group_by`` repartitions), hashed
-like Kafka's producer. A stream that writes the table keyed otherwise (a source topic
-keyed with raw text, say) puts keys elsewhere: repartition it with ``group_by``.
+The key's partition is where the stream that writes the table puts it: the key encoded
+with the app's ``key_serializer`` (raw by default: text as its UTF-8 bytes, as
+``group_by`` repartitions and as most sources are keyed), hashed like Kafka's producer;
+a table with ``use_partitioner=True`` places keys by its own key serializer. A stream
+that writes the table keyed otherwise puts keys elsewhere: repartition it with
+``group_by``.
 
 The route runs the view where the key's partition is read, forwards the request to the
 worker that reads it otherwise, and answers 503 (JSON, at once) while nobody does: before

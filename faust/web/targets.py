@@ -88,13 +88,27 @@ class TableTarget(_Keyed):
         self.everywhere = table.is_global
         self.key_type = table.key_type
         self.schema = table.changelog_topic.schema
+        # A table written from a stream holds a key in the partition of the event that
+        # wrote it: where the key hashes as the stream's topic encodes keys, which is
+        # the app's key serializer (raw by default: text as UTF-8) for a group_by and
+        # for most sources. A table with use_partitioner places keys itself.
+        self._placement = (
+            None
+            if table.use_partitioner or table.is_global
+            else table.app.schema(key_type=table.key_type)
+        )
 
     def partition_of(self, key: Any) -> TP:
+        table = self.table
         try:
-            partition = self.table._partition_of_key(key)
+            if self._placement is None:
+                partition = table._partition_of_key(key)
+            else:
+                data = self._placement.dumps_key(key)
+                partition = 0 if data is None else partition_for_key(data, table.partitions)
         except Exception as exc:  # the codec's own error: the key is the client's
             raise self._unencodable(key, exc) from None
-        return TP(self.table.changelog_topic.name, partition)
+        return TP(table.changelog_topic.name, partition)
 
 
 class TopicTarget(_Keyed):

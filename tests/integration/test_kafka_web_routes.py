@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaProducer
 
 import faust
@@ -106,8 +105,9 @@ def free_port() -> int:
 
 
 def owner_of(info: dict[str, Any], word: str) -> str | None:
-    """The worker ``/router/`` names for ``word``'s partition of table counts."""
-    partition = partition_for_key(orjson.dumps(word), PARTITIONS)
+    """The worker ``/router/`` names for ``word``'s partition of table counts (where
+    group_by put the word: its raw text, hashed)."""
+    partition = partition_for_key(word.encode(), PARTITIONS)
     owner: str | None = info["tables"]["counts"]["partitions"][str(partition)]
     return owner
 

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 import faust
+from faust.topics import legal_topic_name
 from faust.transport.base import TP
 from tests.conftest import eventually
 
@@ -601,7 +602,7 @@ async def test_an_agent_over_group_by_loses_no_buffered_event_when_it_restarts(
     for partition in range(2):
         end = len(app.transport.broker.logs["orders-in"][partition])
         await eventually(lambda p=partition, e=end: _committable(app, "orders-in", p) == e)
-    repartition = f"{app.conf.id}-parity-repartition"
+    repartition = legal_topic_name(f"{by_parity.name}-orders-in-parity-repartition")
     ends = {
         p: len(app.transport.broker.logs[repartition][p])
         for p in range(len(app.transport.broker.logs[repartition]))
