@@ -35,6 +35,7 @@ RUN_BY = {
     "rpc.py": "test_rpc_asks_the_agent",
     "schedules.py": "test_schedules_runs_the_leader_timer_and_schedules_the_crontab",
     "isolated.py": "test_isolated_keeps_a_total_per_partition",
+    "service.py": "test_the_service_runs_its_task_and_timer_and_stops_with_the_worker",
     "testing/orders.py": "test_the_testing_example_passes_under_pytest",
     "testing/test_orders.py": "test_the_testing_example_passes_under_pytest",
 }
@@ -149,3 +150,14 @@ def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "testing", tmp_path / "testing")
     output = run("python -m pytest -q -p no:cacheprovider", tmp_path / "testing", timeout=120)
     assert "2 passed" in output
+
+
+def test_the_service_runs_its_task_and_timer_and_stops_with_the_worker(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLES / "service.py", tmp_path)
+    with running("python service.py worker -l info", tmp_path, "polled", count=2) as done:
+        pass
+    assert done.returncode == 0, done.output
+    assert "[^PriceFeed]: price feed starting" in done.output
+    [stopped] = re.findall(r"price feed stopped after (\d+) prices", done.output)
+    assert int(stopped) >= 2
+    assert "Traceback" not in done.output
