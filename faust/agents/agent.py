@@ -606,28 +606,19 @@ class Agent:
 
             total = await adder.ask(value=Add(a=1, b=2))
         """
-        own = self.app.conf.reply_to
-        if reply_to is not None and reply_to != own:
-            raise ValueError(
-                f"ask(reply_to={reply_to!r}): replies are read from this app's reply topic "
-                f"{own!r} only. Leave reply_to out, or set the app's reply_to setting."
-            )
-        replies = await self.app.maybe_start_replies()
-        correlation_id = correlation_id or uuid.uuid4().hex
-        fut = replies.expect(correlation_id)
+        promise = await self.ask_nowait(
+            value,
+            key=key,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+        )
         try:
-            await self.send(
-                key=key,
-                value=value,
-                partition=partition,
-                timestamp=timestamp,
-                headers=headers,
-                reply_to=own,
-                correlation_id=correlation_id,
-            )
-            return await asyncio.wait_for(fut, timeout) if timeout else await fut
+            return await asyncio.wait_for(promise, timeout) if timeout else await promise
         finally:
-            replies.pending.pop(correlation_id, None)
+            promise.cancel()  # no longer waited for: forgotten (no-op once answered)
 
     async def ask_nowait(
         self,
@@ -654,9 +645,8 @@ class Agent:
         own = self.app.conf.reply_to
         if reply_to is not None and reply_to != own:
             raise ValueError(
-                f"ask_nowait(reply_to={reply_to!r}): replies are read from this app's "
-                f"reply topic {own!r} only. Leave reply_to out, or set the app's reply_to "
-                "setting."
+                f"reply_to={reply_to!r}: replies are read from this app's reply topic "
+                f"{own!r} only. Leave reply_to out, or set the app's reply_to setting."
             )
         replies = await self.app.maybe_start_replies()
         promise = replies.promise(correlation_id or uuid.uuid4().hex)
