@@ -140,10 +140,12 @@ class App:
         self.on_shutdown = Signal("on_shutdown", self)
 
     # -- settings
-    def config_from_object(self, obj: Any) -> None:
+    def config_from_object(self, obj: Any, *, silent: bool = False, force: bool = False) -> None:
         """Take settings from an object, a module or a mapping (or the dotted name of
         one, ``'myproj.settings'`` or ``'myproj.settings:Config'``), as Faust does:
         each attribute named like a setting is one; arguments to ``faust.App(...)`` win.
+        ``silent``: a dotted name that does not import is ignored. ``force`` is Faust's
+        (it applies lazy configuration at once): settings here always apply at once.
 
         >>> app = App('cfg-demo')
         >>> class Config:
@@ -159,9 +161,14 @@ class App:
             )
         if isinstance(obj, str):
             module_name, _, attr = obj.partition(":")
-            obj = importlib.import_module(module_name)
-            if attr:
-                obj = getattr(obj, attr)
+            try:
+                obj = importlib.import_module(module_name)
+                if attr:
+                    obj = getattr(obj, attr)
+            except (ImportError, AttributeError):
+                if silent:
+                    return
+                raise
         options = settings_from_object(obj)
         fresh = Settings.from_sources(self._id, {**options, **self._options})
         for name, value in vars(fresh).items():

@@ -18,6 +18,7 @@ __all__ = [
     "NotReady",
     "PartitionCountMismatch",
     "AskError",
+    "SameNode",
 ]
 
 
@@ -82,3 +83,8 @@ class AskError(FaustError):
         self.agent = agent
         self.error_type = error_type
         super().__init__(f"Agent {agent} raised {error_type}: {reason}" if agent else reason)
+
+
+class SameNode(FaustError):
+    """A request was to be forwarded to the worker that is this one (Faust's name; the
+    table routes here serve such a request locally instead of raising it)."""

@@ -29,7 +29,7 @@ import orjson
 
 from faust.exceptions import DecodeError, EncodeError, KeyDecodeError, ValueDecodeError
 from faust.models.fields import show
-from faust.models.record import Record, registry
+from faust.models.record import Record, maybe_model
 from faust.serializers import Codec, CodecArg, get_codec, json, json_default, raw, want_bytes
 
 __all__ = ["Schema"]
@@ -404,7 +404,7 @@ def _make_loader(
     if tp is None and type(codec) is not raw:
         # Untyped: a Record still comes back as one (its JSON names its class), as it
         # went out, so a table reads the same before and after a restore.
-        convert = _revive_record
+        convert = maybe_model
     if type(codec) is raw:
         # raw decoding is the identity: skip the codec (str keys are the common case).
         if convert is None:
@@ -448,17 +448,6 @@ def _make_loader(
             return fail(data, exc)
 
     return load
-
-
-def _revive_record(obj: Any) -> Any:
-    """``obj`` as the Record its ``__faust`` namespace names, if it is one we know."""
-    if type(obj) is dict:
-        meta = obj.get("__faust")
-        if type(meta) is dict:
-            model = registry.get(meta.get("ns", ""))
-            if model is not None:
-                return model.from_data(obj)
-    return obj
 
 
 def _converter(tp: Any) -> Callable[[Any], Any] | None:

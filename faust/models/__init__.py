@@ -25,7 +25,14 @@ from faust.models.fields import (
     IntegerField,
     StringField,
 )
-from faust.models.record import ModelOptions, Record, describe_fields, describe_model, registry
+from faust.models.record import (
+    ModelOptions,
+    Record,
+    describe_fields,
+    describe_model,
+    maybe_model,
+    registry,
+)
 
 #: Faust's name for the base class of models (``isinstance(x, Model)``, annotations).
 Model = Record
@@ -37,6 +44,7 @@ __all__ = [
     "registry",
     "describe_fields",
     "describe_model",
+    "maybe_model",
     "FieldDescriptor",
     "StringField",
     "IntegerField",

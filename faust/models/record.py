@@ -45,6 +45,7 @@ __all__ = [
     "registry",
     "describe_fields",
     "describe_model",
+    "maybe_model",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -441,6 +442,26 @@ def _merge_coercions(
 
 
 # -- introspection (faust models / faust model NAME) ------------------------------------
+
+
+def maybe_model(arg: Any) -> Any:
+    """``arg`` as the Record its ``__faust`` namespace names, if it is a dict naming a
+    Record this process knows; else ``arg`` unchanged (what untyped values decode to).
+
+    >>> class Pair(Record, namespace='doc.Pair'):
+    ...     a: int
+    >>> maybe_model({'a': 1, '__faust': {'ns': 'doc.Pair'}})
+    Pair(a=1)
+    >>> maybe_model({'a': 1})
+    {'a': 1}
+    """
+    if type(arg) is dict:
+        meta = arg.get(_METADATA_KEY)
+        if type(meta) is dict:
+            model = registry.get(meta.get("ns", ""))
+            if model is not None:
+                return model.from_data(arg)
+    return arg
 
 
 def describe_model(model: type[Record]) -> str:

@@ -397,7 +397,6 @@ KNOWN_MISSING: dict[str, str] = {
     "faust.Topic(acks=)": "no per-topic acks; the producer_acks setting applies to all",
     "faust.Channel(loop=)": "no loop argument: the running asyncio loop is always used",
     "faust.Event(headers=)": "Event takes (app, key, value, message); headers come from message",
-    "faust.App.config_from_object(silent=, force=)": "only config_from_object(obj)",
     "faust.Agent.test_context(channel=, supervisor_strategy=)": "test_context() takes no options",
     "agent.stream": "agent.stream(channel) is not public; use app.stream(agent.channel)",
     "agent.cancel": "agents are cancelled only by stopping the app",
@@ -412,7 +411,6 @@ KNOWN_MISSING: dict[str, str] = {
     "table.on_key_get": "no per-key hooks on tables; Sensor.on_table_get sees reads",
     "table.on_key_set": "no per-key hooks on tables; Sensor.on_table_set sees writes",
     "table.on_key_del": "no per-key hooks on tables; Sensor.on_table_del sees deletes",
-    "faust.models.maybe_model": "faust.models.maybe_model(arg) is not exported",
     "faust.Schema.dumps_key(app, key, serializer=)": "Schema.dumps_key(key) only",
     "faust.Schema.dumps_value(app, value, serializer=)": "Schema.dumps_value(value) only",
     "faust.Sensor.on_message_in": "hook takes (tp, messages), not (tp, offset, message)",
@@ -426,7 +424,6 @@ KNOWN_MISSING: dict[str, str] = {
     "faust.Sensor.on_send_error": "hook takes (topic, count, exc), not (producer, exc, state)",
     "faust.Sensor.on_assignment_start": "no partition-assignor hooks",
     "faust.Sensor.on_rebalance_start": "hook takes the revoked partitions, not the app",
-    "faust.exceptions.SameNode": "table_route never raises SameNode; it serves locally",
     "faust livecheck": "Faust's LiveCheck subsystem is not implemented",
 }
 
@@ -781,10 +778,10 @@ def test_known_missing_item_is_really_missing(
         check()
 
 
-# The target is 95 %; what is measured today is ~90 % (KNOWN_MISSING lists the
+# The target is 95 %; what is measured today is ~91 % (KNOWN_MISSING lists the
 # gap). The floor keeps it from falling; raise it as entries leave KNOWN_MISSING.
 COVERAGE_TARGET = 0.95
-COVERAGE_FLOOR = 0.90
+COVERAGE_FLOOR = 0.91
 
 
 def test_coverage_of_faust_documented_api() -> None:

@@ -409,3 +409,12 @@ def test_topic_name_kafka_would_reject_fails_at_declaration(
 def test_legal_topic_names_are_accepted(app: faust.App) -> None:
     for name in ("orders", "Orders.v2_x-1", "x" * 249, "..."):
         assert app.topic(name).name == name
+
+
+def test_config_from_object_takes_faust_s_silent_and_force() -> None:
+    app = faust.App("cfg-silent")
+    app.config_from_object("no_such_settings_module", silent=True)  # ignored
+    with pytest.raises(ImportError):
+        app.config_from_object("no_such_settings_module")
+    app.config_from_object({"topic_partitions": 3}, force=True)
+    assert app.conf.topic_partitions == 3
