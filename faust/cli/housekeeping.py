@@ -35,9 +35,8 @@ def clean_versions(ctx: click.Context) -> None:
         try:
             lock.acquire()
         except DataDirInUse as exc:
-            pid = "" if exc.pid is None else f" (pid {exc.pid})"
             raise CommandError(
-                f"clean-versions: a worker{pid} is running on {exc.datadir!r}; stop it "
+                f"clean-versions: a worker{exc.pid_note} is running on {exc.datadir!r}; stop it "
                 "first, or leave that version's data."
             ) from None
         try:

@@ -664,9 +664,8 @@ def reset(ctx: click.Context, yes: bool) -> None:
         try:
             lock.acquire()
         except DataDirInUse as exc:
-            pid = "" if exc.pid is None else f" (pid {exc.pid})"
             raise CommandError(
-                f"reset: a worker{pid} is running on data directory {exc.datadir!r}; "
+                f"reset: a worker{exc.pid_note} is running on data directory {exc.datadir!r}; "
                 "resetting would delete its tables under it. Stop the worker first."
             ) from None
     try:

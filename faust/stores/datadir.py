@@ -35,6 +35,11 @@ class DataDirInUse(ImproperlyConfigured):
         self.datadir = datadir
         self.pid = pid
 
+    @property
+    def pid_note(self) -> str:
+        """`` (pid N)`` naming the holder for an error message, or '' if unknown."""
+        return "" if self.pid is None else f" (pid {self.pid})"
+
 
 class DataDirLock:
     """The exclusive lock on a data directory.
@@ -115,10 +120,9 @@ def open_stores(app: Any) -> DataDirLock | None:
     try:
         lock.acquire()
     except DataDirInUse as exc:
-        pid = "" if exc.pid is None else f" (pid {exc.pid})"
         raise ImproperlyConfigured(
-            f"Data directory {exc.datadir!r} is in use by another worker{pid}: stop it, or "
-            "give this worker a data directory of its own: faust --datadir DIR -A ... "
-            "worker, or the datadir setting."
+            f"Data directory {exc.datadir!r} is in use by another worker{exc.pid_note}: stop "
+            "it, or give this worker a data directory of its own: faust --datadir DIR -A "
+            "... worker, or the datadir setting."
         ) from None
     return lock
