@@ -12,6 +12,7 @@ agent yields go to its sinks and, for ``ask()``, back to the caller.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import uuid
@@ -87,15 +88,20 @@ class Agent:
         dead_letter_topic: str | None = None,
         supervisor_strategy: Any = None,
     ) -> None:
-        label = name or fun.__qualname__
+        # functools.partial(async_def, ...) binds leading arguments (Faust programs pass
+        # channels this way): named, documented and checked as the function it wraps.
+        target = fun
+        while isinstance(target, functools.partial):
+            target = target.func
+        label = name or target.__qualname__
         # A plain ``def`` would only fail once started, and then be restarted forever.
         # (Unwrapped: a decorator made with functools.wraps over an async def is fine.)
-        call = fun if inspect.isroutine(fun) else getattr(fun, "__call__", fun)  # noqa: B004
+        call = target if inspect.isroutine(target) else getattr(target, "__call__", target)  # noqa: B004
         call = inspect.unwrap(call)
         if not (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)):
             raise TypeError(
                 f"Agent {label}: an agent must be an async def (async def "
-                f"{getattr(fun, '__name__', 'agent')}(stream): async for value in stream: "
+                f"{getattr(target, '__name__', 'agent')}(stream): async for value in stream: "
                 "...), not a plain def."
             )
         if retries is None:
@@ -107,10 +113,10 @@ class Agent:
         else:
             check_on_error(on_error, f"Agent {label}")
         if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"Agent {name or fun.__qualname__}: concurrency must be >= 1")
+            raise ValueError(f"Agent {label}: concurrency must be >= 1")
         if isolated_partitions and concurrency != 1:
             raise ValueError(
-                f"Agent {name or fun.__qualname__}: isolated_partitions runs one actor per "
+                f"Agent {label}: isolated_partitions runs one actor per "
                 "partition and cannot be combined with concurrency > 1."
             )
         self.fun = fun
@@ -118,13 +124,13 @@ class Agent:
         #: 'one_for_one', 'one_for_all' or 'crashing' (see ``supervisors.py``).
         self.supervisor_strategy = strategy_name(supervisor_strategy, label)
         # The same name however the app was started (python app.py, faust -A app).
-        self.name = name or f"{module_name(fun.__module__)}.{fun.__qualname__}"
+        self.name = name or f"{module_name(target.__module__)}.{target.__qualname__}"
         self.concurrency = concurrency
         self.isolated_partitions = isolated_partitions
         self.retries: int = retries
         self.on_error: str = on_error
         self._dead_letter_topic = dead_letter_topic
-        self.help = help or (inspect.getdoc(fun) or "").split("\n")[0]
+        self.help = help or (inspect.getdoc(target) or "").split("\n")[0]
         self._sinks: list[Any] = list(sink or ())
         if channel is None or isinstance(channel, str):
             # Named {app_id}-{agent name} as in Faust: two apps whose agents share a module
@@ -145,8 +151,8 @@ class Agent:
         # Events the agent raised on and that are being retried -> failures so far
         # (shared by the actors: with concurrency > 1 another actor may take the retry).
         self._attempts: dict[Event, int] = {}
-        self.__doc__ = fun.__doc__
-        self.__name__ = getattr(fun, "__name__", self.name)
+        self.__doc__ = target.__doc__
+        self.__name__ = getattr(target, "__name__", self.name)
         self.__wrapped__ = fun
 
     def __call__(self, stream: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import pytest
@@ -570,6 +571,37 @@ async def test_async_generator_agent_is_accepted(app: faust.App) -> None:
             yield value * 2
 
     assert app.agents[doubler.name] is doubler
+
+
+async def test_a_partial_of_an_async_def_is_an_agent(app: faust.App) -> None:
+    # As Faust programs bind channels to agent functions: app.agent(ch)(partial(f, out)).
+    out = app.channel(value_type=str)
+    seen: list[str] = []
+
+    async def tag(prefix: str, stream):
+        """Tags each value."""
+        async for value in stream:
+            yield f"{prefix}:{value}"
+
+    async def collect(stream):
+        async for value in stream:
+            seen.append(value)
+
+    source = app.channel(value_type=str)
+    tagger = app.agent(source, sink=[out])(functools.partial(tag, "a"))
+    app.agent(out, name="collect")(collect)
+    assert tagger.name == f"{__name__}.{tag.__qualname__}"
+    assert tagger.help == "Tags each value."
+    with pytest.raises(TypeError, match=r"Agent .*plain: an agent must be an async def"):
+
+        def plain(prefix, stream):
+            return stream
+
+        app.agent()(functools.partial(plain, "a"))
+
+    await app.start()
+    await source.send(value="x")
+    await eventually(lambda: seen == ["a:x"])
 
 
 async def test_an_agent_over_group_by_loses_no_buffered_event_when_it_restarts(
