@@ -127,7 +127,8 @@ class App:
         self.on_after_configured = SyncSignal("on_after_configured", self)
         # A rebalance starts, its assignment is handled, its tables are recovered.
         self.on_rebalance_start = SyncSignal("on_rebalance_start", self)
-        self.on_rebalance_complete = SyncSignal("on_rebalance_complete", self)
+        # As in Faust, complete is sent (and awaited) once the tables are recovered.
+        self.on_rebalance_complete = Signal("on_rebalance_complete", self)
         self.on_rebalance_end = SyncSignal("on_rebalance_end", self)
         #: Sent per record a topic sends, with ``key``, ``value`` (bytes), ``partition``,
         #: ``timestamp`` and ``headers`` (a list receivers may append pairs to).
@@ -393,9 +394,23 @@ class App:
         return _decorate
 
     def crontab(
-        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
+        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False, tz: Any = None
     ) -> Callable[[F], F]:
-        """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``."""
+        """Run a function on a cron schedule, e.g. ``@app.crontab('*/5 * * * *')``, in
+        ``timezone`` (a tzinfo or a zone name; default: the ``timezone`` setting).
+
+        ``tz`` is another name for ``timezone``, as Faust's crontab examples write it::
+
+            @app.crontab('16 20 * * *', timezone='US/Pacific', on_leader=True)
+            async def evening_report():
+                ...
+        """
+        if tz is not None:
+            if timezone is not None:
+                raise TypeError(
+                    f"@app.crontab({cron_format!r}): give the zone as timezone= or tz=, not both"
+                )
+            timezone = tz
 
         def _decorate(fun: F) -> F:
             label = label_of(fun)
@@ -912,7 +927,6 @@ class App:
         self.tables.on_partitions_assigned(assigned)
         await self.on_partitions_assigned.send(assigned)
         if self.rebalancing:
-            self.on_rebalance_complete.send_sync()
             self._spawn(self._rebalance_ended(self._rebalances), name="rebalance-end")
 
     def _rebalance_started(self) -> None:
@@ -926,6 +940,8 @@ class App:
     async def _rebalance_ended(self, rebalance: int) -> None:
         await self.tables.wait_recovered()
         if self.rebalancing and rebalance == self._rebalances:  # no newer one began
+            await self.on_rebalance_complete.send()
+        if self.rebalancing and rebalance == self._rebalances:  # nor while it ran
             self.rebalancing = False
             self.on_rebalance_end.send_sync()
 

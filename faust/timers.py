@@ -131,4 +131,12 @@ class Crontab(_Scheduled):
         tz = self.timezone or self.app.conf.timezone
         now = datetime.datetime.now(tz)
         next_run = croniter(self.cron, now).get_next(datetime.datetime)
+        # Said once at INFO: a daily job is otherwise silent for up to a day.
+        logger.log(
+            logging.DEBUG if self.runs else logging.INFO,
+            "Crontab %s (%r): next run at %s",
+            self.name,
+            self.cron,
+            next_run.isoformat(),
+        )
         return max((next_run - now).total_seconds(), 0.0)

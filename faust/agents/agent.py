@@ -28,6 +28,7 @@ from ..services import Backoff, wait_or_cancel
 from ..settings import check_on_error
 from ..streams import ParkedQueues, Stream
 from ..topics import legal_topic_name
+from ..transport.base import TP
 from .backoff import restart_backoff, retry_delay
 from .replies import CORRELATION_ID, REPLY_ERROR, REPLY_TO, encode_error_reply, encode_reply
 from .supervisors import strategy_name
@@ -35,7 +36,7 @@ from .supervisors import strategy_name
 if TYPE_CHECKING:
     from ..channels import Headers
     from ..serializers import CodecArg
-    from ..transport.base import TP, RecordMetadata, SendCallback
+    from ..transport.base import RecordMetadata, SendCallback
     from .replies import ReplyPromise
     from .testing import AgentTestWrapper
 
@@ -194,8 +195,12 @@ class Agent:
         if entry is None:
             queue = EventQueue(self.channel.maxsize)
             self.app.sensors.watch(queue, self.name)
+            # The actor's stream.active_partitions, as in Faust (the router sends it only
+            # these, so the stream needs no filter).
+            tps = {TP(topic, partition) for topic in getattr(self.channel, "topics", ())}
             task = asyncio.get_running_loop().create_task(
-                self._supervise(queue), name=f"agent:{self.name}[{partition}]"
+                self._supervise(queue, active_partitions=tps),
+                name=f"agent:{self.name}[{partition}]",
             )
             entry = self._partition_actors[partition] = (queue, task)
             self._actors.append(task)
@@ -243,9 +248,16 @@ class Agent:
         """Where events this agent gives up on go (``on_error='dead_letter'``)."""
         return str(self.app.dead_letters.topic_name(self.name, self._dead_letter_topic))
 
-    async def _supervise(self, queue: EventQueue, *, in_process: bool = False) -> None:
+    async def _supervise(
+        self,
+        queue: EventQueue,
+        *,
+        in_process: bool = False,
+        active_partitions: set[TP] | None = None,
+    ) -> None:
         """Run the agent over ``queue``, restarting it after a crash; ``in_process``:
-        its streams repartition without the broker (``test_context()``)."""
+        its streams repartition without the broker (``test_context()``);
+        ``active_partitions``: the only partitions ``queue`` gets (isolated actors)."""
         loop = asyncio.get_running_loop()
         backoff = restart_backoff(self.app.conf.agent_restart_backoff)
         retry: list[Event] = []
@@ -273,6 +285,8 @@ class Agent:
                 )
                 stream._agent_name = self.name
                 stream._parked = parked
+                if active_partitions is not None:
+                    stream.active_partitions = active_partitions
                 self._streams.add(stream)
                 started = loop.time()
                 failed: list[Event] = []

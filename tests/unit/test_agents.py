@@ -485,6 +485,24 @@ async def test_isolated_partitions_run_one_actor_per_partition(app: faust.App) -
     assert all(len(v) == 1 for v in tasks.values()) and len(set(names)) == 4
 
 
+async def test_an_isolated_actors_stream_has_its_partition_active(app: faust.App) -> None:
+    # As Faust's isolated-partitions example asserts of each event.
+    topic = app.topic("iso-active", value_type=int, partitions=2)
+    seen: list[tuple[int, set[TP]]] = []
+
+    @app.agent(topic, isolated_partitions=True)
+    async def per_partition(stream):
+        async for event in stream.events():
+            assert event.message.tp in stream.active_partitions
+            seen.append((event.value, stream.active_partitions))
+
+    await app.start()
+    await topic.send(value=0, partition=0)
+    await topic.send(value=1, partition=1)
+    await eventually(lambda: len(seen) == 2)
+    assert sorted(seen) == [(0, {TP("iso-active", 0)}), (1, {TP("iso-active", 1)})]
+
+
 def test_isolated_partitions_cannot_have_concurrency(app: faust.App) -> None:
     with pytest.raises(ValueError, match="isolated_partitions"):
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
+import zoneinfo
 
 import pytest
 
@@ -275,6 +277,26 @@ def test_crontab_next_run_respects_the_timezone(app: faust.App) -> None:
     if expected <= 0:
         expected += 86400
     assert abs(delay - expected) < 2
+
+
+def test_crontab_takes_tz_as_faust_examples_write_it(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Faust's crontab example: @app.crontab('16 20 * * *', tz=pytz.timezone(...)).
+    pacific = zoneinfo.ZoneInfo("US/Pacific")
+    app.crontab("16 20 * * *", tz=pacific, on_leader=True)(lambda: None)
+    cron = app.timers[-1]
+    with caplog.at_level(logging.INFO, logger="faust.timers"):
+        delay = cron.next_delay()
+    now = datetime.datetime.now(pacific)
+    expected = now.replace(hour=20, minute=16, second=0, microsecond=0)
+    if expected <= now:
+        expected += datetime.timedelta(days=1)
+    assert abs(delay - (expected - now).total_seconds()) < 2
+    # The next run is said at start: a daily job is otherwise silent for a day.
+    assert f"('16 20 * * *'): next run at {expected.isoformat()}" in caplog.text
+    with pytest.raises(TypeError, match="timezone= or tz=, not both"):
+        app.crontab("* * * * *", tz=pacific, timezone=pacific)
 
 
 async def test_crontab_runs(app: faust.App, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -290,6 +290,24 @@ async def test_rebalance_signals_and_rebalancing(app: faust.App) -> None:
     assert len(calls) == 3  # giving the partitions up at stop is no rebalance
 
 
+async def test_on_rebalance_complete_awaits_an_async_receiver_after_recovery(
+    app: faust.App,
+) -> None:
+    # As Faust's word_count example connects it: an async def that prints a table.
+    app.Table("completed", default=int)
+    seen: list[tuple[bool, bool]] = []
+
+    @app.on_rebalance_complete.connect
+    async def on_complete(sender: faust.App, **kwargs: object) -> None:
+        await asyncio.sleep(0)
+        seen.append((sender.rebalancing, sender.tables.recovering))
+
+    await app.start()
+    await app.wait_ready()
+    await eventually(lambda: len(seen) == 1)
+    assert seen == [(True, False)]  # before on_rebalance_end, once the table is recovered
+
+
 async def test_on_produce_message_sees_each_record_and_adds_headers(app: faust.App) -> None:
     topic = app.topic("produced", value_type=str)
     seen: list[dict[str, object]] = []
