@@ -280,7 +280,9 @@ class Env:
             **os.environ,
             # faust-streaming's default broker, for the programs that name none.
             "BROKER_URL": f"kafka://{BOOTSTRAP}",
-            "PYTHONPATH": str(libraries),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(libraries), os.environ.get("PYTHONPATH")) if p
+            ),
             "PYTHONUNBUFFERED": "1",
             "FAUST_WEB_PORT": "0",
         }
