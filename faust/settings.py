@@ -391,6 +391,16 @@ class Settings(FaustSettings):
         env="TABLE_CLEANUP_INTERVAL",
     )
 
+    # -- worker
+    blocking_timeout: float | None = setting(
+        None,
+        check.optional(check.positive_float),
+        "Warn, with the stack of the blocking call, when the event loop has not turned for "
+        "this many seconds (a call that does not await stalls every agent, commit and web "
+        "request). None: off.",
+        env="BLOCKING_TIMEOUT",
+    )
+
     # -- sensors
     sensors_enabled: bool = setting(
         True,

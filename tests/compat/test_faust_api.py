@@ -372,6 +372,8 @@ CLI: list[tuple[str, str]] = [
     ("worker", "--web-host"),
     ("worker", "--without-web"),
     ("worker", "--loglevel"),
+    ("worker", "--blocking-timeout"),
+    ("worker", "--console-port"),
     ("send", ""),
     ("send", "--key"),
     ("send", "--key-type"),
