@@ -16,6 +16,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -329,7 +330,7 @@ SETTINGS: list[tuple[str, Any]] = [
     ("web_bind", "0.0.0.0"),
     ("web_cors_options", None),
     ("web_enabled", True),
-    ("web_host", "localhost"),
+    ("web_host", socket.gethostname()),
     ("web_in_thread", False),
     ("web_port", 6066),
     ("web_transport", "tcp:"),
