@@ -334,7 +334,7 @@ SETTINGS: list[tuple[str, Any]] = [
     ("web_in_thread", False),
     ("web_port", 6066),
     ("web_transport", "tcp:"),
-    ("canonical_url", "http://localhost:6066"),
+    ("canonical_url", f"http://{socket.gethostname()}:6066"),
     ("ssl_context", None),
     ("agent_supervisor", None),
     ("Agent", None),
