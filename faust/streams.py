@@ -576,7 +576,7 @@ class Stream(Generic[T]):
                     original.headers,
                     on_done=_releaser(original),
                 )
-                await queue.put_many([Event(self.app, key, event.value, copy)])
+                await queue.put_many([Event(self.app, key, event.value, None, copy)])
 
         derived._feeder = forward
         return derived
@@ -732,7 +732,7 @@ def stream_of(app: Any, values: Any, **kwargs: Any) -> Stream[Any]:
             nonlocal offset
             message = Message("", 0, offset, time.time(), None, None)
             offset += 1
-            await queue.put_many([Event(app, None, value, message)])
+            await queue.put_many([Event(app, None, value, None, message)])
 
         try:
             if hasattr(values, "__aiter__"):

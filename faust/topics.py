@@ -96,7 +96,17 @@ class Topic(Channel[T]):
         on_error: str | None = None,
         dead_letter_topic: str | None = None,
         pattern: str | re.Pattern[str] | None = None,
+        acks: bool = True,
+        is_iterator: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        if not isinstance(acks, bool):
+            raise TypeError(
+                f"app.topic({', '.join(map(repr, topics))}, acks={acks!r}): acks is Faust's "
+                "consumer-side flag, True or False (False: offsets read from this topic are "
+                "never committed). The producer's acks (0, 1, -1) are the producer_acks "
+                "setting."
+            )
         if pattern is not None and topics:
             raise ValueError(
                 f"app.topic({', '.join(map(repr, topics))}, pattern={pattern!r}): give topic "
@@ -123,8 +133,11 @@ class Topic(Channel[T]):
                 value_serializer=value_serializer,
                 allow_empty=allow_empty,
             )
-        super().__init__(app, schema=schema, maxsize=maxsize)
+        super().__init__(app, schema=schema, maxsize=maxsize, loop=loop)
         self.topics = tuple(topics)
+        #: False: this app never commits offsets of these topics (Faust's ``acks``);
+        #: what it reads from them is read again after a restart.
+        self.acks = acks
         if self.pattern is not None:
             self.name = f"pattern:{self.pattern.pattern}"
         else:
@@ -144,6 +157,9 @@ class Topic(Channel[T]):
         self._value_dumps = schema.value_dumper()
         #: Set when the schema overrides loads_key/loads_value (decoded per message).
         self.message_loaders = schema.message_loaders(app)
+        if is_iterator:
+            self.is_iterator = True
+            self._own_queue = self.subscribe()
 
     def get_topic_name(self) -> str:
         if self.pattern is not None:
@@ -358,9 +374,26 @@ class Topic(Channel[T]):
             "on_error": self.on_error,
             "dead_letter_topic": self.dead_letter_topic,
             "pattern": self.pattern,
+            "acks": self.acks,
+            "loop": self._loop,
         }
         options.update(changes)
         return Topic(self.app, **options)
+
+    def clone(self, *, is_iterator: bool | None = None, **changes: Any) -> Topic:
+        """A topic object reading the same topics (see :meth:`Channel.clone`): with
+        ``is_iterator=True`` it has its own queue from now on, read with ``get()``.
+
+        Example::
+
+            reader = orders.clone(is_iterator=True)
+            event = await reader.get(timeout=5.0)
+        """
+        clone = self.derive(**changes)
+        if is_iterator if is_iterator is not None else self.is_iterator:
+            clone.is_iterator = True
+            clone._own_queue = clone.subscribe()
+        return clone
 
     def __repr__(self) -> str:
         return f"<Topic {','.join(self.topics) or self.name}>"

@@ -118,7 +118,7 @@ class AgentTestWrapper:
         )
         self.sent_offset += 1
         message.refcount = 1
-        event = Event(self.agent.app, key, value, message)
+        event = Event(self.agent.app, key, value, None, message)
         await self._queue.put_many([event])
         if wait:
             # The stream acks an event when the agent asks for the next one, which it

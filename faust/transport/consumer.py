@@ -226,9 +226,12 @@ class Consumer(RebalanceListener):
         """
         async with self._commit_lock:
             offsets: dict[TP, int] = {}
+            acks_enabled_for = self.conductor.acks_enabled_for
             for tp, tracker in list(self.trackers.items()):
                 if tps is not None and tp not in tps:
                     continue
+                if not acks_enabled_for(tp.topic):
+                    continue  # app.topic(..., acks=False): never committed
                 offset = self._advance(tracker)
                 if offset > self.committed.get(tp, -1):
                     offsets[tp] = offset

@@ -394,9 +394,6 @@ CLI: list[tuple[str, str]] = [
 
 # Documented items that are not supported here, and why.
 KNOWN_MISSING: dict[str, str] = {
-    "faust.Topic(acks=)": "no per-topic acks; the producer_acks setting applies to all",
-    "faust.Channel(loop=)": "no loop argument: the running asyncio loop is always used",
-    "faust.Event(headers=)": "Event takes (app, key, value, message); headers come from message",
     "faust.Agent.test_context(channel=, supervisor_strategy=)": "test_context() takes no options",
     "agent.stream": "agent.stream(channel) is not public; use app.stream(agent.channel)",
     "agent.cancel": "agents are cancelled only by stopping the app",
@@ -404,10 +401,6 @@ KNOWN_MISSING: dict[str, str] = {
     "stream.tee": "stream.tee(n) is not implemented",
     "stream.derive": "stream.derive(...) is not implemented",
     "stream.get_active_stream": "no get_active_stream(); streams are not chained that way here",
-    "channel.put": "Channel.put(value) is not public; use channel.send(value=...)",
-    "channel.get": "Channel.get(timeout=) is not public; iterate channel.stream()",
-    "channel.clone": "Channel.clone() is not implemented",
-    "channel.empty": "Channel.empty() is not implemented",
     "table.on_key_get": "no per-key hooks on tables; Sensor.on_table_get sees reads",
     "table.on_key_set": "no per-key hooks on tables; Sensor.on_table_set sees writes",
     "table.on_key_del": "no per-key hooks on tables; Sensor.on_table_del sees deletes",
