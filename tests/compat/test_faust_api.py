@@ -394,10 +394,6 @@ CLI: list[tuple[str, str]] = [
 
 # Documented items that are not supported here, and why.
 KNOWN_MISSING: dict[str, str] = {
-    "faust.Agent.test_context(channel=, supervisor_strategy=)": "test_context() takes no options",
-    "agent.stream": "agent.stream(channel) is not public; use app.stream(agent.channel)",
-    "agent.cancel": "agents are cancelled only by stopping the app",
-    "agent.info": "no agent.info() introspection dict",
     "stream.tee": "stream.tee(n) is not implemented",
     "stream.derive": "stream.derive(...) is not implemented",
     "stream.get_active_stream": "no get_active_stream(); streams are not chained that way here",
