@@ -344,6 +344,107 @@ class Stream(Generic[T]):
         self._feeder = None
         return clone
 
+    def derive(self, channel: Channel | None = None, **kwargs: Any) -> Stream:
+        """A new stream with this one's options (processors, acking), some changed by
+        ``kwargs`` (``autoack=``, ``processors=``, ...), as in Faust; with ``channel`` it
+        reads that channel instead (every event sent there from now on).
+
+        Example::
+
+            manual = stream.derive(autoack=False)
+        """
+        if channel is None or channel is self.channel:
+            return self._clone(**kwargs)
+        options: dict[str, Any] = {
+            "processors": self._processors,
+            "autoack": self.autoack,
+            "in_process": self.in_process,
+            **kwargs,
+        }
+        derived = channel.stream(parent=self, **options)
+        derived._agent_name = self._agent_name
+        return derived
+
+    def get_active_stream(self) -> Stream:
+        """The last stream of the chain this one starts (as in Faust): the stream a
+        ``group_by``, ``through``, ``filter``, ... made from it, and so on; itself if
+        none was made.
+
+        Example::
+
+            regrouped = stream.group_by(Order.account_id)
+            assert stream.get_active_stream() is regrouped
+        """
+        stream = self
+        while stream._children:
+            stream = stream._children[-1]
+        return stream
+
+    def tee(self, n: int = 2) -> tuple[Stream, ...]:
+        """``n`` streams that each get every event of this one (``itertools.tee`` for
+        streams). An event is acked once all ``n`` have moved past it; a slow one holds
+        the others back once its buffer (``stream_buffer_maxsize``) is full.
+
+        Example::
+
+            audit, count = orders.stream().tee(2)
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"tee(n={n!r}): n must be an int >= 1")
+        maxsize = self.channel.maxsize if self.channel is not None else 4096
+        copies = tuple(
+            Stream(self.app, EventQueue(maxsize), channel=self.channel, parent=self)
+            for _ in range(n)
+        )
+        queues = [copy.queue for copy in copies]
+
+        async def forward() -> None:
+            try:
+                async for event in self.events():
+                    if all(queue.closed for queue in queues):
+                        return  # every copy was closed: leave this stream's events be
+                    original = event.message
+                    original.refcount += n  # each copy's on_done releases one
+                    for queue in queues:
+                        copy = Message(
+                            original.topic,
+                            original.partition,
+                            original.offset,
+                            original.timestamp,
+                            original.key,
+                            original.value,
+                            original.headers,
+                            on_done=_releaser(original),
+                        )
+                        await queue.put_many(
+                            [Event(self.app, event.key, event.value, event._headers, copy)]
+                        )
+                # This stream ended: end the copies once they took what they hold.
+                while any(queue.buffer for queue in queues if not queue.closed):
+                    await asyncio.sleep(FEED_DRAIN_POLL)
+            except Exception as exc:
+                for copy in copies:
+                    copy._error = exc
+                raise
+            finally:
+                for queue in queues:
+                    queue.close()
+
+        # Started by the first copy read; this stream's own feeder (if any) is left to
+        # this stream, which forward() iterates.
+        started: list[asyncio.Task[None]] = []
+
+        async def start_source() -> None:
+            if not started:
+                task = asyncio.get_running_loop().create_task(forward(), name=f"tee:{self!r}")
+                # Its error is raised in the copies' readers (copy._error).
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                started.append(task)
+
+        for copy in copies:
+            copy._feeder = start_source
+        return copies
+
     def filter(self, predicate: Callable[[Any], Any]) -> Stream:
         """Only values for which ``predicate(value)`` is true (it may be async)."""
 

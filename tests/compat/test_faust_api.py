@@ -394,9 +394,6 @@ CLI: list[tuple[str, str]] = [
 
 # Documented items that are not supported here, and why.
 KNOWN_MISSING: dict[str, str] = {
-    "stream.tee": "stream.tee(n) is not implemented",
-    "stream.derive": "stream.derive(...) is not implemented",
-    "stream.get_active_stream": "no get_active_stream(); streams are not chained that way here",
     "table.on_key_get": "no per-key hooks on tables; Sensor.on_table_get sees reads",
     "table.on_key_set": "no per-key hooks on tables; Sensor.on_table_set sees writes",
     "table.on_key_del": "no per-key hooks on tables; Sensor.on_table_del sees deletes",
