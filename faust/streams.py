@@ -392,7 +392,7 @@ class Stream(Generic[T]):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"tee(n={n!r}): n must be an int >= 1")
         maxsize = self.channel.maxsize if self.channel is not None else 4096
-        copies = tuple(
+        copies: tuple[Stream[Any], ...] = tuple(
             Stream(self.app, EventQueue(maxsize), channel=self.channel, parent=self)
             for _ in range(n)
         )
@@ -406,7 +406,7 @@ class Stream(Generic[T]):
                     original = event.message
                     original.refcount += n  # each copy's on_done releases one
                     for queue in queues:
-                        copy = Message(
+                        duplicate = Message(
                             original.topic,
                             original.partition,
                             original.offset,
@@ -417,7 +417,7 @@ class Stream(Generic[T]):
                             on_done=_releaser(original),
                         )
                         await queue.put_many(
-                            [Event(self.app, event.key, event.value, event._headers, copy)]
+                            [Event(self.app, event.key, event.value, event._headers, duplicate)]
                         )
                 # This stream ended: end the copies once they took what they hold.
                 while any(queue.buffer for queue in queues if not queue.closed):
