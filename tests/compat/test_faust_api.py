@@ -394,9 +394,6 @@ CLI: list[tuple[str, str]] = [
 
 # Documented items that are not supported here, and why.
 KNOWN_MISSING: dict[str, str] = {
-    "table.on_key_get": "no per-key hooks on tables; Sensor.on_table_get sees reads",
-    "table.on_key_set": "no per-key hooks on tables; Sensor.on_table_set sees writes",
-    "table.on_key_del": "no per-key hooks on tables; Sensor.on_table_del sees deletes",
     "faust.Schema.dumps_key(app, key, serializer=)": "Schema.dumps_key(key) only",
     "faust.Schema.dumps_value(app, value, serializer=)": "Schema.dumps_value(value) only",
     "faust.Sensor.on_message_in": "hook takes (tp, messages), not (tp, offset, message)",
