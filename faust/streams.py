@@ -656,7 +656,10 @@ class Stream(Generic[T]):
         queue = derived.queue
         partitions = _partitions_of(target) or self.app.conf.topic_partitions
         # A topic partitions by the key's bytes; an in-memory channel has no partitions.
-        dumps_key = target.schema.dumps_key if isinstance(target, Topic) else None
+        schema = target.schema
+        dumps_key = (
+            (lambda key: schema.encode_key(self.app, key)) if isinstance(target, Topic) else None
+        )
 
         async def forward() -> None:
             async for event in self.events():

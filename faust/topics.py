@@ -155,6 +155,8 @@ class Topic(Channel[T]):
         self.dead_letter_topic = dead_letter_topic
         self._key_dumps = schema.key_dumper()
         self._value_dumps = schema.value_dumper()
+        #: A schema subclass encodes (Faust's dumps_key/dumps_value): every send asks it.
+        self._custom_dumps = schema.custom_dumps()
         #: Set when the schema overrides loads_key/loads_value (decoded per message).
         self.message_loaders = schema.message_loaders(app)
         if is_iterator:
@@ -220,11 +222,16 @@ class Topic(Channel[T]):
         """
         producer = await self.app.maybe_start_producer()
         event = _current_event.get()
-        if schema is None and key_serializer is None and value_serializer is None:
+        if (
+            schema is None
+            and key_serializer is None
+            and value_serializer is None
+            and not self._custom_dumps
+        ):
             key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
         else:
-            key_bytes, value_bytes = self._dumps(
-                key, value, schema, key_serializer, value_serializer
+            key_bytes, value_bytes, headers = self._dumps(
+                key, value, schema, key_serializer, value_serializer, headers
             )
         headers_out = encode_headers(headers) if headers else None
         if self.app.on_produce_message.receivers:
@@ -270,11 +277,16 @@ class Topic(Channel[T]):
             metadata = await fut
         """
         event = _current_event.get()
-        if schema is None and key_serializer is None and value_serializer is None:
+        if (
+            schema is None
+            and key_serializer is None
+            and value_serializer is None
+            and not self._custom_dumps
+        ):
             key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
         else:
-            key_bytes, value_bytes = self._dumps(
-                key, value, schema, key_serializer, value_serializer
+            key_bytes, value_bytes, headers = self._dumps(
+                key, value, schema, key_serializer, value_serializer, headers
             )
         headers_out = encode_headers(headers) if headers else None
         if self.app.on_produce_message.receivers:
@@ -316,9 +328,21 @@ class Topic(Channel[T]):
         schema: Schema | None,
         key_serializer: CodecArg | None,
         value_serializer: CodecArg | None,
-    ) -> tuple[bytes | None, bytes | None]:
-        """Key and value encoded with another schema or serializer than the topic's."""
+        headers: Headers,
+    ) -> tuple[bytes | None, bytes | None, Headers]:
+        """Key, value and headers encoded with another schema or serializer than the
+        topic's, or through a schema subclass's ``dumps_key``/``dumps_value``."""
         schema = self.schema if schema is None else schema
+        if schema.custom_dumps():
+            # Faust's form: the serializers are the override's arguments.
+            return schema.encode(
+                self.app,
+                key,
+                value,
+                headers,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+            )
         changes: dict[str, Any] = {}
         if key_serializer is not None:
             changes["key_serializer"] = key_serializer
@@ -326,7 +350,7 @@ class Topic(Channel[T]):
             changes["value_serializer"] = value_serializer
         if changes:
             schema = schema.derive(**changes)
-        return schema.dumps_key(key), schema.dumps_value(value)
+        return schema.dumps_key(key), schema.dumps_value(value), headers
 
     # -- declaring
     def specs(self) -> list[TopicSpec]:

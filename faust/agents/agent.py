@@ -536,7 +536,9 @@ class Agent:
     def _encode(self, event: Event) -> tuple[bytes | None, bytes | None]:
         schema = self.channel.schema
         try:
-            return schema.dumps_key(event.key), schema.dumps_value(event.value)
+            return schema.encode_key(self.app, event.key), schema.encode_value(
+                self.app, event.value
+            )
         except Exception:  # noqa: BLE001 - a dead letter is better than none
             return None, repr(event.value).encode()
 

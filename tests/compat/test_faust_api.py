@@ -394,8 +394,6 @@ CLI: list[tuple[str, str]] = [
 
 # Documented items that are not supported here, and why.
 KNOWN_MISSING: dict[str, str] = {
-    "faust.Schema.dumps_key(app, key, serializer=)": "Schema.dumps_key(key) only",
-    "faust.Schema.dumps_value(app, value, serializer=)": "Schema.dumps_value(value) only",
     "faust.Sensor.on_message_in": "hook takes (tp, messages), not (tp, offset, message)",
     "faust.Sensor.on_stream_event_in": "hook takes (stream name, count), not Faust's event",
     "faust.Sensor.on_stream_event_out": "hook takes (stream name, count), not Faust's event",
