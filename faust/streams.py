@@ -48,6 +48,11 @@ class Stream(Generic[T]):
                 print(order)
     """
 
+    #: True for the class a stream switches to while a sensor wants its events (see
+    #: ``_sensed_class``), and what Faust's stream hooks returned for the current event.
+    _sensed = False
+    _sensor_state: dict[Any, Any] | None = None
+
     def __init__(
         self,
         app: Any,
@@ -115,6 +120,11 @@ class Stream(Generic[T]):
     # -- iteration
     def __aiter__(self) -> Stream:
         self._start_feeder()
+        sensors = getattr(self.app, "sensors", None)
+        if sensors is not None and sensors.stream_sensors and not self._sensed:
+            # A sensor overrides Faust's per-event stream hooks: this stream calls them
+            # from now on (decided here, once per iteration; otherwise no cost at all).
+            self.__class__ = _sensed_class(type(self))
         return self
 
     async def __anext__(self) -> Any:
@@ -796,6 +806,39 @@ class CombinedStream(Stream):
                 return _SKIP
         event.value = value
         return value
+
+
+def _sensed_class(cls: type[Stream]) -> type[Stream]:
+    """``cls`` with an ``__anext__`` calling Faust's per-event stream hooks: each event
+    the stream yields is reported in, and out when the stream moves past it. Used while
+    a sensor overrides ``on_stream_event_in``/``on_stream_event_out``; a direct subclass,
+    so a stream's class can be switched to it."""
+    sensed = _sensed_classes.get(cls)
+    if sensed is not None:
+        return sensed
+    plain_anext = cls.__anext__
+
+    async def __anext__(self: Stream) -> Any:
+        sensors = self.app.sensors
+        prev = self._prev
+        state = self._sensor_state
+        if prev is not None and state is not None:
+            self._sensor_state = None
+            message = prev.message
+            sensors.on_stream_event_out(message.tp, message.offset, self, prev, state)
+        value = await plain_anext(self)
+        event = self._prev
+        if event is not None:
+            message = event.message
+            self._sensor_state = sensors.on_stream_event_in(message.tp, message.offset, self, event)
+        return value
+
+    sensed = type(f"Sensed{cls.__name__}", (cls,), {"__anext__": __anext__, "_sensed": True})
+    _sensed_classes[cls] = sensed
+    return sensed
+
+
+_sensed_classes: dict[type[Stream], type[Stream]] = {}
 
 
 def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:
