@@ -32,6 +32,8 @@ class Consumer(RebalanceListener):
     def __init__(self, app: Any, conductor: Any) -> None:
         self.app = app
         self.conductor = conductor
+        # Before the driver: it hands them to its partition assignor.
+        self.sensors = app.sensors
         self.driver: ConsumerDriver = app.transport.create_consumer(app.conf.group_id, self)
         self.trackers: dict[TP, OffsetTracker] = {}
         self.committed: dict[TP, int] = {}
@@ -48,7 +50,6 @@ class Consumer(RebalanceListener):
         self._processed_at_commit = 0
         self._commit_every = app.conf.broker_commit_every
         self._commit_lock = asyncio.Lock()
-        self.sensors = app.sensors
         #: The first offset fetched of each partition (its lag's base before a commit).
         self.started_at: dict[TP, int] = {}
         #: Times the fetch loop waited out a backlog, and the seconds it waited.
