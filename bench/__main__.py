@@ -21,6 +21,10 @@ Cases (Kafka unless said otherwise):
   f    restore a changelog of --restore-records records into RocksDB (bench/tables.py)
   g    end-to-end latency at 5,000 events/s: p50 and p99 (bench/cases.py)
   h    (a) and (b) on the embedded broker (bench/embedded.py, bench/tables.py)
+  x    exactly-once: (e) and (b) with processing_guarantee='exactly_once', each beside
+       the same case at-least-once in the same run (the yardstick); both clocks run to
+       the end of the commit after the last event (under exactly-once: its
+       transactions), and the output is read back with read_committed
   rss  peak RSS of a worker process holding --rss-keys keys in a RocksDB table (the
        worker is killed above --rss-limit MB: the machine is shared)
 
@@ -60,10 +64,12 @@ import faust
 
 from . import cases, embedded, kafka, tables
 
-ALL_CASES = ("a", "b", "c", "d", "e", "f", "g", "h", "rss")
-KAFKA_RATIO_CASES = ("a", "b", "c", "d", "e")
+ALL_CASES = ("a", "b", "c", "d", "e", "f", "g", "h", "x", "rss")
+KAFKA_RATIO_CASES = ("a", "b", "c", "d", "e", "x")
 # Targets on the 2-core benchmark machine (see bench/RESULTS.md).
 RATIO_TARGETS = {"a": 0.7, "b": 0.45, "c": 0.3, "d": 0.35, "e": 0.4}
+#: Exactly-once over at-least-once, each case at the default commit interval.
+EXACTLY_ONCE_TARGET = 0.8
 RESTORE_TARGET = 200_000  # records per wall-second
 LATENCY_P99_TARGET = 20.0  # ms
 EMBEDDED_TARGET = 300_000  # events per CPU-second, (a) on the embedded broker
@@ -247,6 +253,35 @@ async def case_h(bench: Bench, run: int) -> None:
     row.add("changelog_records", sent)
 
 
+async def case_x(bench: Bench, run: int) -> None:
+    events = bench.args.events
+    target = ("ratio", EXACTLY_ONCE_TARGET)
+    row = bench.row("x.e", "(e) exactly-once, over at-least-once", "events/s", target)
+    for guarantee, into in (("at_least_once", row.yardsticks), ("exactly_once", row.values)):
+        rate = await cases.transform_send(
+            bench.bootstrap,
+            bench.topic,
+            events,
+            bench.dir(f"x-e-{guarantee}-{run}"),
+            guarantee=guarantee,
+            until_committed=True,
+        )
+        into.append(rate)
+    row = bench.row("x.b", "(b) exactly-once, over at-least-once", "events/s", target)
+    for guarantee, into in (("at_least_once", row.yardsticks), ("exactly_once", row.values)):
+        rate, sums, sent = await tables.kafka_faust_sum(
+            bench.bootstrap,
+            bench.topic,
+            events,
+            bench.dir(f"x-b-{guarantee}-{run}"),
+            guarantee=guarantee,
+            until_committed=True,
+        )
+        tables.check_sums(f"x: faust table ({guarantee})", sums, tables.expected_sums(events))
+        into.append(rate)
+        row.add(f"changelog_records_{guarantee}", sent)
+
+
 async def case_rss(bench: Bench, run: int) -> None:
     keys = bench.args.rss_keys
     row = bench.row("rss", f"peak RSS, worker with {keys:,} RocksDB keys", "MB", ("<=", RSS_TARGET))
@@ -267,6 +302,7 @@ RUNNERS: dict[str, Callable[[Bench, int], Awaitable[None]]] = {
     "f": case_f,
     "g": case_g,
     "h": case_h,
+    "x": case_x,
     "rss": case_rss,
 }
 

@@ -120,20 +120,32 @@ async def delete_app_topics(bootstrap: str, app_id: str) -> None:
     await delete_topics(bootstrap, prefix=f"{app_id}-")
 
 
-async def read_back(bootstrap: str, topic: str) -> tuple[Counter[str], int]:
-    """Records per key in ``topic`` (read with a raw consumer), and its end offsets' sum."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+def isolation_level(guarantee: str) -> str:
+    """How a reader must read what an app with ``guarantee`` wrote."""
+    return "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
+
+
+async def read_back(
+    bootstrap: str, topic: str, isolation: str = "read_uncommitted"
+) -> tuple[Counter[str], int]:
+    """Records per key in ``topic`` (read with a raw consumer) and how many there are
+    (under read_committed: those of committed transactions; the offsets of transaction
+    markers are not records)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
+    )
     await consumer.start()
     counts: Counter[str] = Counter()
+    seen = 0
     try:
         partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning()
         ends = await consumer.end_offsets(partitions)
-        total = sum(ends.values())
-        seen = 0
         deadline = time.monotonic() + 60.0
-        while seen < total and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                break
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for messages in batch.values():
                 for message in messages:
@@ -141,7 +153,7 @@ async def read_back(bootstrap: str, topic: str) -> tuple[Counter[str], int]:
                 seen += len(messages)
     finally:
         await consumer.stop()
-    return counts, total
+    return counts, seen
 
 
 # -- (c) group_by, then a count per key in a table --------------------------------------------
@@ -211,8 +223,18 @@ async def window_count(bootstrap: str, topic_name: str, events: int, datadir: st
 # -- (e) consume, transform, send to another topic ----------------------------------------
 
 
-async def transform_send(bootstrap: str, topic_name: str, events: int, datadir: str) -> float:
-    app = new_app("bench-transform", bootstrap, datadir)
+async def transform_send(
+    bootstrap: str,
+    topic_name: str,
+    events: int,
+    datadir: str,
+    guarantee: str = "at_least_once",
+    until_committed: bool = False,
+) -> float:
+    """``guarantee``: the app's processing_guarantee; ``until_committed``: the clock
+    stops once the last events' offsets (and under exactly-once their transactions) are
+    committed, not only once every record sent is acknowledged."""
+    app = new_app("bench-transform", bootstrap, datadir, processing_guarantee=guarantee)
     topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=PARTITIONS)
     out_name = f"{app.conf.id}-fahrenheit"
     await create_topic(bootstrap, out_name)
@@ -233,12 +255,15 @@ async def transform_send(bootstrap: str, topic_name: str, events: int, datadir: 
     try:
         try:
             await run_until_done(app, clock, TIMEOUT)
+            if until_committed:
+                assert app.consumer is not None
+                await app.consumer.commit()
             producer = await app.maybe_start_producer()
             await producer.flush()  # every record acknowledged: the output topic holds them
             elapsed = clock.elapsed()
         finally:
             await app.stop()
-        counts, total = await read_back(bootstrap, out_name)
+        counts, total = await read_back(bootstrap, out_name, isolation_level(guarantee))
         check("consume, transform, send (records in the output)", total, events)
         check("consume, transform, send (records per key)", counts, expected_counts(events))
     finally:

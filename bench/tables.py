@@ -103,9 +103,12 @@ async def faust_sum(
     topic: Any,
     events: int,
     before_start: Callable[[], Any] | None = None,
+    until_committed: bool = False,
 ) -> tuple[float, dict[str, float], int]:
     """Run the table-summing agent over ``events`` events of ``topic``; returns events per
-    CPU-second (first to last event), the table's contents and changelog records sent."""
+    CPU-second (first to last event; ``until_committed``: to the end of the commit after
+    it, which sends the last changelog records, and under exactly-once commits them), the
+    table's contents and changelog records sent."""
     table = app.Table(TABLE, default=int, store="rocksdb://", partitions=PARTITIONS)
     clock = FirstToLast(events)
 
@@ -122,6 +125,8 @@ async def faust_sum(
         elapsed = clock.elapsed()
         assert app.consumer is not None
         await app.consumer.commit()  # flush the last changes, so the check sees them sent
+        if until_committed:
+            elapsed = clock.elapsed()
         sums = table.as_dict()
         sent = table.changelog_records_sent
     finally:
@@ -130,17 +135,23 @@ async def faust_sum(
 
 
 async def kafka_faust_sum(
-    bootstrap: str, topic_name: str, events: int, datadir: str
+    bootstrap: str,
+    topic_name: str,
+    events: int,
+    datadir: str,
+    guarantee: str = "at_least_once",
+    until_committed: bool = False,
 ) -> tuple[float, dict[str, float], int]:
     app = faust.App(
         f"bench-tables-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{bootstrap}",
         topic_partitions=PARTITIONS,
         datadir=datadir,
+        processing_guarantee=guarantee,
     )
     topic = app.topic(topic_name, key_type=str, value_type=Reading, partitions=PARTITIONS)
     try:
-        return await faust_sum(app, topic, events)
+        return await faust_sum(app, topic, events, until_committed=until_committed)
     finally:
         await delete_topics(bootstrap, prefix=f"{app.conf.id}-")
 

@@ -232,6 +232,8 @@ class Channel(Generic[T]):
         key_type: Any = None,
         value_type: Any = None,
         maxsize: int | None = None,
+        is_iterator: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.app = app
         if schema is None:
@@ -240,6 +242,31 @@ class Channel(Generic[T]):
         self.maxsize = maxsize or app.conf.stream_buffer_maxsize
         self._queues: list[EventQueue] = []
         self.name = f"channel-{id(self):x}"
+        # Faust's loop= argument: everything runs on the running loop, so only that one
+        # (or None) makes sense; checked again when the channel is first read.
+        self._loop = loop
+        self._check_loop()
+        #: This channel's own queue, read by get() (see clone(is_iterator=True)).
+        self._own_queue: EventQueue | None = None
+        #: The event get() returned last: acked when the next one is asked for.
+        self._got: Event | None = None
+        self.is_iterator = is_iterator
+        if is_iterator:
+            self._own_queue = self.subscribe()
+
+    def _check_loop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop.is_closed() or (running is not None and loop is not running):
+            raise ValueError(
+                f"{type(self).__name__}(loop={loop!r}): a channel runs on the running "
+                "asyncio event loop; this one is another (or closed). Leave loop= out."
+            )
 
     @property
     def key_type(self) -> Any:
@@ -251,6 +278,7 @@ class Channel(Generic[T]):
 
     def subscribe(self) -> EventQueue:
         """A new queue that receives every event sent from now on."""
+        self._check_loop()
         queue = EventQueue(self.maxsize)
         self._queues.append(queue)
         return queue
@@ -267,6 +295,92 @@ class Channel(Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.stream().__aiter__()
+
+    # -- Faust's queue-like API: the channel's own queue
+    def clone(self, *, is_iterator: bool | None = None, **changes: Any) -> Channel[T]:
+        """A channel that receives what is sent to this one; ``is_iterator=True``: it
+        has its own queue from now on, read with :meth:`get` (as in Faust).
+
+        Example::
+
+            reader = channel.clone(is_iterator=True)
+            await channel.send(value=1)
+            event = await reader.get(timeout=1.0)   # event.value == 1
+        """
+        options: dict[str, Any] = {
+            "schema": self.schema,
+            "maxsize": self.maxsize,
+            "loop": self._loop,
+            **changes,
+        }
+        clone: Channel[T] = Channel(self.app, **options)
+        # One list of subscribers: a send to either reaches every reader of both.
+        clone._queues = self._queues
+        clone.name = self.name
+        if is_iterator if is_iterator is not None else self.is_iterator:
+            clone.is_iterator = True
+            clone._own_queue = clone.subscribe()
+        return clone
+
+    def _queue_for_get(self) -> EventQueue:
+        queue = self._own_queue
+        if queue is None:
+            queue = self._own_queue = self.subscribe()
+            self.is_iterator = True
+        return queue
+
+    async def put(self, value: Any) -> None:
+        """Hand ``value`` (a plain value, or an :class:`~faust.Event`, whose key, value
+        and headers go along) to this process's readers of the channel, without the
+        broker (for a topic too, as in Faust).
+
+        Example::
+
+            await channel.put(42)
+        """
+        if isinstance(value, Event):
+            key, value, headers = value.key, value.value, value._own_headers()
+        else:
+            key, headers = None, None
+        offset = next(self._offsets)
+        message = Message(self.name, 0, offset, time.time(), None, None, encode_headers(headers))
+        Channel.deliver(self, message, key, value)
+
+    async def get(self, *, timeout: float | None = None) -> Event:
+        """The next event sent to this channel (its own queue, subscribed at the first
+        ``get()`` or by ``clone(is_iterator=True)``); raises ``TimeoutError`` after
+        ``timeout`` seconds. The event returned before is acked now (moved past).
+
+        Example::
+
+            reader = channel.clone(is_iterator=True)
+            event = await reader.get(timeout=5.0)
+            print(event.key, event.value)
+        """
+        queue = self._queue_for_get()
+        got, self._got = self._got, None
+        if got is not None:
+            got.ack()
+        while True:
+            event = queue.pop()
+            if event is not None:
+                self._got = event
+                return event
+            if queue.closed:
+                raise RuntimeError(f"{self!r}: its queue is closed; nothing more to get.")
+            if not await queue.wait(timeout):
+                raise TimeoutError(f"{self!r}: no event within {timeout} s")
+
+    def empty(self) -> bool:
+        """True if this channel's own queue (see :meth:`get`) holds no event.
+
+        Example::
+
+            if not reader.empty():
+                event = await reader.get()
+        """
+        queue = self._own_queue
+        return queue is None or not queue.buffer
 
     async def send(
         self,
@@ -312,7 +426,7 @@ class Channel(Generic[T]):
         queues = self._queues
         message.refcount = len(queues)
         for queue in queues:
-            queue.put_nowait(Event(self.app, key, value, message))
+            queue.put_nowait(Event(self.app, key, value, None, message))
 
     def send_soon(
         self,

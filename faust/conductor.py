@@ -10,6 +10,7 @@ skipped.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ class Conductor:
         self.on_topics_changed = on_topics_changed
         # Topics subscribed by pattern (app.topic(pattern=...)) and their queues.
         self._patterns: list[tuple[Topic, EventQueue]] = []
+        # Whether any reader a topic (or pattern) ever had acks (see acks_enabled_for).
+        self._acks: dict[str, bool] = {}
+        self._pattern_acks: list[tuple[re.Pattern[str], bool]] = []
 
     @property
     def decode_errors(self) -> int:
@@ -46,11 +50,13 @@ class Conductor:
         if topic.pattern is not None:
             # Subscribed to the names it matches as the app finds them (match_patterns).
             self._patterns.append((topic, queue))
+            self._pattern_acks.append((topic.pattern, topic.acks))
             if self.on_topics_changed is not None:
                 self.on_topics_changed()
             return
         changed = False
         for name in topic.topics:
+            self._acks[name] = self._acks.get(name, False) or topic.acks
             subs = self._subscriptions.setdefault(name, [])
             changed = changed or not subs
             subs.append((topic, queue))
@@ -67,6 +73,16 @@ class Conductor:
             subs[:] = [(t, q) for t, q in subs if q is not queue]
             # The topic stays subscribed on the broker side even with no reader left:
             # re-subscribing costs a rebalance, and an agent restart re-reads it at once.
+
+    def acks_enabled_for(self, name: str) -> bool:
+        """False if every reader topic ``name`` had was declared with ``acks=False``
+        (Faust's flag): its offsets are then never committed (not at shutdown either,
+        after the readers are gone)."""
+        acks = self._acks.get(name)
+        if acks is not None:
+            return acks
+        matching = [a for pattern, a in self._pattern_acks if pattern.match(name)]
+        return not matching or any(matching)
 
     def subscribed_topics(self) -> list[Topic]:
         """One Topic object per subscribed name group (for declaring them)."""
@@ -142,7 +158,7 @@ class Conductor:
             events = self._decode(group[0][0], messages, len(group))
             for index, (_, queue) in enumerate(group):
                 if index:
-                    events = [Event(app, e.key, e.value, e.message) for e in events]
+                    events = [Event(app, e.key, e.value, None, e.message) for e in events]
                 await queue.put_many(events)
 
     def _decode(self, topic: Topic, messages: list[Message], readers: int) -> list[Event]:
@@ -154,7 +170,7 @@ class Conductor:
             load_key = topic.schema.key_loader()
             load_value = topic.schema.value_loader()
             try:
-                return [Event(app, load_key(m.key), load_value(m.value), m) for m in messages]
+                return [Event(app, load_key(m.key), load_value(m.value), None, m) for m in messages]
             except Exception:  # noqa: BLE001 - the slow path below finds and reports the bad ones
                 pass
 
@@ -178,7 +194,7 @@ class Conductor:
             except Exception as exc:
                 self._on_decode_error(topic, message, "value", exc, readers)
                 continue
-            events.append(Event(app, key, value, message))
+            events.append(Event(app, key, value, None, message))
         return events
 
     def _on_decode_error(

@@ -33,24 +33,56 @@ def current_event() -> Event | None:
 
 
 class Event:
-    """A key and value decoded from ``message``, delivered to one stream.
+    """A key and value decoded from ``message``, delivered to one stream:
+    ``Event(app, key, value, headers, message)`` as in Faust (``headers`` None: the
+    message's).
 
     The stream acks the event when the agent moves on to the next one; a stream made
     with ``.noack()`` leaves that to the user (``event.ack()``).
     """
 
-    __slots__ = ("app", "key", "value", "message", "acked")
+    __slots__ = ("app", "key", "value", "message", "acked", "_headers")
 
-    def __init__(self, app: Any, key: Any, value: Any, message: Message) -> None:
+    def __init__(
+        self,
+        app: Any,
+        key: Any,
+        value: Any,
+        headers: Mapping[str, bytes] | Message | None,
+        message: Message | None = None,
+    ) -> None:
+        # Faust's order is (app, key, value, headers, message); the 1.0 pre-release's
+        # Event(app, key, value, message) is still accepted.
+        if message is None:
+            if not isinstance(headers, Message):
+                raise TypeError(
+                    "Event(app, key, value, headers, message): message is required (the "
+                    "faust.transport.base.Message the event was decoded from)."
+                )
+            message, headers = headers, None
         self.app = app
         self.key = key
         self.value = value
         self.message = message
         self.acked = False
+        #: Given headers; None: the message's own (read when asked for).
+        self._headers: Mapping[str, bytes] | None = headers  # type: ignore[assignment]
 
     @property
     def headers(self) -> Mapping[str, bytes]:
-        return dict(self.message.headers)
+        """The record's headers as a mapping (the ones given to ``Event()``, else the
+        message's).
+
+        Example::
+
+            trace_id = faust.current_event().headers.get('trace-id')
+        """
+        headers = self._headers
+        return dict(self.message.headers) if headers is None else headers
+
+    def _own_headers(self) -> Headers:
+        given = self._headers
+        return (self.message.headers or None) if given is None else given
 
     def ack(self) -> bool:
         """Mark this event processed; returns False if it already was."""
@@ -132,7 +164,7 @@ class Event:
             value,
             partition=partition,
             timestamp=timestamp,
-            headers=self.message.headers or None if headers is None else headers,
+            headers=self._own_headers() if headers is None else headers,
             schema=schema,
             key_serializer=key_serializer,
             value_serializer=value_serializer,

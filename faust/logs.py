@@ -71,7 +71,12 @@ class JSONFormatter(logging.Formatter):
 
 def parse_level(loglevel: str | int) -> int:
     """``'info'`` -> ``logging.INFO``; ``ValueError`` naming the choices otherwise."""
-    level = loglevel if isinstance(loglevel, int) else logging.getLevelName(loglevel.upper())
+    if isinstance(loglevel, int):
+        level: Any = loglevel
+    else:
+        name = loglevel.upper()
+        # Faust's short names: -l crit, -l warn.
+        level = logging.getLevelName({"CRIT": "CRITICAL", "WARN": "WARNING"}.get(name, name))
     if not isinstance(level, int):
         raise ValueError(
             f"Unknown log level {loglevel!r}: use debug, info, warning, error or critical."

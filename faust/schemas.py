@@ -37,6 +37,8 @@ __all__ = ["Schema"]
 Loader = Callable[[bytes | None], Any]
 #: Decodes one side of a whole message (a Faust-style ``loads_key``/``loads_value``).
 MessageLoader = Callable[[Any], Any]
+#: An argument not given (None is a key or value like any other).
+_ABSENT: Any = object()
 
 
 class Schema:
@@ -214,21 +216,161 @@ class Schema:
 
     # -- encoding ----------------------------------------------------------------------
 
-    def dumps_key(self, key: Any) -> bytes | None:
-        """Encode a key; None stays None and bytes are taken as already encoded."""
-        return self._encode(key, self.key_serializer, self.key_codec, "key")
+    def dumps_key(
+        self,
+        app: Any = _ABSENT,
+        key: Any = _ABSENT,
+        *,
+        serializer: CodecArg | None = None,
+        headers: Any = None,
+    ) -> Any:
+        """Encode a key; None stays None and bytes are taken as already encoded.
 
-    def dumps_value(self, value: Any) -> bytes | None:
-        """Encode a value; None stays None and bytes are taken as already encoded."""
-        return self._encode(value, self.value_serializer, self.value_codec, "value")
+        Called as ``dumps_key(key)`` it returns the bytes; called as Faust calls it,
+        ``dumps_key(app, key, serializer=None, headers=None)``, it returns
+        ``(bytes, headers)`` (the headers from :meth:`on_dumps_key_prepare_headers`). A
+        subclass may override the Faust form; topics then call it for every record.
+
+        >>> Schema(key_type=str).dumps_key('k')
+        b'k'
+        >>> Schema(key_type=str).dumps_key(None, 'k', serializer='json')
+        (b'"k"', None)
+        """
+        if key is _ABSENT:
+            if app is _ABSENT:
+                raise TypeError("dumps_key() needs the key: dumps_key(key), or (app, key)")
+            return self._encode_side(app, serializer, "key")
+        data = self._encode_side(key, serializer, "key")
+        if app is _ABSENT:
+            return data
+        return data, self.on_dumps_key_prepare_headers(key, headers)
+
+    def dumps_value(
+        self,
+        app: Any = _ABSENT,
+        value: Any = _ABSENT,
+        *,
+        serializer: CodecArg | None = None,
+        headers: Any = None,
+    ) -> Any:
+        """Encode a value; None stays None and bytes are taken as already encoded.
+
+        Called as ``dumps_value(value)`` it returns the bytes; called as Faust calls it,
+        ``dumps_value(app, value, serializer=None, headers=None)``, it returns
+        ``(bytes, headers)`` (see :meth:`on_dumps_value_prepare_headers`). A subclass may
+        override the Faust form; topics then call it for every record::
+
+            class Signed(faust.Schema):
+                def dumps_value(self, app, value, *, serializer=None, headers=None):
+                    data, headers = super().dumps_value(app, value, headers=headers)
+                    return data, {**(headers or {}), 'signature': sign(data)}
+
+        >>> Schema(value_type=int).dumps_value(None, 7)
+        (b'7', None)
+        """
+        if value is _ABSENT:
+            if app is _ABSENT:
+                raise TypeError(
+                    "dumps_value() needs the value: dumps_value(value), or (app, value)"
+                )
+            return self._encode_side(app, serializer, "value")
+        data = self._encode_side(value, serializer, "value")
+        if app is _ABSENT:
+            return data
+        return data, self.on_dumps_value_prepare_headers(value, headers)
+
+    def on_dumps_key_prepare_headers(self, key: Any, headers: Any) -> Any:
+        """The headers to send with ``key`` (Faust's hook; default: ``headers``)."""
+        return headers
+
+    def on_dumps_value_prepare_headers(self, value: Any, headers: Any) -> Any:
+        """The headers to send with ``value`` (Faust's hook; default: ``headers``)."""
+        return headers
+
+    def _encode_side(self, obj: Any, serializer: CodecArg | None, side: str) -> Any:
+        if serializer is not None:
+            return self._encode(obj, serializer, get_codec(serializer), side)
+        if side == "key":
+            return self._encode(obj, self.key_serializer, self.key_codec, side)
+        return self._encode(obj, self.value_serializer, self.value_codec, side)
+
+    def custom_dumps(self) -> bool:
+        """True when a subclass overrides ``dumps_key``/``dumps_value`` or their
+        header hooks: topics then encode every record through :meth:`encode`."""
+        cls = type(self)
+        return any(
+            getattr(cls, name) is not getattr(Schema, name)
+            for name in (
+                "dumps_key",
+                "dumps_value",
+                "on_dumps_key_prepare_headers",
+                "on_dumps_value_prepare_headers",
+            )
+        )
+
+    def encode(
+        self,
+        app: Any,
+        key: Any,
+        value: Any,
+        headers: Any = None,
+        *,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+    ) -> tuple[bytes | None, bytes | None, Any]:
+        """``(key bytes, value bytes, headers)`` of a record, through this schema's
+        ``dumps_key``/``dumps_value`` in whichever form a subclass overrides them.
+
+        >>> Schema(key_type=str, value_type=int).encode(None, 'k', 1)
+        (b'k', b'1', None)
+        """
+        # Key first, then value, each given the headers the other left (as Faust does).
+        key_data, headers = self._encode_with("key", app, key, key_serializer, headers)
+        value_data, headers = self._encode_with("value", app, value, value_serializer, headers)
+        return key_data, value_data, headers
+
+    def encode_key(self, app: Any, key: Any) -> bytes | None:
+        """The bytes of ``key`` as this schema (or a subclass's override) encodes it.
+
+        >>> Schema(key_type=str).encode_key(None, 'k')
+        b'k'
+        """
+        return self._encode_with("key", app, key, None, None)[0]
+
+    def encode_value(self, app: Any, value: Any) -> bytes | None:
+        """The bytes of ``value`` as this schema (or a subclass's override) encodes it.
+
+        >>> Schema(value_type=int).encode_value(None, 3)
+        b'3'
+        """
+        return self._encode_with("value", app, value, None, None)[0]
+
+    def _encode_with(
+        self, side: str, app: Any, obj: Any, serializer: CodecArg | None, headers: Any
+    ) -> tuple[Any, Any]:
+        method = self.dumps_key if side == "key" else self.dumps_value
+        base = Schema.dumps_key if side == "key" else Schema.dumps_value
+        if getattr(type(self), f"dumps_{side}") is base or _takes_message(method):
+            data, headers = method(app, obj, serializer=serializer, headers=headers)
+        else:  # an override of the one-argument form: dumps_value(self, value)
+            data = method(obj)
+        return want_bytes(data) if data is not None else None, headers
 
     def key_dumper(self) -> Callable[[Any], bytes | None]:
         """``dumps_key`` for the common cases without its checks (what topics call)."""
-        return self._make_dumper(self.key_serializer, self.key_codec, self.dumps_key)
+        return self._make_dumper(
+            self.key_serializer,
+            self.key_codec,
+            lambda key: self._encode(key, self.key_serializer, self.key_codec, "key"),
+        )
 
     def value_dumper(self) -> Callable[[Any], bytes | None]:
         """``dumps_value`` for the common cases without its checks (what topics call)."""
-        return self._make_dumper(self.value_serializer, self.value_codec, self.dumps_value)
+        return self._make_dumper(
+            self.value_serializer,
+            self.value_codec,
+            lambda value: self._encode(value, self.value_serializer, self.value_codec, "value"),
+        )
 
     def _make_dumper(
         self, explicit: CodecArg | None, codec: Codec, slow: Callable[[Any], bytes | None]

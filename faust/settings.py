@@ -391,6 +391,16 @@ class Settings(FaustSettings):
         env="TABLE_CLEANUP_INTERVAL",
     )
 
+    # -- worker
+    blocking_timeout: float | None = setting(
+        None,
+        check.optional(check.positive_float),
+        "Warn, with the stack of the blocking call, when the event loop has not turned for "
+        "this many seconds (a call that does not await stalls every agent, commit and web "
+        "request). None: off.",
+        env="BLOCKING_TIMEOUT",
+    )
+
     # -- sensors
     sensors_enabled: bool = setting(
         True,
@@ -422,9 +432,10 @@ class Settings(FaustSettings):
         env="WEB_PORT",
     )
     web_host: str = setting(
-        "localhost",
-        check.string,
-        "The host name other workers and clients reach this one by.",
+        "",
+        check.host_name,
+        "The host name other workers and clients reach this one by; empty: this machine's "
+        "host name (`socket.gethostname()`, as Faust).",
         env="WEB_HOST",
     )
     canonical_url: str = setting(
@@ -581,6 +592,8 @@ class Settings(FaustSettings):
             prefix = self.reply_to_prefix or f"{self.id}-reply-"
             self.reply_to = f"{prefix}{uuid.uuid4().hex[:12]}"
         self.datadir = self.datadir.replace("{appid}", self.id)
+        if not self.web_host:
+            self.web_host = check.host_name(self.web_host)
         if not self.canonical_url:
             self.canonical_url = self._default_url()
 
@@ -603,14 +616,14 @@ class Settings(FaustSettings):
         the port a ``web_port=0`` server got); ``canonical_url`` follows unless it was
         set to another address. Allowed while the app runs (the server binds then).
 
-        >>> s = Settings.from_sources('demo', {}, environ={})
+        >>> s = Settings.from_sources('demo', {'web_host': 'w1'}, environ={})
         >>> s.set_web_address(port=6067)
         >>> s.canonical_url
-        'http://localhost:6067'
+        'http://w1:6067'
         """
         follows = self.canonical_url == self._default_url()
         if host is not None:
-            object.__setattr__(self, "web_host", check.string(host))
+            object.__setattr__(self, "web_host", check.host_name(host))
         if port is not None:
             object.__setattr__(self, "web_port", check.web_port(port))
         if follows:

@@ -192,13 +192,6 @@ class FaustSettings:
         "`FAUST_<NAME>` is read as it is.",
         env="APP_ENV_PREFIX",
     )
-    blocking_timeout: float | None = setting(
-        None,
-        check.any_value,
-        "Faust's blocking detector.",
-        env="BLOCKING_TIMEOUT",
-        no_effect="there is no blocking detector",
-    )
     broker_commit_livelock_soft_timeout: float = setting(
         300.0,
         check.any_value,

@@ -14,6 +14,7 @@ import difflib
 import importlib
 import json
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -174,6 +175,11 @@ def string(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
+
+
+def host_name(value: Any) -> str:
+    """A host name; empty: this machine's (``socket.gethostname()``)."""
+    return string(value) or socket.gethostname()
 
 
 def topic_template(value: Any) -> str:

@@ -48,6 +48,11 @@ class Stream(Generic[T]):
                 print(order)
     """
 
+    #: True for the class a stream switches to while a sensor wants its events (see
+    #: ``_sensed_class``), and what Faust's stream hooks returned for the current event.
+    _sensed = False
+    _sensor_state: dict[Any, Any] | None = None
+
     def __init__(
         self,
         app: Any,
@@ -115,6 +120,11 @@ class Stream(Generic[T]):
     # -- iteration
     def __aiter__(self) -> Stream:
         self._start_feeder()
+        sensors = getattr(self.app, "sensors", None)
+        if sensors is not None and sensors.stream_sensors and not self._sensed:
+            # A sensor overrides Faust's per-event stream hooks: this stream calls them
+            # from now on (decided here, once per iteration; otherwise no cost at all).
+            self.__class__ = _sensed_class(type(self))
         return self
 
     async def __anext__(self) -> Any:
@@ -344,6 +354,107 @@ class Stream(Generic[T]):
         self._feeder = None
         return clone
 
+    def derive(self, channel: Channel | None = None, **kwargs: Any) -> Stream:
+        """A new stream with this one's options (processors, acking), some changed by
+        ``kwargs`` (``autoack=``, ``processors=``, ...), as in Faust; with ``channel`` it
+        reads that channel instead (every event sent there from now on).
+
+        Example::
+
+            manual = stream.derive(autoack=False)
+        """
+        if channel is None or channel is self.channel:
+            return self._clone(**kwargs)
+        options: dict[str, Any] = {
+            "processors": self._processors,
+            "autoack": self.autoack,
+            "in_process": self.in_process,
+            **kwargs,
+        }
+        derived = channel.stream(parent=self, **options)
+        derived._agent_name = self._agent_name
+        return derived
+
+    def get_active_stream(self) -> Stream:
+        """The last stream of the chain this one starts (as in Faust): the stream a
+        ``group_by``, ``through``, ``filter``, ... made from it, and so on; itself if
+        none was made.
+
+        Example::
+
+            regrouped = stream.group_by(Order.account_id)
+            assert stream.get_active_stream() is regrouped
+        """
+        stream = self
+        while stream._children:
+            stream = stream._children[-1]
+        return stream
+
+    def tee(self, n: int = 2) -> tuple[Stream, ...]:
+        """``n`` streams that each get every event of this one (``itertools.tee`` for
+        streams). An event is acked once all ``n`` have moved past it; a slow one holds
+        the others back once its buffer (``stream_buffer_maxsize``) is full.
+
+        Example::
+
+            audit, count = orders.stream().tee(2)
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"tee(n={n!r}): n must be an int >= 1")
+        maxsize = self.channel.maxsize if self.channel is not None else 4096
+        copies: tuple[Stream[Any], ...] = tuple(
+            Stream(self.app, EventQueue(maxsize), channel=self.channel, parent=self)
+            for _ in range(n)
+        )
+        queues = [copy.queue for copy in copies]
+
+        async def forward() -> None:
+            try:
+                async for event in self.events():
+                    if all(queue.closed for queue in queues):
+                        return  # every copy was closed: leave this stream's events be
+                    original = event.message
+                    original.refcount += n  # each copy's on_done releases one
+                    for queue in queues:
+                        duplicate = Message(
+                            original.topic,
+                            original.partition,
+                            original.offset,
+                            original.timestamp,
+                            original.key,
+                            original.value,
+                            original.headers,
+                            on_done=_releaser(original),
+                        )
+                        await queue.put_many(
+                            [Event(self.app, event.key, event.value, event._headers, duplicate)]
+                        )
+                # This stream ended: end the copies once they took what they hold.
+                while any(queue.buffer for queue in queues if not queue.closed):
+                    await asyncio.sleep(FEED_DRAIN_POLL)
+            except Exception as exc:
+                for copy in copies:
+                    copy._error = exc
+                raise
+            finally:
+                for queue in queues:
+                    queue.close()
+
+        # Started by the first copy read; this stream's own feeder (if any) is left to
+        # this stream, which forward() iterates.
+        started: list[asyncio.Task[None]] = []
+
+        async def start_source() -> None:
+            if not started:
+                task = asyncio.get_running_loop().create_task(forward(), name=f"tee:{self!r}")
+                # Its error is raised in the copies' readers (copy._error).
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                started.append(task)
+
+        for copy in copies:
+            copy._feeder = start_source
+        return copies
+
     def filter(self, predicate: Callable[[Any], Any]) -> Stream:
         """Only values for which ``predicate(value)`` is true (it may be async)."""
 
@@ -555,7 +666,10 @@ class Stream(Generic[T]):
         queue = derived.queue
         partitions = _partitions_of(target) or self.app.conf.topic_partitions
         # A topic partitions by the key's bytes; an in-memory channel has no partitions.
-        dumps_key = target.schema.dumps_key if isinstance(target, Topic) else None
+        schema = target.schema
+        dumps_key = (
+            (lambda key: schema.encode_key(self.app, key)) if isinstance(target, Topic) else None
+        )
 
         async def forward() -> None:
             async for event in self.events():
@@ -576,7 +690,7 @@ class Stream(Generic[T]):
                     original.headers,
                     on_done=_releaser(original),
                 )
-                await queue.put_many([Event(self.app, key, event.value, copy)])
+                await queue.put_many([Event(self.app, key, event.value, None, copy)])
 
         derived._feeder = forward
         return derived
@@ -694,6 +808,39 @@ class CombinedStream(Stream):
         return value
 
 
+def _sensed_class(cls: type[Stream]) -> type[Stream]:
+    """``cls`` with an ``__anext__`` calling Faust's per-event stream hooks: each event
+    the stream yields is reported in, and out when the stream moves past it. Used while
+    a sensor overrides ``on_stream_event_in``/``on_stream_event_out``; a direct subclass,
+    so a stream's class can be switched to it."""
+    sensed = _sensed_classes.get(cls)
+    if sensed is not None:
+        return sensed
+    plain_anext = cls.__anext__
+
+    async def __anext__(self: Stream) -> Any:
+        sensors = self.app.sensors
+        prev = self._prev
+        state = self._sensor_state
+        if prev is not None and state is not None:
+            self._sensor_state = None
+            message = prev.message
+            sensors.on_stream_event_out(message.tp, message.offset, self, prev, state)
+        value = await plain_anext(self)
+        event = self._prev
+        if event is not None:
+            message = event.message
+            self._sensor_state = sensors.on_stream_event_in(message.tp, message.offset, self, event)
+        return value
+
+    sensed = type(f"Sensed{cls.__name__}", (cls,), {"__anext__": __anext__, "_sensed": True})
+    _sensed_classes[cls] = sensed
+    return sensed
+
+
+_sensed_classes: dict[type[Stream], type[Stream]] = {}
+
+
 def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:
     """Move the events ``old`` holds (buffered, or waiting to be put) to the front of
     ``new``, and stop ``old`` receiving: an event is in one of them, never both."""
@@ -732,7 +879,7 @@ def stream_of(app: Any, values: Any, **kwargs: Any) -> Stream[Any]:
             nonlocal offset
             message = Message("", 0, offset, time.time(), None, None)
             offset += 1
-            await queue.put_many([Event(app, None, value, message)])
+            await queue.put_many([Event(app, None, value, None, message)])
 
         try:
             if hasattr(values, "__aiter__"):

@@ -96,7 +96,17 @@ class Topic(Channel[T]):
         on_error: str | None = None,
         dead_letter_topic: str | None = None,
         pattern: str | re.Pattern[str] | None = None,
+        acks: bool = True,
+        is_iterator: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        if not isinstance(acks, bool):
+            raise TypeError(
+                f"app.topic({', '.join(map(repr, topics))}, acks={acks!r}): acks is Faust's "
+                "consumer-side flag, True or False (False: offsets read from this topic are "
+                "never committed). The producer's acks (0, 1, -1) are the producer_acks "
+                "setting."
+            )
         if pattern is not None and topics:
             raise ValueError(
                 f"app.topic({', '.join(map(repr, topics))}, pattern={pattern!r}): give topic "
@@ -123,8 +133,11 @@ class Topic(Channel[T]):
                 value_serializer=value_serializer,
                 allow_empty=allow_empty,
             )
-        super().__init__(app, schema=schema, maxsize=maxsize)
+        super().__init__(app, schema=schema, maxsize=maxsize, loop=loop)
         self.topics = tuple(topics)
+        #: False: this app never commits offsets of these topics (Faust's ``acks``);
+        #: what it reads from them is read again after a restart.
+        self.acks = acks
         if self.pattern is not None:
             self.name = f"pattern:{self.pattern.pattern}"
         else:
@@ -142,8 +155,13 @@ class Topic(Channel[T]):
         self.dead_letter_topic = dead_letter_topic
         self._key_dumps = schema.key_dumper()
         self._value_dumps = schema.value_dumper()
+        #: A schema subclass encodes (Faust's dumps_key/dumps_value): every send asks it.
+        self._custom_dumps = schema.custom_dumps()
         #: Set when the schema overrides loads_key/loads_value (decoded per message).
         self.message_loaders = schema.message_loaders(app)
+        if is_iterator:
+            self.is_iterator = True
+            self._own_queue = self.subscribe()
 
     def get_topic_name(self) -> str:
         if self.pattern is not None:
@@ -204,11 +222,16 @@ class Topic(Channel[T]):
         """
         producer = await self.app.maybe_start_producer()
         event = _current_event.get()
-        if schema is None and key_serializer is None and value_serializer is None:
+        if (
+            schema is None
+            and key_serializer is None
+            and value_serializer is None
+            and not self._custom_dumps
+        ):
             key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
         else:
-            key_bytes, value_bytes = self._dumps(
-                key, value, schema, key_serializer, value_serializer
+            key_bytes, value_bytes, headers = self._dumps(
+                key, value, schema, key_serializer, value_serializer, headers
             )
         headers_out = encode_headers(headers) if headers else None
         if self.app.on_produce_message.receivers:
@@ -254,11 +277,16 @@ class Topic(Channel[T]):
             metadata = await fut
         """
         event = _current_event.get()
-        if schema is None and key_serializer is None and value_serializer is None:
+        if (
+            schema is None
+            and key_serializer is None
+            and value_serializer is None
+            and not self._custom_dumps
+        ):
             key_bytes, value_bytes = self._key_dumps(key), self._value_dumps(value)
         else:
-            key_bytes, value_bytes = self._dumps(
-                key, value, schema, key_serializer, value_serializer
+            key_bytes, value_bytes, headers = self._dumps(
+                key, value, schema, key_serializer, value_serializer, headers
             )
         headers_out = encode_headers(headers) if headers else None
         if self.app.on_produce_message.receivers:
@@ -300,9 +328,21 @@ class Topic(Channel[T]):
         schema: Schema | None,
         key_serializer: CodecArg | None,
         value_serializer: CodecArg | None,
-    ) -> tuple[bytes | None, bytes | None]:
-        """Key and value encoded with another schema or serializer than the topic's."""
+        headers: Headers,
+    ) -> tuple[bytes | None, bytes | None, Headers]:
+        """Key, value and headers encoded with another schema or serializer than the
+        topic's, or through a schema subclass's ``dumps_key``/``dumps_value``."""
         schema = self.schema if schema is None else schema
+        if schema.custom_dumps():
+            # Faust's form: the serializers are the override's arguments.
+            return schema.encode(
+                self.app,
+                key,
+                value,
+                headers,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+            )
         changes: dict[str, Any] = {}
         if key_serializer is not None:
             changes["key_serializer"] = key_serializer
@@ -310,7 +350,7 @@ class Topic(Channel[T]):
             changes["value_serializer"] = value_serializer
         if changes:
             schema = schema.derive(**changes)
-        return schema.dumps_key(key), schema.dumps_value(value)
+        return schema.dumps_key(key), schema.dumps_value(value), headers
 
     # -- declaring
     def specs(self) -> list[TopicSpec]:
@@ -358,9 +398,26 @@ class Topic(Channel[T]):
             "on_error": self.on_error,
             "dead_letter_topic": self.dead_letter_topic,
             "pattern": self.pattern,
+            "acks": self.acks,
+            "loop": self._loop,
         }
         options.update(changes)
         return Topic(self.app, **options)
+
+    def clone(self, *, is_iterator: bool | None = None, **changes: Any) -> Topic:
+        """A topic object reading the same topics (see :meth:`Channel.clone`): with
+        ``is_iterator=True`` it has its own queue from now on, read with ``get()``.
+
+        Example::
+
+            reader = orders.clone(is_iterator=True)
+            event = await reader.get(timeout=5.0)
+        """
+        clone = self.derive(**changes)
+        if is_iterator if is_iterator is not None else self.is_iterator:
+            clone.is_iterator = True
+            clone._own_queue = clone.subscribe()
+        return clone
 
     def __repr__(self) -> str:
         return f"<Topic {','.join(self.topics) or self.name}>"

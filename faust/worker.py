@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+from .blocking import BlockingDetector
 from .exceptions import ImproperlyConfigured
 from .logs import setup_logging
 from .stores.datadir import open_stores
@@ -135,6 +136,18 @@ class Worker:
         except (NotImplementedError, RuntimeError):
             pass
         self.app.on_crash = self._on_crash
+        detector = None
+        if self.app.conf.blocking_timeout:
+            detector = BlockingDetector(self.app.conf.blocking_timeout)
+            await detector.start()
+        try:
+            await self._run(loop, uvloop)
+        finally:
+            if detector is not None:
+                await detector.stop()
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, uvloop: bool) -> None:
+        assert self._stop_requested is not None
         await self.app.on_worker_init.send()
         # Before anything starts: a store that cannot open (a missing driver, a data
         # directory another worker uses) stops the start here, with one line.

@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import re
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ def test_every_example_is_run_by_a_test() -> None:
 async def test_word_count_on_one_worker(tmp_path: Path) -> None:
     shutil.copy(EXAMPLES / "word_count.py", tmp_path)
     port = free_port()
-    base = f"http://localhost:{port}"
+    base = f"http://{socket.gethostname()}:{port}"
     command = f"python word_count.py worker -l info --web-port {port}"
     with running(command, tmp_path, "Worker ready", timeout=60) as worker:
         async with aiohttp.ClientSession() as session:

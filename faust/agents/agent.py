@@ -164,6 +164,63 @@ class Agent:
         if sink not in self._sinks:
             self._sinks.append(sink)
 
+    def stream(self, channel: Channel | None = None, **kwargs: Any) -> Stream:
+        """A new stream over the agent's channel (or ``channel``), as in Faust: it sees
+        every event sent there from now on, beside the agent's own actors.
+
+        Example::
+
+            async for value in my_agent.stream():
+                print(value)
+        """
+        return (self.channel if channel is None else channel).stream(**kwargs)
+
+    def info(self) -> dict[str, Any]:
+        """What the agent was declared with, as Faust's ``Agent.info()`` gives it
+        (``Agent(**agent.info())`` declares the same agent again).
+
+        Example::
+
+            assert my_agent.info()['concurrency'] == 1
+        """
+        return {
+            "app": self.app,
+            "fun": self.fun,
+            "name": self.name,
+            "channel": self.channel,
+            "concurrency": self.concurrency,
+            "sink": list(self._sinks),
+            "on_error": self.on_error,
+            "supervisor_strategy": self.supervisor_strategy,
+            "help": self.help,
+            "isolated_partitions": self.isolated_partitions,
+            "retries": self.retries,
+            "dead_letter_topic": self._dead_letter_topic,
+        }
+
+    def cancel(self) -> None:
+        """Stop the agent's actors at once (the event each holds is not acked, so it is
+        read again after a restart); the app keeps running. ``await agent.start()``
+        starts them again.
+
+        Example::
+
+            my_agent.cancel()
+        """
+        self._stopping = True
+        for queue in self._queues:
+            queue.close()
+            self.channel.unsubscribe(queue)
+        for queue, _ in self._partition_actors.values():
+            queue.close()
+        for stream in list(self._streams):
+            stream.close()
+        for actor in self._actors:
+            actor.cancel()
+        self._actors.clear()
+        self._queues.clear()
+        self._partition_actors.clear()
+
     # -- lifecycle
     async def declare_channel(self) -> None:
         """Create the agent's topic on the broker (in-process channels need nothing)."""
@@ -499,7 +556,9 @@ class Agent:
     def _encode(self, event: Event) -> tuple[bytes | None, bytes | None]:
         schema = self.channel.schema
         try:
-            return schema.dumps_key(event.key), schema.dumps_value(event.value)
+            return schema.encode_key(self.app, event.key), schema.encode_value(
+                self.app, event.value
+            )
         except Exception:  # noqa: BLE001 - a dead letter is better than none
             return None, repr(event.value).encode()
 
@@ -731,11 +790,22 @@ class Agent:
         return futures
 
     # -- testing
-    def test_context(self) -> AgentTestWrapper:
+    def test_context(
+        self,
+        channel: Channel | None = None,
+        supervisor_strategy: Any = None,
+        on_error: str | None = None,
+        **kwargs: Any,
+    ) -> AgentTestWrapper:
         """Run this agent without a broker in a test (``group_by()`` and ``through()``
         included: they repartition inside the test). ``results`` holds, per offset put,
         what the agent yielded for the event, or None if it processed it without
         yielding.
+
+        As in Faust, ``channel`` (values sent to it reach the agent too, beside what
+        ``put()`` gives it), ``supervisor_strategy``, ``on_error`` and other options of
+        the agent (``concurrency``, ``sink``, ``retries``, ...) run a copy of the agent
+        declared with them instead.
 
         Example::
 
@@ -745,7 +815,18 @@ class Agent:
         """
         from .testing import AgentTestWrapper
 
-        return AgentTestWrapper(self)
+        changes = dict(kwargs)
+        if channel is not None:
+            changes["channel"] = channel
+        if supervisor_strategy is not None:
+            changes["supervisor_strategy"] = supervisor_strategy
+        if on_error is not None:
+            changes["on_error"] = on_error
+        if not changes:
+            return AgentTestWrapper(self)
+        options = {**self.info(), **changes}
+        fun = options.pop("fun")
+        return AgentTestWrapper(type(self)(fun, **options), channel=channel)
 
     def __repr__(self) -> str:
         return f"<Agent {self.name}>"

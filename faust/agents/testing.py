@@ -13,6 +13,7 @@ from ..services import wait_or_cancel
 from ..transport.base import Message
 
 if TYPE_CHECKING:
+    from ..channels import Channel
     from .agent import Agent
 
 __all__ = ["AgentTestWrapper"]
@@ -39,7 +40,7 @@ class AgentTestWrapper:
             assert order_counts['1'] == 1
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, channel: Channel | None = None) -> None:
         self.agent = agent
         self.results: dict[int, Any] = {}
         #: Events the agent gave up on, with the error (``on_error='dead_letter'``): kept
@@ -50,7 +51,9 @@ class AgentTestWrapper:
         self.sent_offset = 0
         self._gave_up: set[int] = set()  # offsets of the events the agent gave up on
         self._yielded: set[int] = set()  # offsets of the events the agent yielded for
-        self._queue = EventQueue(agent.channel.maxsize)
+        # A channel given to test_context(): what is sent to it reaches the agent too.
+        self._channel = channel
+        self._queue = EventQueue(agent.channel.maxsize) if channel is None else channel.subscribe()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AgentTestWrapper:
@@ -67,6 +70,8 @@ class AgentTestWrapper:
             stream.close()
         if self._task is not None:
             await wait_or_cancel([self._task], 5.0)
+        if self._channel is not None:
+            self._channel.unsubscribe(self._queue)
         self.agent._test = None
 
     @property
@@ -118,7 +123,7 @@ class AgentTestWrapper:
         )
         self.sent_offset += 1
         message.refcount = 1
-        event = Event(self.agent.app, key, value, message)
+        event = Event(self.agent.app, key, value, None, message)
         await self._queue.put_many([event])
         if wait:
             # The stream acks an event when the agent asks for the next one, which it

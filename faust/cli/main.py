@@ -239,6 +239,18 @@ def _as_json(ctx: click.Context) -> bool:
 )
 @click.option("--web-host", default=None, help="Host name other workers reach it by (web_host).")
 @click.option("--without-web", is_flag=True, help="Run no web server (web_enabled=False).")
+@click.option(
+    "--blocking-timeout",
+    type=float,
+    default=None,
+    help="Warn with a stack when the event loop blocks this long (setting blocking_timeout).",
+)
+@click.option(
+    "--console-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Accepted from Faust; there is no aiomonitor console (kill -USR1 <pid> lists tasks).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -250,6 +262,8 @@ def worker(
     web_bind: str | None,
     web_host: str | None,
     without_web: bool,
+    blocking_timeout: float | None,
+    console_port: int | None,
 ) -> None:
     """Start a worker for the app (stop with Ctrl-C)."""
     from ..worker import Worker
@@ -266,6 +280,18 @@ def worker(
         app.conf.web_enabled = False
     if web_bind is not None:
         app.conf.web_bind = web_bind
+    if blocking_timeout is not None:
+        if not blocking_timeout > 0:
+            raise CommandUsageError(
+                f"--blocking-timeout {blocking_timeout}: give a number of seconds > 0."
+            )
+        app.conf.blocking_timeout = blocking_timeout
+    if console_port is not None:
+        click.echo(
+            f"faust: warning: --console-port {console_port}: there is no aiomonitor "
+            "console here; `kill -USR1 <pid>` logs what every task waits for.",
+            err=True,
+        )
     app.conf.set_web_address(host=web_host, port=web_port)
     log_format = "json" if json_logs else None
     sys.exit(

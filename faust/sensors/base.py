@@ -1,14 +1,23 @@
 """The sensor interface: hooks called as events flow, and the app's set of sensors.
 
-Hooks are called where the code already handles a batch (a fetched batch, a delivery to
-a stream's queue, a commit, a producer batch, a table flush, a recovery batch), with
-the batch's count, so a sensor costs nothing per event. Two kinds of hooks are per
-operation by nature (a table read or write, a record handed to the producer): those are
-dispatched only to sensors that override them, and the default :class:`Monitor` reads
-exact counters kept inline instead, so with only the Monitor installed nothing is
-called per operation.
+Two kinds of hooks:
 
-Every count a hook gets is exact; only timings (``on_stream_event_out``'s ``seconds``)
+- **Faust's hooks**, with Faust's names and arguments (``on_message_in(tp, offset,
+  message)``, ``on_stream_event_in(tp, offset, stream, event)``, ``on_send_initiated(
+  producer, topic, message, keysize, valsize)``, ``on_commit_initiated(consumer)``, ...),
+  so a Faust sensor runs unchanged. Those called per message, event, record or table
+  operation are called only for sensors that override them (decided when a sensor is
+  added): with none, they cost nothing. What a ``*_start``/``*_initiated``/``*_in`` hook
+  returns is handed to the same sensor's matching ``*_end``/``*_completed``/``*_out``
+  hook as ``state``.
+- **Batch hooks**, called where the code already handles a batch (a fetched batch, a
+  delivery to a stream's queue, a commit, an ack batch, a table flush, a recovery
+  batch) with the batch's count: ``on_messages_in(tp, messages)``,
+  ``on_stream_events_out(stream, count, seconds)``, ``on_offsets_committed(offsets,
+  seconds)``, ... The default :class:`Monitor` uses these, and reads exact counters
+  kept inline, so with only the Monitor installed nothing is called per event.
+
+Every count a hook gets is exact; only timings (``on_stream_events_out``'s ``seconds``)
 are measured per batch rather than per event.
 
 Example::
@@ -17,11 +26,13 @@ Example::
         def __init__(self):
             self.fetched = 0
 
-        def on_message_in(self, tp, messages):
-            self.fetched += len(messages)
+        def on_message_in(self, tp, offset, message):      # Faust's: per message
+            self.fetched += 1
 
-    counting = Counting()
-    app.sensors.add(counting)
+        def on_messages_in(self, tp, messages):            # ours: per fetched batch
+            print(f'{len(messages)} fetched from {tp}')
+
+    app.sensors.add(Counting())
 """
 
 from __future__ import annotations
@@ -41,15 +52,23 @@ __all__ = ["Sensor", "SensorDelegate", "StreamStats"]
 
 logger = logging.getLogger(__name__)
 
-#: Hooks called once per operation (a table read, a record handed over or acked: the
-#: embedded broker acks each record on its own): dispatched only to sensors that override
-#: them (see :meth:`SensorDelegate.wants`); the Monitor reads inline counters instead.
+#: Hooks called once per operation (a message, an event, a table read, a record handed
+#: over or acked: the embedded broker acks each record on its own): dispatched only to
+#: sensors that override them (see :meth:`SensorDelegate.wants`); the Monitor reads
+#: inline counters instead.
 PER_OPERATION_HOOKS = (
+    "on_message_in",
+    "on_message_out",
+    "on_stream_event_in",
+    "on_stream_event_out",
     "on_table_get",
     "on_table_set",
     "on_table_del",
     "on_send_initiated",
     "on_send_completed",
+    "on_send_error",
+    "on_records_sending",
+    "on_records_acked",
 )
 
 
@@ -57,44 +76,124 @@ class Sensor:
     """Receives the hooks of an app's data path; every hook does nothing by default.
 
     Subclass it, override what you need and add an instance with
-    ``app.sensors.add(sensor)``. Hooks run inside the fetch loop, the commit and the
-    producer's acks, so they must be quick; what one raises is logged and otherwise
-    ignored (``app.sensors.failures`` counts it).
+    ``app.sensors.add(sensor)``. Hooks run inside the fetch loop, the streams, the
+    commit and the producer's acks, so they must be quick; what one raises is logged
+    and otherwise ignored (``app.sensors.failures`` counts it).
 
     Example::
 
         class Lag(faust.Sensor):
-            def on_commit_completed(self, offsets, seconds):
-                print(f'committed {len(offsets)} partitions in {seconds * 1000:.1f} ms')
+            def on_commit_initiated(self, consumer):
+                return time.monotonic()
+
+            def on_commit_completed(self, consumer, state):
+                print(f'committed in {(time.monotonic() - state) * 1000:.1f} ms')
 
         app.sensors.add(Lag())
     """
 
-    # -- the consumer
-    def on_message_in(self, tp: TP, messages: Sequence[Message]) -> None:
+    # -- Faust's hooks: per message (only called when overridden)
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        """``message`` (at ``offset`` of ``tp``) was fetched."""
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        """``message`` is fully processed: every stream moved past it and what was sent
+        for it is acked (its offset may now be committed)."""
+
+    # -- Faust's hooks: per stream event (only called when overridden)
+    def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> Any:
+        """``stream`` (a :class:`~faust.Stream`) hands ``event`` to the code iterating
+        it; what this returns is given to :meth:`on_stream_event_out` as ``state``."""
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        """``stream`` moves past ``event`` (the agent asks for the next one)."""
+
+    # -- Faust's hooks: the consumer (per commit, per rebalance)
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        """``consumer`` starts a commit; what this returns is given to
+        :meth:`on_commit_completed` as ``state``."""
+        return None
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        """``consumer``'s commit is done."""
+
+    def on_rebalance_start(self, app: Any) -> Any:
+        """The consumer group of ``app`` rebalances (partitions are revoked); what this
+        returns is given to :meth:`on_rebalance_return` and :meth:`on_rebalance_end`."""
+        return None
+
+    def on_rebalance_return(self, app: Any, state: Any) -> None:
+        """The group's new assignment came back (the app is told its partitions)."""
+
+    def on_rebalance_end(self, app: Any, state: Any) -> None:
+        """``app`` has taken its new partitions (its callbacks ran)."""
+
+    def on_assignment_start(self, assignor: Any) -> Any:
+        """This worker leads the group and starts assigning partitions with
+        ``assignor``; what this returns goes to the completed or error hook."""
+        return None
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None:
+        """``assignor`` assigned the partitions."""
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
+        """``assignor`` failed with ``exc``."""
+
+    # -- Faust's hooks: the producer (per record: only called when overridden)
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> Any:
+        """``message`` (an :class:`~faust.transport.base.OutgoingRecord`: topic, key,
+        value, partition, timestamp, headers) of ``keysize`` + ``valsize`` bytes was
+        handed to ``producer``; what this returns goes to the completed or error hook."""
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        """The broker acked the record: ``metadata`` is its
+        :class:`~faust.transport.base.RecordMetadata`."""
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        """The record could not be sent: ``exc``."""
+
+    # -- Faust's hooks: tables (per operation: only called when overridden)
+    def on_table_get(self, table: str, key: Any) -> None:
+        """A key of ``table`` (its name) was read."""
+
+    def on_table_set(self, table: str, key: Any, value: Any) -> None:
+        """A key of ``table`` was written."""
+
+    def on_table_del(self, table: str, key: Any) -> None:
+        """A key of ``table`` was deleted."""
+
+    # -- batch hooks: the consumer
+    def on_messages_in(self, tp: TP, messages: Sequence[Message]) -> None:
         """A batch of ``messages`` of ``tp`` was fetched (in offset order)."""
 
-    def on_message_out(self, tp: TP, count: int, offset: int) -> None:
+    def on_messages_out(self, tp: TP, count: int, offset: int) -> None:
         """``count`` more messages of ``tp`` are fully processed (their streams moved
         past them and what they sent is acked); ``offset`` is now committable."""
 
-    def on_commit_initiated(self, offsets: Mapping[TP, int]) -> None:
+    def on_offsets_committing(self, offsets: Mapping[TP, int]) -> None:
         """A commit of ``offsets`` starts (tables flush their changelogs first)."""
 
-    def on_commit_completed(self, offsets: Mapping[TP, int], seconds: float) -> None:
+    def on_offsets_committed(self, offsets: Mapping[TP, int], seconds: float) -> None:
         """``offsets`` are committed; ``seconds`` from the start (flushes included)."""
 
-    def on_rebalance_start(self, revoked: set[TP]) -> None:
+    def on_partitions_revoking(self, revoked: set[TP]) -> None:
         """The group rebalances; ``revoked`` partitions are given up (may be empty)."""
 
-    def on_rebalance_end(self, assigned: set[TP], seconds: float) -> None:
-        """The rebalance ended with ``assigned`` newly assigned to this worker."""
+    def on_partitions_taken(self, assigned: set[TP], seconds: float) -> None:
+        """The rebalance ended with ``assigned`` newly assigned to this worker,
+        ``seconds`` after it began."""
 
-    # -- streams and agents
-    def on_stream_event_in(self, stream: str, count: int) -> None:
+    # -- batch hooks: streams and agents
+    def on_stream_events_in(self, stream: str, count: int) -> None:
         """``count`` events were delivered to the queue of ``stream`` (an agent's name)."""
 
-    def on_stream_event_out(self, stream: str, count: int, seconds: float) -> None:
+    def on_stream_events_out(self, stream: str, count: int, seconds: float) -> None:
         """``stream`` took ``count`` more events from its queue, busy ``seconds`` with
         them (the time it was not waiting for input; see :class:`StreamStats`)."""
 
@@ -107,27 +206,19 @@ class Sensor:
     def on_dead_letter(self, message: Message, topic: str) -> None:
         """The broker acked the dead letter of ``message`` in ``topic``."""
 
-    # -- the producer
-    def on_send_initiated(self, topic: str, count: int) -> None:
-        """``count`` records to ``topic`` were handed to the producer (per record)."""
+    # -- batch hooks: the producer
+    def on_records_sending(self, topic: str, count: int) -> None:
+        """``count`` records to ``topic`` were handed to the producer (per record: only
+        called when overridden)."""
 
-    def on_send_completed(self, topic: str, count: int) -> None:
-        """The broker acked ``count`` records sent to ``topic`` (per ack batch; per record
-        on the embedded broker: only called when overridden)."""
+    def on_records_acked(self, topic: str, count: int) -> None:
+        """The broker acked ``count`` records sent to ``topic`` (per ack batch; per
+        record on the embedded broker: only called when overridden)."""
 
-    def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
+    def on_records_failed(self, topic: str, count: int, exc: BaseException) -> None:
         """``count`` records to ``topic`` could not be sent."""
 
-    # -- tables
-    def on_table_get(self, table: str, key: Any) -> None:
-        """A key of ``table`` was read (per read: only called when overridden)."""
-
-    def on_table_set(self, table: str, key: Any, value: Any) -> None:
-        """A key of ``table`` was written (per write: only called when overridden)."""
-
-    def on_table_del(self, table: str, key: Any) -> None:
-        """A key of ``table`` was deleted (per delete: only called when overridden)."""
-
+    # -- batch hooks: tables
     def on_changelog_records(self, table: str, count: int) -> None:
         """``count`` changelog records of ``table`` were sent and acked (a flush)."""
 
@@ -148,7 +239,7 @@ class StreamStats:
 
     Why per batch, measured on the 2-core benchmark machine: bench case a runs at
     ~430,000 events per CPU-second (~2.3 µs per event). Timing each event would cost a
-    ``perf_counter()`` (43 ns) and the Monitor's ``on_stream_event_out`` with its
+    ``perf_counter()`` (43 ns) and the Monitor's ``on_stream_events_out`` with its
     histogram (220 ns) plus the dispatch, ~0.3 µs or 13-15% of an event; settled per
     batch (a few hundred events), the same ~0.3 µs is ~0.001 µs per event. What that
     gives up: the histogram holds each batch's mean time per event, not each event's.
@@ -179,7 +270,7 @@ class StreamStats:
 
     def delivered(self, count: int) -> None:
         self.events_in += count
-        self._delegate._dispatch("on_stream_event_in", self.name, count)
+        self._delegate._dispatch("on_stream_events_in", self.name, count)
 
     def settle(self, queue: EventQueue, busy: bool) -> None:
         """Report the events taken since the last settlement with their busy time;
@@ -191,7 +282,7 @@ class StreamStats:
             now = time.perf_counter()
             self.taken = taken
             seconds = 0.0 if since is None else now - since
-            self._delegate._dispatch("on_stream_event_out", self.name, count, seconds)
+            self._delegate._dispatch("on_stream_events_out", self.name, count, seconds)
             self._busy_since = now if busy else None
         elif not busy:
             self._busy_since = None
@@ -217,6 +308,10 @@ class SensorDelegate:
         self._sensors: list[Sensor] = []
         #: Sensors overriding each per-operation hook (empty: that hook is not called).
         self._per_operation: dict[str, list[Sensor]] = {h: [] for h in PER_OPERATION_HOOKS}
+        #: Sensors overriding any of Faust's send hooks (each gets its state back), and
+        #: any of its stream-event hooks: live lists, usually empty.
+        self.send_sensors: list[Sensor] = []
+        self.stream_sensors: list[Sensor] = []
         self._streams: WeakSet[EventQueue] = WeakSet()
         #: Times a sensor's hook raised (each is logged; the data path goes on).
         self.failures = 0
@@ -263,6 +358,12 @@ class SensorDelegate:
             sensors[:] = [
                 s for s in self._sensors if getattr(type(s), hook, default) is not default
             ]
+        wants = self._per_operation
+        for merged, hooks in (
+            (self.send_sensors, ("on_send_initiated", "on_send_completed", "on_send_error")),
+            (self.stream_sensors, ("on_stream_event_in", "on_stream_event_out")),
+        ):
+            merged[:] = [s for s in self._sensors if any(s in wants[h] for h in hooks)]
         for watcher in list(self._watchers):
             watcher()
 
@@ -315,24 +416,92 @@ class SensorDelegate:
             exc_info=exc if first else None,
         )
 
-    # -- hooks called on the delegate reach every sensor
-    def on_message_in(self, tp: TP, messages: Sequence[Message]) -> None:
-        self._dispatch("on_message_in", tp, messages)
+    # -- Faust's hooks with a state per sensor ({sensor: state})
+    def _states(self, sensors: list[Sensor], hook: str, *args: Any) -> dict[Sensor, Any]:
+        states: dict[Sensor, Any] = {}
+        for sensor in sensors:
+            try:
+                states[sensor] = getattr(sensor, hook)(*args)
+            except Exception as exc:  # noqa: BLE001 - see call()
+                self._failed(sensor, hook, exc)
+        return states
 
-    def on_message_out(self, tp: TP, count: int, offset: int) -> None:
-        self._dispatch("on_message_out", tp, count, offset)
+    def _ended(self, hook: str, states: Mapping[Sensor, Any], *args: Any, at: int = -1) -> None:
+        """Call ``hook`` of each sensor in ``states`` with ``args`` and its state put in
+        at position ``at`` (-1: last)."""
+        for sensor, state in states.items():
+            call_args = list(args)
+            call_args.insert(len(call_args) if at == -1 else at, state)
+            try:
+                getattr(sensor, hook)(*call_args)
+            except Exception as exc:  # noqa: BLE001 - see call()
+                self._failed(sensor, hook, exc)
 
-    def on_commit_initiated(self, offsets: Mapping[TP, int]) -> None:
-        self._dispatch("on_commit_initiated", offsets)
+    def on_commit_initiated(self, consumer: Any) -> dict[Sensor, Any]:
+        return self._states(self._sensors, "on_commit_initiated", consumer)
 
-    def on_commit_completed(self, offsets: Mapping[TP, int], seconds: float) -> None:
-        self._dispatch("on_commit_completed", offsets, seconds)
+    def on_commit_completed(self, consumer: Any, state: Mapping[Sensor, Any]) -> None:
+        self._ended("on_commit_completed", state, consumer)
 
-    def on_rebalance_start(self, revoked: set[TP]) -> None:
-        self._dispatch("on_rebalance_start", revoked)
+    def on_rebalance_start(self, app: Any) -> dict[Sensor, Any]:
+        return self._states(self._sensors, "on_rebalance_start", app)
 
-    def on_rebalance_end(self, assigned: set[TP], seconds: float) -> None:
-        self._dispatch("on_rebalance_end", assigned, seconds)
+    def on_rebalance_return(self, app: Any, state: Mapping[Sensor, Any]) -> None:
+        self._ended("on_rebalance_return", state, app)
+
+    def on_rebalance_end(self, app: Any, state: Mapping[Sensor, Any]) -> None:
+        self._ended("on_rebalance_end", state, app)
+
+    def on_assignment_start(self, assignor: Any) -> dict[Sensor, Any]:
+        return self._states(self._sensors, "on_assignment_start", assignor)
+
+    def on_assignment_completed(self, assignor: Any, state: Mapping[Sensor, Any]) -> None:
+        self._ended("on_assignment_completed", state, assignor)
+
+    def on_assignment_error(
+        self, assignor: Any, state: Mapping[Sensor, Any], exc: BaseException
+    ) -> None:
+        self._ended("on_assignment_error", state, assignor, exc, at=1)
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> dict[Sensor, Any]:
+        return self._states(
+            self.send_sensors, "on_send_initiated", producer, topic, message, keysize, valsize
+        )
+
+    def on_send_completed(self, producer: Any, state: Mapping[Sensor, Any], metadata: Any) -> None:
+        self._ended("on_send_completed", state, producer, metadata, at=1)
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Mapping[Sensor, Any]) -> None:
+        self._ended("on_send_error", state, producer, exc)
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> dict[Sensor, Any]:
+        return self._states(self.stream_sensors, "on_stream_event_in", tp, offset, stream, event)
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: Any, event: Any, state: Mapping[Sensor, Any]
+    ) -> None:
+        self._ended("on_stream_event_out", state, tp, offset, stream, event)
+
+    # -- batch hooks called on the delegate reach every sensor
+    def on_messages_in(self, tp: TP, messages: Sequence[Message]) -> None:
+        self._dispatch("on_messages_in", tp, messages)
+
+    def on_messages_out(self, tp: TP, count: int, offset: int) -> None:
+        self._dispatch("on_messages_out", tp, count, offset)
+
+    def on_offsets_committing(self, offsets: Mapping[TP, int]) -> None:
+        self._dispatch("on_offsets_committing", offsets)
+
+    def on_offsets_committed(self, offsets: Mapping[TP, int], seconds: float) -> None:
+        self._dispatch("on_offsets_committed", offsets, seconds)
+
+    def on_partitions_revoking(self, revoked: set[TP]) -> None:
+        self._dispatch("on_partitions_revoking", revoked)
+
+    def on_partitions_taken(self, assigned: set[TP], seconds: float) -> None:
+        self._dispatch("on_partitions_taken", assigned, seconds)
 
     def on_agent_error(self, agent: str, exc: BaseException) -> None:
         self._dispatch("on_agent_error", agent, exc)
@@ -343,8 +512,8 @@ class SensorDelegate:
     def on_dead_letter(self, message: Message, topic: str) -> None:
         self._dispatch("on_dead_letter", message, topic)
 
-    def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
-        self._dispatch("on_send_error", topic, count, exc)
+    def on_records_failed(self, topic: str, count: int, exc: BaseException) -> None:
+        self._dispatch("on_records_failed", topic, count, exc)
 
     def on_changelog_records(self, table: str, count: int) -> None:
         self._dispatch("on_changelog_records", table, count)

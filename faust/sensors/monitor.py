@@ -143,21 +143,21 @@ class Monitor(Sensor):
         self._last_sample = 0.0
 
     # -- hooks
-    def on_message_in(self, tp: TP, messages: Sequence[Message]) -> None:
+    def on_messages_in(self, tp: TP, messages: Sequence[Message]) -> None:
         counts = self.messages_in
         counts[tp] = counts.get(tp, 0) + len(messages)
 
-    def on_message_out(self, tp: TP, count: int, offset: int) -> None:
+    def on_messages_out(self, tp: TP, count: int, offset: int) -> None:
         counts = self.messages_out
         counts[tp] = counts.get(tp, 0) + count
 
-    def on_stream_event_in(self, stream: str, count: int) -> None:
+    def on_stream_events_in(self, stream: str, count: int) -> None:
         agent = self.agents.get(stream)
         if agent is None:
             agent = self.agents[stream] = _AgentStats()
         agent.events_in += count
 
-    def on_stream_event_out(self, stream: str, count: int, seconds: float) -> None:
+    def on_stream_events_out(self, stream: str, count: int, seconds: float) -> None:
         agent = self.agents.get(stream)
         if agent is None:
             agent = self.agents[stream] = _AgentStats()
@@ -166,15 +166,15 @@ class Monitor(Sensor):
         # The mean of the batch stands for each of its events (see StreamStats).
         agent.latency.observe(seconds / count, count)
 
-    def on_commit_completed(self, offsets: Mapping[TP, int], seconds: float) -> None:
+    def on_offsets_committed(self, offsets: Mapping[TP, int], seconds: float) -> None:
         self.commits += 1
         self.commit_latency.observe(seconds)
         self.last_commit_at = time.time()
 
-    def on_rebalance_start(self, revoked: set[TP]) -> None:
+    def on_partitions_revoking(self, revoked: set[TP]) -> None:
         self._rebalance_started = time.monotonic()
 
-    def on_rebalance_end(self, assigned: set[TP], seconds: float) -> None:
+    def on_partitions_taken(self, assigned: set[TP], seconds: float) -> None:
         self.rebalances += 1
         self.rebalance_seconds = seconds
         self._rebalance_started = None
@@ -197,7 +197,7 @@ class Monitor(Sensor):
             }
         )
 
-    def on_send_error(self, topic: str, count: int, exc: BaseException) -> None:
+    def on_records_failed(self, topic: str, count: int, exc: BaseException) -> None:
         counts = self.send_errors
         counts[topic] = counts.get(topic, 0) + count
         self.errors["send"] += count - 1  # _error adds the one

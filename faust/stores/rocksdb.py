@@ -33,7 +33,8 @@ NULL_KEY = b"\x00faust:null-key"
 
 # Not in the pending changes (MISSING there means deleted).
 _ABSENT = object()
-# Types the json codec encodes exactly as a bare orjson.dumps does.
+# Types the json codec encodes exactly as a bare orjson.dumps does (but for NaN and the
+# infinities, which orjson writes as null).
 _PLAIN_JSON = frozenset({str, int, float})
 
 # Memtable size per partition database. RocksDB's default (64 MiB, up to 2 of them)
@@ -119,9 +120,13 @@ class RocksDBStore(Store):
             return self.table.encoded_null()  # as the changelog has it (not a tombstone)
         if type(value) in _PLAIN_JSON and self._json_values:
             try:
-                return orjson.dumps(value)
+                data = orjson.dumps(value)
             except orjson.JSONEncodeError:
                 pass  # an int beyond 64 bits, invalid UTF-8: the codec's own error
+            else:
+                # orjson writes a NaN or an infinity as null: the codec keeps them.
+                if data != b"null":
+                    return data
         return self._dumps_value(value)
 
     def set(self, partition: int, key: Any, value: Any) -> None:

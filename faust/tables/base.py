@@ -140,25 +140,68 @@ class Collection:
         self.sets = 0
         self.deletes = 0
         self._op_hooked = False
+        #: The per-key hooks (on_key_get, ...) this table's class overrides: found once
+        #: here; a hook no subclass overrides is never called.
+        self._key_hooks = frozenset(
+            hook
+            for hook in ("on_key_get", "on_key_set", "on_key_del")
+            if getattr(type(self), hook) is not getattr(Collection, hook)
+        )
         sensors = getattr(app, "sensors", None)
         if sensors is not None:
             sensors._watchers.append(self._sensors_changed)
-            self._sensors_changed()
+        self._sensors_changed()
+
+    # -- Faust's per-key hooks: override them in a subclass
+    def on_key_get(self, key: Any) -> None:
+        """Called after each read of ``key`` (``table[key]``, ``get``, ``in``), when a
+        subclass overrides it (as in Faust); the table's own work does not depend on it.
+
+        Example::
+
+            class AuditedTable(faust.Table):
+                def on_key_get(self, key):
+                    reads[key] += 1
+        """
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        """Called after ``key`` is set to ``value`` (``table[key] = value``, ``+=``),
+        when a subclass overrides it; the changelog is written whether or not it is.
+
+        Example::
+
+            class AuditedTable(faust.Table):
+                def on_key_set(self, key, value):
+                    print('set', key, value)
+        """
+
+    def on_key_del(self, key: Any) -> None:
+        """Called after ``key`` is deleted (``del table[key]``, ``pop``), when a
+        subclass overrides it.
+
+        Example::
+
+            class AuditedTable(faust.Table):
+                def on_key_del(self, key):
+                    print('deleted', key)
+        """
 
     def _sensors_changed(self) -> None:
-        """Call the per-operation hooks only while some sensor overrides them: the
-        wrappers shadow ``_get``/``_set``/``_del`` on this instance, and are removed
-        again (the plain methods cost nothing extra)."""
-        sensors = self.app.sensors
+        """Call the per-operation hooks (sensors' ``on_table_*``, the table's
+        overridden ``on_key_*``) only while there are some: the wrappers shadow
+        ``_get``/``_set``/``_del`` on this instance, and are removed again (the plain
+        methods cost nothing extra)."""
+        sensors = getattr(self.app, "sensors", None)
         hooked = False
-        for name, hook in (
-            ("_get", "on_table_get"),
-            ("_set", "on_table_set"),
-            ("_del", "on_table_del"),
+        for name, hook, key_hook in (
+            ("_get", "on_table_get", "on_key_get"),
+            ("_set", "on_table_set", "on_key_set"),
+            ("_del", "on_table_del", "on_key_del"),
         ):
-            wanted = sensors.wants(hook)
-            if wanted:
-                setattr(self, name, _sensed(self, name, hook, wanted))
+            wanted = sensors.wants(hook) if sensors is not None else []
+            own = getattr(self, key_hook) if key_hook in self._key_hooks else None
+            if wanted or own is not None:
+                setattr(self, name, _sensed(self, name, hook, wanted, own))
                 hooked = True
             elif self._op_hooked:
                 # Not through self.__dict__: touching it makes CPython keep the instance's
@@ -519,16 +562,26 @@ def _item_key(item: tuple[Any, Any]) -> Any:
     return repr(item[0])
 
 
-def _sensed(table: Collection, name: str, hook: str, sensors: list[Any]) -> Callable[..., Any]:
-    """``table.<name>`` (``_get``, ``_set`` or ``_del``) that also calls ``hook`` of each
-    of ``sensors`` with the table's name and the arguments."""
+def _sensed(
+    table: Collection,
+    name: str,
+    hook: str,
+    sensors: list[Any],
+    own: Callable[..., None] | None = None,
+) -> Callable[..., Any]:
+    """``table.<name>`` (``_get``, ``_set`` or ``_del``) that also calls the table's
+    ``own`` key hook with the arguments, then ``hook`` of each of ``sensors`` with the
+    table's name and the arguments."""
     method = getattr(type(table), name).__get__(table)
     label = table.name
-    call = table.app.sensors.call
+    call = table.app.sensors.call if sensors else None
 
     def sensed(*args: Any) -> Any:
         result = method(*args)
-        call(sensors, hook, label, *args)
+        if own is not None:
+            own(*args)
+        if call is not None:
+            call(sensors, hook, label, *args)
         return result
 
     return sensed

@@ -661,6 +661,11 @@ class TableWindowing:
 
 def _tell_sensors(table: Table, window_key: Any, value: Any) -> None:
     """The per-operation hooks of a range read and written in one pass."""
+    hooks = table._key_hooks
+    if "on_key_get" in hooks:
+        table.on_key_get(window_key)
+    if "on_key_set" in hooks:
+        table.on_key_set(window_key, value)
     sensors = table.app.sensors
     sensors.call(sensors.wants("on_table_get"), "on_table_get", table.name, window_key)
     sensors.call(sensors.wants("on_table_set"), "on_table_set", table.name, window_key, value)

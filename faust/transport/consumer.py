@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..services import BackgroundTasks
-from .base import TP, ConsumerDriver, RebalanceListener
+from .base import TP, ConsumerDriver, Message, RebalanceListener
 from .offsets import OffsetTracker
 
 __all__ = ["Consumer"]
@@ -32,6 +32,8 @@ class Consumer(RebalanceListener):
     def __init__(self, app: Any, conductor: Any) -> None:
         self.app = app
         self.conductor = conductor
+        # Before the driver: it hands them to its partition assignor.
+        self.sensors = app.sensors
         self.driver: ConsumerDriver = app.transport.create_consumer(app.conf.group_id, self)
         self.trackers: dict[TP, OffsetTracker] = {}
         self.committed: dict[TP, int] = {}
@@ -48,13 +50,14 @@ class Consumer(RebalanceListener):
         self._processed_at_commit = 0
         self._commit_every = app.conf.broker_commit_every
         self._commit_lock = asyncio.Lock()
-        self.sensors = app.sensors
         #: The first offset fetched of each partition (its lag's base before a commit).
         self.started_at: dict[TP, int] = {}
         #: Times the fetch loop waited out a backlog, and the seconds it waited.
         self.backlog_waits = 0
         self.backlog_seconds = 0.0
         self._rebalance_began: float | None = None
+        # What the sensors' on_rebalance_start returned, for their return/end hooks.
+        self._rebalance_state: dict[Any, Any] = {}
 
     async def start(self) -> None:
         self.update_subscription()
@@ -87,7 +90,8 @@ class Consumer(RebalanceListener):
         finish, but its partition's offset is no longer committed here.
         """
         self._rebalance_began = time.monotonic()
-        self.sensors.on_rebalance_start(revoked)
+        self._rebalance_state = self.sensors.on_rebalance_start(self.app)
+        self.sensors.on_partitions_revoking(revoked)
         await self._give_up(revoked)
 
     async def _give_up(self, revoked: set[TP]) -> None:
@@ -112,14 +116,19 @@ class Consumer(RebalanceListener):
         await self.app.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        sensors = self.sensors
         began, self._rebalance_began = self._rebalance_began, None
         if began is None:
             # Nothing was revoked first (a first assignment, or only new partitions).
             began = time.monotonic()
-            self.sensors.on_rebalance_start(set())
+            self._rebalance_state = sensors.on_rebalance_start(self.app)
+            sensors.on_partitions_revoking(set())
+        state, self._rebalance_state = self._rebalance_state, {}
+        sensors.on_rebalance_return(self.app, state)
         await self.app.partitions_assigned(assigned)
         self.assigned_once.set()
-        self.sensors.on_rebalance_end(assigned, time.monotonic() - began)
+        sensors.on_partitions_taken(assigned, time.monotonic() - began)
+        sensors.on_rebalance_end(self.app, state)
 
     # -- fetching
     async def _fetch_batches(self) -> None:
@@ -130,6 +139,9 @@ class Consumer(RebalanceListener):
         max_records = self.app.conf.broker_max_poll_records
         revoked = self._revoked_since_fetch
         sensors = self.sensors
+        # Faust's per-message hooks: live lists, empty unless a sensor overrides them.
+        message_in = sensors.wants("on_message_in")
+        message_out = sensors.wants("on_message_out")
         while not self._stopping:
             records = await driver.getmany(1.0, max_records)
             # Cleared only now: a rebalance inside getmany already left out what it
@@ -148,7 +160,9 @@ class Consumer(RebalanceListener):
                     self.started_at.setdefault(tp, messages[0].offset)
                 tracker.fetched(messages)
                 # Per fetched batch (up to broker_max_poll_records messages), not per event.
-                sensors.on_message_in(tp, messages)
+                sensors.on_messages_in(tp, messages)
+                if message_in or message_out:
+                    self._sense_messages(tp, messages, message_in, message_out)
                 await deliver(tp, messages)
                 if revoked and tp in revoked:
                     # Revoked while this batch waited for room: the revoke emptied the
@@ -174,6 +188,24 @@ class Consumer(RebalanceListener):
             if self.app.backlogged():
                 await self._wait_out_backlog()
 
+    def _sense_messages(
+        self, tp: TP, messages: list[Message], message_in: list[Any], message_out: list[Any]
+    ) -> None:
+        """Faust's per-message hooks, only while a sensor overrides them: each message in
+        now, and out when it is processed (its ``on_done``)."""
+        sensors = self.sensors
+        if message_in:
+            for message in messages:
+                sensors.call(message_in, "on_message_in", tp, message.offset, message)
+        if message_out:
+
+            def message_done(message: Message) -> None:
+                sensors.call(message_out, "on_message_out", tp, message.offset, message)
+
+            for message in messages:
+                if message.on_done is None:
+                    message.on_done = message_done
+
     async def _wait_out_backlog(self) -> None:
         """Fetch nothing more while the app holds too much unsent work.
 
@@ -195,7 +227,7 @@ class Consumer(RebalanceListener):
         offset = tracker.advance()
         done = tracker.processed - before
         if done:
-            self.sensors.on_message_out(tracker.tp, done, offset)
+            self.sensors.on_messages_out(tracker.tp, done, offset)
         return offset
 
     def request_commit(self) -> None:
@@ -226,20 +258,27 @@ class Consumer(RebalanceListener):
         """
         async with self._commit_lock:
             offsets: dict[TP, int] = {}
+            acks_enabled_for = self.conductor.acks_enabled_for
             for tp, tracker in list(self.trackers.items()):
                 if tps is not None and tp not in tps:
                     continue
+                if not acks_enabled_for(tp.topic):
+                    continue  # app.topic(..., acks=False): never committed
                 offset = self._advance(tracker)
                 if offset > self.committed.get(tp, -1):
                     offsets[tp] = offset
             self._processed_at_commit = sum(t.processed for t in self.trackers.values())
             began = time.perf_counter()
+            sensors = self.sensors
+            state = None
             if offsets:
-                self.sensors.on_commit_initiated(offsets)
+                state = sensors.on_commit_initiated(self)
+                sensors.on_offsets_committing(offsets)
             for hook in self.before_commit:
                 await hook()
             if offsets:
                 await self.driver.commit(offsets)
                 self.committed.update(offsets)
-                self.sensors.on_commit_completed(offsets, time.perf_counter() - began)
+                sensors.on_offsets_committed(offsets, time.perf_counter() - began)
+                sensors.on_commit_completed(self, state)
             return offsets

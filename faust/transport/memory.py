@@ -152,6 +152,11 @@ class MemoryBroker:
                 self._rebalance(group)
 
     def _rebalance(self, group: _Group) -> None:
+        # The first member plays the group's leader: its app's sensors hear of the
+        # assignment, with this broker as the assignor.
+        leader = group.members[0] if group.members else None
+        sensors = getattr(leader.listener, "sensors", None) if leader is not None else None
+        state = sensors.on_assignment_start(self) if sensors is not None else None
         # Round-robin each topic's partitions over the members that subscribe to it.
         plan: dict[MemoryConsumer, set[TP]] = {member: set() for member in group.members}
         topics = sorted({t for m in group.members for t in m.topics})
@@ -160,6 +165,8 @@ class MemoryBroker:
             # A subscribed topic that was deleted has no partitions to hand out.
             for partition in range(len(self.logs.get(topic, ()))):
                 plan[subscribers[partition % len(subscribers)]].add(TP(topic, partition))
+        if sensors is not None:
+            sensors.on_assignment_completed(self, state)
         for member, tps in plan.items():
             member.set_assignment(tps)
 

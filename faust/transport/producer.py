@@ -36,11 +36,20 @@ class SendCounts:
 
     Counted inline (a dict update per record handed over, and per ack batch; on the
     embedded broker, which acks each record on its own, per record) and read by the
-    Monitor when asked; sensors overriding ``on_send_initiated``/``on_send_completed``
-    are called too. A failure reaches every sensor's ``on_send_error``.
+    Monitor when asked; sensors overriding ``on_records_sending``/``on_records_acked``
+    are called too, and those overriding Faust's ``on_send_initiated``/
+    ``on_send_completed``/``on_send_error`` once per record (see :meth:`sense`). A
+    failure reaches every sensor's ``on_records_failed``.
     """
 
-    __slots__ = ("initiated", "completed", "sensors", "_initiated_sensors", "_completed_sensors")
+    __slots__ = (
+        "initiated",
+        "completed",
+        "sensors",
+        "send_sensors",
+        "_initiated_sensors",
+        "_completed_sensors",
+    )
 
     def __init__(self, sensors: Any = None) -> None:
         self.initiated: dict[str, int] = {}
@@ -48,27 +57,48 @@ class SendCounts:
         self.sensors = sensors
         # The delegate's own lists, kept up to date by it: usually empty.
         self._initiated_sensors: list[Any] = (
-            sensors.wants("on_send_initiated") if sensors is not None else []
+            sensors.wants("on_records_sending") if sensors is not None else []
         )
         self._completed_sensors: list[Any] = (
-            sensors.wants("on_send_completed") if sensors is not None else []
+            sensors.wants("on_records_acked") if sensors is not None else []
         )
+        #: Sensors overriding Faust's per-record send hooks (a live list).
+        self.send_sensors: list[Any] = sensors.send_sensors if sensors is not None else []
 
     def handed_over(self, topic: str) -> None:
         initiated = self.initiated
         initiated[topic] = initiated.get(topic, 0) + 1
         if self._initiated_sensors:
-            self.sensors.call(self._initiated_sensors, "on_send_initiated", topic, 1)
+            self.sensors.call(self._initiated_sensors, "on_records_sending", topic, 1)
+
+    def sense(self, producer: Any, record: OutgoingRecord) -> None:
+        """Faust's ``on_send_initiated`` for ``record`` now, and ``on_send_completed``
+        or ``on_send_error`` when its future is done (only while a sensor overrides
+        one of them)."""
+        sensors = self.sensors
+        state = sensors.on_send_initiated(
+            producer, record.topic, record, len(record.key or b""), len(record.value or b"")
+        )
+
+        def done(fut: asyncio.Future[RecordMetadata]) -> None:
+            if fut.cancelled():
+                sensors.on_send_error(producer, asyncio.CancelledError(), state)
+            elif fut.exception() is not None:
+                sensors.on_send_error(producer, fut.exception(), state)
+            else:
+                sensors.on_send_completed(producer, state, fut.result())
+
+        record.future.add_done_callback(done)
 
     def acked(self, topic: str, count: int) -> None:
         completed = self.completed
         completed[topic] = completed.get(topic, 0) + count
         if self._completed_sensors:
-            self.sensors.call(self._completed_sensors, "on_send_completed", topic, count)
+            self.sensors.call(self._completed_sensors, "on_records_acked", topic, count)
 
     def failed(self, topic: str, count: int, exc: BaseException) -> None:
         if self.sensors is not None:
-            self.sensors.on_send_error(topic, count, exc)
+            self.sensors.on_records_failed(topic, count, exc)
 
 
 class Producer:
@@ -157,6 +187,8 @@ class Producer:
         record = OutgoingRecord(
             topic, key, value, partition, timestamp, headers, fut, holder, callback, self.counts
         )
+        if self.counts.send_sensors:
+            self.counts.sense(self, record)
         try:
             await self.driver.send_many((record,))
         except BaseException as exc:
@@ -197,6 +229,8 @@ class Producer:
         record = OutgoingRecord(
             topic, key, value, partition, timestamp, headers, fut, holder, callback, self.counts
         )
+        if self.counts.send_sensors:
+            self.counts.sense(self, record)
         if self._send_now is not None:
             self._send_now(record)
             return fut

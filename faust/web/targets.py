@@ -133,7 +133,7 @@ class TopicTarget(_Keyed):
         name = self.topic.name
         partitions = self.app.partition_count_of(name) or self.topic.specs()[0].partitions
         try:
-            data = self.schema.dumps_key(key)
+            data = self.schema.encode_key(self.app, key)
         except Exception as exc:  # the codec's own error: the key is the client's
             raise self._unencodable(key, exc) from None
         return TP(name, 0 if data is None else partition_for_key(data, partitions))

@@ -67,6 +67,7 @@ app = faust.App(
     broker_commit_interval=0.3,
     broker_session_timeout=6.0,
     broker_heartbeat_interval=1.0,
+    processing_guarantee=os.environ.get("TW_GUARANTEE", "at_least_once"),
 )
 source = app.topic(os.environ["TW_SOURCE"], key_type=str, value_type=int)
 out = app.topic(os.environ["TW_OUT"], key_type=str, value_type=Out)
@@ -144,16 +145,19 @@ class TableCluster(WorkerCluster):
         replication: int = 1,
         event_delay: float = 0.0,
         max_fetch: int | None = None,
+        guarantee: str = "at_least_once",
     ) -> None:
         """``partitions`` and ``replication`` of the app's topics (its changelog too);
         ``event_delay``: seconds the agent waits per event, as if it did some I/O;
-        ``max_fetch``: the app's consumer_max_fetch_size."""
+        ``max_fetch``: the app's consumer_max_fetch_size; ``guarantee``: its
+        processing_guarantee."""
         super().__init__(tmp_path, bootstrap, "table_app", TABLE_WORKER_APP)
         self.changelog = f"{self.app_id}-counts-changelog"
         self.partitions = partitions
         self.replication = replication
         self.event_delay = event_delay
         self.max_fetch = max_fetch
+        self.guarantee = guarantee
 
     def start_worker(self, datadir: str, restore_delay: float = 0.0) -> Worker:
         return self.spawn(
@@ -168,6 +172,7 @@ class TableCluster(WorkerCluster):
                 "TW_REPLICATION": str(self.replication),
                 "TW_EVENT_DELAY": str(self.event_delay),
                 "TW_MAX_FETCH": str(self.max_fetch or ""),
+                "TW_GUARANTEE": self.guarantee,
             }
         )
 
@@ -197,9 +202,17 @@ class TableCluster(WorkerCluster):
             await producer.stop()
         return per_key
 
+    @property
+    def isolation_level(self) -> str:
+        """How a reader of the app's outputs must read them: only committed
+        transactions under exactly-once."""
+        if self.guarantee == "exactly_once":
+            return "read_committed"
+        return "read_uncommitted"
+
     async def output(self) -> list[dict]:
-        """Every ``Out`` record written so far."""
-        records = await read_topic(self.bootstrap, self.out)
+        """Every ``Out`` record written so far (under exactly-once: committed)."""
+        records = await read_topic(self.bootstrap, self.out, self.isolation_level)
         return [orjson.loads(value) for _, _, _, value in records if value is not None]
 
 
@@ -214,11 +227,13 @@ async def end_offsets(bootstrap: str, topic: str, partitions: Iterable[int]) -> 
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
-async def table_from_changelog(bootstrap: str, topic: str) -> dict[Any, Any]:
+async def table_from_changelog(
+    bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+) -> dict[Any, Any]:
     """A table as its changelog says: the last value of each (JSON) key, tombstones
-    deleting."""
+    deleting (``isolation_level='read_committed'``: as its committed transactions say)."""
     table: dict[Any, Any] = {}
-    for _, _, key, value in await read_topic(bootstrap, topic):
+    for _, _, key, value in await read_topic(bootstrap, topic, isolation_level):
         assert key is not None
         name = orjson.loads(key)
         if isinstance(name, list):
@@ -263,8 +278,11 @@ class OutputWatch:
     events arrived. Use as ``async with OutputWatch(...) as watch:``.
     """
 
-    def __init__(self, bootstrap: str, out: str, source: str) -> None:
+    def __init__(
+        self, bootstrap: str, out: str, source: str, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.bootstrap = bootstrap
+        self.isolation_level = isolation_level
         self.out = out
         self.source = source
         self.records: list[dict] = []
@@ -313,7 +331,11 @@ class OutputWatch:
             self.longest[p] = max(self.longest[p], silence)
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            isolation_level=self.isolation_level,
+        )
         await consumer.start()
         try:
             out_tps = [TopicPartition(self.out, p) for p in await partitions_of(consumer, self.out)]

@@ -14,6 +14,11 @@ plain aiokafka clients, what Faust promises under at-least-once:
 * every source partition makes progress: none goes more than ``SILENCE_LIMIT`` seconds
   without a new event processed while it has events waiting.
 
+The SIGKILL storm runs again with ``processing_guarantee='exactly_once'``, checked
+(reading with ``isolation_level='read_committed'``) for what that promises: every
+sequence number in the output exactly once, every count written the exact rank of its
+event, and every final table count exact.
+
 The faults are random, from a seed printed with every failure; ``FAUST_CHAOS_SEED=<seed>``
 replays the same choices (the timing of the processes still varies).
 """
@@ -179,6 +184,45 @@ async def check_at_least_once(cluster: TableCluster, total: int, per_key: dict[s
     )
 
 
+async def check_exactly_once(cluster: TableCluster, total: int, per_key: dict[str, int]) -> str:
+    """Assert, reading committed transactions only, that every event's effects are
+    there exactly once: one output per sequence number, each output's count the exact
+    rank of its event among its key's events, and every final table count exact."""
+    source = await read_topic(cluster.bootstrap, cluster.source)
+    assert len(source) == total, f"the source topic holds {len(source)} events, sent {total}"
+    rank: dict[tuple[int, int], int] = {}
+    seen: Counter[bytes | None] = Counter()
+    for partition, offset, key, _ in sorted(source):
+        seen[key] += 1
+        rank[(partition, offset)] = seen[key]
+    outputs = await cluster.output()
+    times = Counter(o["seq"] for o in outputs)
+    missing = set(range(total)) - set(times)
+    assert not missing, f"{len(missing)} sequence numbers never processed: {sorted(missing)[:10]}"
+    twice = {seq: n for seq, n in times.items() if n > 1}
+    assert not twice, (
+        f"{len(twice)} sequence numbers are in the committed output more than once "
+        f"(seq: times), e.g. {dict(sorted(twice.items())[:10])}"
+    )
+    wrong = [o for o in outputs if o["count"] != rank[(o["partition"], o["offset"])]]
+    assert not wrong, (
+        f"{len(wrong)} committed outputs carry a count other than their event's rank "
+        "among its key's events, e.g. "
+        + "; ".join(
+            f"{o['key']}={o['count']} at its event #{rank[(o['partition'], o['offset'])]} "
+            f"(partition {o['partition']} offset {o['offset']}, pid {o['pid']})"
+            for o in wrong[:5]
+        )
+    )
+    final = await table_from_changelog(cluster.bootstrap, cluster.changelog, "read_committed")
+    off = {k: (final.get(k), n) for k, n in per_key.items() if final.get(k) != n}
+    assert not off, (
+        f"{len(off)} of {len(per_key)} keys end with a count other than their number of "
+        f"events (key: (final count, events)): {dict(sorted(off.items())[:10])}"
+    )
+    return f"{len(outputs)} committed outputs for {total} events, every count exact"
+
+
 # -- a. SIGKILL storm: three workers, each killed and restarted at random
 
 
@@ -196,9 +240,11 @@ STORM_RESTORE_DELAY = 1.0
 
 
 @pytest.mark.timeout(290)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_sigkill_storm_loses_nothing_and_never_stalls(
-    tmp_path: Path, kafka_bootstrap: str
+    tmp_path: Path, kafka_bootstrap: str, guarantee: str
 ) -> None:
+    """At least once: nothing lost. Exactly once: every effect once (read_committed)."""
     seed = chaos_seed()
     rng = random.Random(seed)
     cluster = TableCluster(
@@ -206,6 +252,7 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
         kafka_bootstrap,
         partitions=STORM_PARTITIONS,
         event_delay=STORM_EVENT_DELAY,
+        guarantee=guarantee,
     )
     cluster.loglevel = "info"
     await cluster.create_topics(cluster.partitions)
@@ -220,7 +267,10 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
             return own_every_partition(slots, cluster.partitions)
 
         await wait_until(settled, 90, "three workers to own every partition")
-        async with OutputWatch(cluster.bootstrap, cluster.out, cluster.source) as watch:
+        watching = OutputWatch(
+            cluster.bootstrap, cluster.out, cluster.source, cluster.isolation_level
+        )
+        async with watching as watch:
             burst = STORM_EVENTS // STORM_KILLS
             kills: list[tuple[int, int, int]] = []  # (slot, events sent, events processed)
             for n in range(STORM_KILLS):
@@ -240,7 +290,10 @@ async def test_sigkill_storm_loses_nothing_and_never_stalls(
         await wait_committed(cluster, 60)
         stop_cleanly(cluster, slots)
     with explained(seed, cluster):
-        print(await check_at_least_once(cluster, STORM_EVENTS, per_key), flush=True)
+        if guarantee == "exactly_once":
+            print(await check_exactly_once(cluster, STORM_EVENTS, per_key), flush=True)
+        else:
+            print(await check_at_least_once(cluster, STORM_EVENTS, per_key), flush=True)
 
 
 # -- b. three brokers, replication factor 3: the group coordinator SIGKILLed and restarted

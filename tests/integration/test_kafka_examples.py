@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import re
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +33,7 @@ async def test_web_client_asks_the_worker(kafka_bootstrap: str, tmp_path: Path) 
     project = _example(tmp_path, "web_client.py")
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
     port = free_port()
-    base = f"http://localhost:{port}"
+    base = f"http://{socket.gethostname()}:{port}"
     worker_env = {"FAUST_BROKER": broker, "FAUST_WEB_PORT": str(free_port())}
     with running(
         "faust -A web_client worker -l info", project, "Worker ready", timeout=120, **worker_env
@@ -110,7 +111,7 @@ async def test_word_count_workers_answer_for_each_others_words(
     project = _example(tmp_path, "word_count.py")
     broker = f"kafka://{kafka_bootstrap.split(',')[0]}"
     ports = [free_port(), free_port()]
-    urls = [f"http://localhost:{port}" for port in ports]
+    urls = [f"http://{socket.gethostname()}:{port}" for port in ports]
     words = _words_on_every_partition(project)
     # Each word a different number of times: the counts tell the words apart.
     expected = {word: i + 1 for i, word in enumerate(words)}

@@ -11,14 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 import faust
+from faust.exceptions import AskError
 from tests.integration.test_kafka_transport import (
     WAIT,
     AppFactory,
     kafka_app,  # noqa: F401 - the fixture
     unique,
 )
-from tests.integration.workers import REPO, WorkerCluster
+from tests.integration.workers import REPO, WorkerCluster, read_topic
 
 
 class Order(faust.Record, serializer="json"):
@@ -75,6 +79,45 @@ async def test_ask_nowait_and_a_combined_stream_on_kafka(
     while (refunds.topics[0], -7) not in seen and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert (refunds.topics[0], -7) in seen
+
+
+async def test_ask_raises_ask_error_when_the_agent_dead_letters_the_request_on_kafka(
+    kafka_app: AppFactory,  # noqa: F811
+    kafka_bootstrap: str,
+) -> None:
+    """The error reply travels through Kafka (its header survives the broker) and the
+    dead letter, read back from Kafka, has no reply headers; the next ask is answered."""
+    app = kafka_app(unique("it-askerr"))
+    amounts = app.topic(unique("it-amounts"), key_type=str, value_type=int)
+
+    @app.agent(amounts, retries=1)
+    async def picky(stream: Any) -> AsyncIterator[int]:
+        async for value in stream:
+            if value < 0:
+                raise ValueError(f"negative: {value}")
+            yield value
+
+    await app.start()
+    assert await picky.ask(1, key="k", timeout=WAIT) == 1
+    started = time.monotonic()
+    with pytest.raises(AskError) as info:
+        await picky.ask(-1, key="k", timeout=WAIT)
+    assert time.monotonic() - started < 10  # the error reply, not the timeout
+    assert info.value.agent == picky.name and info.value.error_type == "ValueError"
+    assert "negative: -1" in str(info.value) and "dead-letter topic" in str(info.value)
+    assert await picky.ask(2, key="k", timeout=WAIT) == 2
+    bootstrap = kafka_bootstrap
+    letters = await read_topic(bootstrap, picky.dead_letter_topic)
+    assert [value for _, _, _, value in letters] == [b"-1"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(picky.dead_letter_topic, 0)])
+        batch = await consumer.getmany(timeout_ms=5000)
+        headers = {name for messages in batch.values() for m in messages for name, _ in m.headers}
+    finally:
+        await consumer.stop()
+    assert "faust-reply-to" not in headers and "faust-correlation-id" not in headers
 
 
 # The README tour, on Kafka (its ids made unique), with a line telling the test when the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -129,7 +130,7 @@ async def test_status_of_two_workers_then_of_the_stopped_group(
     cluster = StatusCluster(tmp_path, kafka_bootstrap)
     await cluster.create_topics(partitions=PARTITIONS)
     ports = [free_port(), free_port()]
-    urls = {f"http://localhost:{port}" for port in ports}
+    urls = {f"http://{socket.gethostname()}:{port}" for port in ports}
     workers = [cluster.start_worker(port) for port in ports]
     try:
         await cluster.wait_assigned(workers)

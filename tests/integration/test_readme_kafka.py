@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ def test_status(kafka_bootstrap: str, tmp_path: Path) -> None:
         shown = run(text, tmp_path, FAUST_BROKER=broker)
         report = json.loads(run(as_json, tmp_path, FAUST_BROKER=broker))
     assert done.returncode == 0, done.output
-    assert "Group 'word-count'" in shown and f"http://localhost:{port}" in shown
-    assert f"http://localhost:{port}" in {m["url"] for m in report["members"]}
+    assert "Group 'word-count'" in shown and f"http://{socket.gethostname()}:{port}" in shown
+    assert f"http://{socket.gethostname()}:{port}" in {m["url"] for m in report["members"]}
     assert {p["topic"] for p in report["partitions"]} >= {"sentences", "words"}
     # Once the worker stopped: no members, exit status 3, the offsets still shown.
     stopped = run(f"{as_json}; echo exit=$?", tmp_path, FAUST_BROKER=broker)

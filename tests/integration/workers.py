@@ -297,10 +297,17 @@ class Cluster(WorkerCluster):
 Record = tuple[int, int, bytes | None, bytes | None]
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+async def read_topic(
+    bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+) -> list[Record]:
     """Every record of ``topic`` now, as (partition, offset, key, value), in offset order
-    per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    per partition. ``isolation_level='read_committed'``: only records of committed
+    transactions (and those written outside transactions)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+    )
     await consumer.start()
     records: list[Record] = []
     try:

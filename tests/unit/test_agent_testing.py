@@ -207,3 +207,44 @@ async def test_an_event_that_keeps_raising_after_group_by_is_given_up_on(
         [(event, error)] = agent.dead_letters
         assert event.value == 5 and isinstance(error, ValueError)
     assert calls == [5, 5, 5]
+
+
+async def test_test_context_with_a_channel_reads_it_too(app: faust.App) -> None:
+    """Faust's test_context(channel=...): values sent to the channel reach the agent."""
+    channel = app.channel()
+
+    @app.agent()
+    async def double(stream):
+        async for value in stream:
+            yield value * 2
+
+    async with double.test_context(channel=channel) as agent:
+        await channel.send(value=5)
+        await agent.put(1)
+        await asyncio.wait_for(_until(lambda: len(agent.output) == 2), 5)
+        assert sorted(agent.output) == [2, 10]
+        assert agent.agent is not double and agent.agent.channel is channel
+
+
+async def test_test_context_with_another_on_error_and_supervisor(app: faust.App) -> None:
+    @app.agent(on_error="stop", retries=0)
+    async def fragile(stream):
+        async for value in stream:
+            if value < 0:
+                raise ValueError(value)
+            yield value
+
+    async with fragile.test_context(
+        on_error="dead_letter", supervisor_strategy=faust.agents.OneForAllSupervisor
+    ) as agent:
+        await agent.put(-1)
+        await agent.put(3)
+        assert agent.output == [3]
+        assert [event.value for event, _ in agent.dead_letters] == [-1]
+        assert agent.agent.info()["supervisor_strategy"] == "one_for_all"
+    assert fragile.on_error == "stop"  # the declared agent is unchanged
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.005)

@@ -856,3 +856,73 @@ async def test_test_context_output_sent_offset_and_throw(app: faust.App) -> None
         await eventually(lambda: app.error_counts.agent_errors == 1)
         await agent.put(1)
         assert agent.output == [4, 10, 2]
+
+
+async def test_agent_stream_sees_what_is_sent_to_the_agent(app: faust.App) -> None:
+    seen: list[int] = []
+
+    @app.agent()
+    async def worker(stream):
+        async for _ in stream:
+            pass
+
+    async def watch() -> None:
+        async for value in worker.stream():
+            seen.append(value)
+
+    other = app.channel()
+    assert worker.stream(other).channel is other
+    await app.start()
+    watcher = asyncio.ensure_future(watch())
+    await asyncio.sleep(0.01)
+    await worker.send(value=7)
+    await eventually(lambda: seen == [7])
+    watcher.cancel()
+
+
+async def test_agent_cancel_stops_its_actors_and_the_app_goes_on(app: faust.App) -> None:
+    topic = app.topic("cancel-me", value_type=int, partitions=1)
+    first: list[int] = []
+    second: list[int] = []
+
+    @app.agent(topic)
+    async def stopped(stream):
+        async for value in stream:
+            first.append(value)
+
+    @app.agent(topic)
+    async def running(stream):
+        async for value in stream:
+            second.append(value)
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: first == [1] and second == [1])
+    stopped.cancel()
+    await topic.send(value=2)
+    await eventually(lambda: second == [1, 2])
+    await asyncio.sleep(0.05)
+    assert first == [1] and app.started
+    await stopped.start()  # started again: reads what is sent from now on
+    await topic.send(value=3)
+    await eventually(lambda: first == [1, 3])
+
+
+def test_agent_info_declares_the_same_agent_again(app: faust.App) -> None:
+    async def fun(stream):
+        async for _ in stream:
+            pass
+
+    agent = app.agent(concurrency=2, name="informed", help="counts things")(fun)
+    info = agent.info()
+    assert {k: info[k] for k in ("fun", "name", "concurrency", "help", "on_error")} == {
+        "fun": fun,
+        "name": "informed",
+        "concurrency": 2,
+        "help": "counts things",
+        "on_error": app.conf.on_error,
+    }
+    assert info["app"] is app and info["channel"] is agent.channel and info["sink"] == []
+    assert info["supervisor_strategy"] == "one_for_one"
+    again = faust.Agent(**info)
+    assert again.info() == info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import socket
 import zoneinfo
 
 import pytest
@@ -363,7 +364,7 @@ def test_kafka_client_settings() -> None:
     assert conf.producer_compression_type == "zstd"
     assert conf.consumer_group_instance_id == "worker-1"
     assert conf.broker_credentials.client_options()["security_protocol"] == "SASL_PLAINTEXT"
-    assert conf.canonical_url == "http://localhost:6067"
+    assert conf.canonical_url == f"http://{socket.gethostname()}:6067"
 
 
 @pytest.mark.parametrize(

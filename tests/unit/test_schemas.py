@@ -324,3 +324,52 @@ async def test_custom_schema_loads_value_is_called_as_faust_calls_it(app) -> Non
     assert seen == [("s1", Reading("s1", 1.5)), ("s3", Reading("s3", 0.0))]
     assert calls[0] == (app, b'v2:{"sensor":"s1","value":1.5}')
     await eventually(lambda: app.conductor.decode_errors == 1)
+
+
+# -- Faust's dumps_key / dumps_value(app, obj, serializer=, headers=)
+
+
+def test_dumps_in_fausts_form_returns_bytes_and_headers() -> None:
+    schema = Schema(key_type=str, value_type=Reading)
+    assert schema.dumps_key("k") == b"k"  # the one-argument form
+    assert schema.dumps_key(None, "k", serializer="json", headers={"h": b"1"}) == (
+        b'"k"',
+        {"h": b"1"},
+    )
+    data, headers = schema.dumps_value(None, Reading("s", 2.0), serializer="json")
+    assert Reading.loads(data) == Reading("s", 2.0) and headers is None
+    with pytest.raises(TypeError, match=r"dumps_value\(\) needs the value"):
+        schema.dumps_value()
+
+
+async def test_a_faust_dumps_override_encodes_every_record_a_topic_sends(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import eventually
+
+    class Signed(Schema):
+        """Values go out upper-cased, with a header naming their length."""
+
+        def dumps_value(self, app, value, *, serializer=None, headers=None):  # type: ignore[no-untyped-def,override]
+            data, headers = super().dumps_value(
+                app, value.upper(), serializer=serializer, headers=headers
+            )
+            return data, {**(headers or {}), "length": str(len(data)).encode()}
+
+        def on_dumps_key_prepare_headers(self, key, headers):  # type: ignore[no-untyped-def]
+            return {**(headers or {}), "key-seen": b"1"}
+
+    topic = app.topic("signed", schema=Signed(value_type=str, value_serializer="raw"))
+    seen: list[tuple[str, dict[str, bytes]]] = []
+
+    @app.agent(app.topic("signed", value_type=str, value_serializer="raw", partitions=1))
+    async def read(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            seen.append((event.value, dict(event.headers)))
+
+    await app.start()
+    await topic.send(key="k", value="hello", headers={"h": b"v"})
+    topic.send_soon(key="k", value="again")
+    await eventually(lambda: len(seen) == 2)
+    assert seen == [
+        ("HELLO", {"h": b"v", "key-seen": b"1", "length": b"5"}),
+        ("AGAIN", {"key-seen": b"1", "length": b"5"}),
+    ]

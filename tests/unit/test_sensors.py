@@ -41,27 +41,27 @@ class Recording(faust.Sensor):
         self.agent_errors: list[str] = []
         self.dead_letters: list[str] = []
 
-    def on_message_in(self, tp, messages):  # type: ignore[no-untyped-def]
+    def on_messages_in(self, tp, messages):  # type: ignore[no-untyped-def]
         self.messages_in[tp] += len(messages)
 
-    def on_message_out(self, tp, count, offset):  # type: ignore[no-untyped-def]
+    def on_messages_out(self, tp, count, offset):  # type: ignore[no-untyped-def]
         self.messages_out[tp] += count
 
-    def on_stream_event_in(self, stream, count):  # type: ignore[no-untyped-def]
+    def on_stream_events_in(self, stream, count):  # type: ignore[no-untyped-def]
         self.stream_in[stream] += count
 
-    def on_stream_event_out(self, stream, count, seconds):  # type: ignore[no-untyped-def]
+    def on_stream_events_out(self, stream, count, seconds):  # type: ignore[no-untyped-def]
         self.stream_out[stream] += count
         self.busy += seconds
 
-    def on_send_completed(self, topic, count):  # type: ignore[no-untyped-def]
+    def on_records_acked(self, topic, count):  # type: ignore[no-untyped-def]
         self.sends_completed[topic] += count
 
-    def on_commit_completed(self, offsets, seconds):  # type: ignore[no-untyped-def]
+    def on_offsets_committed(self, offsets, seconds):  # type: ignore[no-untyped-def]
         self.commits += 1
         self.committed.update(offsets)
 
-    def on_rebalance_end(self, assigned, seconds):  # type: ignore[no-untyped-def]
+    def on_partitions_taken(self, assigned, seconds):  # type: ignore[no-untyped-def]
         self.rebalances += 1
 
     def on_changelog_records(self, table, count):  # type: ignore[no-untyped-def]
@@ -483,14 +483,14 @@ def test_every_metric_follows_the_naming_conventions(app: faust.App) -> None:
     assert registry_for(app) is registry_for(app)  # ...made once
 
 
-async def test_send_initiated_is_called_per_record_only_for_sensors_that_want_it(
+async def test_records_sending_is_called_per_record_only_for_sensors_that_want_it(
     app: faust.App,
 ) -> None:
     class Initiated(faust.Sensor):
         def __init__(self) -> None:
             self.topics: list[tuple[str, int]] = []
 
-        def on_send_initiated(self, topic, count):  # type: ignore[no-untyped-def]
+        def on_records_sending(self, topic, count):  # type: ignore[no-untyped-def]
             self.topics.append((topic, count))
 
     topic = app.topic("out", value_type=int, partitions=1)
@@ -511,7 +511,7 @@ async def test_a_sensor_that_raises_is_logged_and_the_data_path_goes_on(
     app: faust.App, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken(faust.Sensor):
-        def on_message_in(self, tp, messages):  # type: ignore[no-untyped-def]
+        def on_messages_in(self, tp, messages):  # type: ignore[no-untyped-def]
             raise RuntimeError("sensor bug")
 
         def on_table_set(self, table, key, value):  # type: ignore[no-untyped-def]
@@ -542,3 +542,138 @@ async def test_a_sensor_that_raises_is_logged_and_the_data_path_goes_on(
     }  # once per hook; the repeats are one line each
     assert app.monitor is not None
     assert app.monitor.snapshot()["topics"]["data"]["messages_in"] == 20  # others still hear
+
+
+# -- Faust's hooks, with Faust's arguments
+
+
+class FaustSensor(faust.Sensor):
+    """A sensor written for Faust: per-message, per-event and per-record hooks, and the
+    commit / rebalance / assignment hooks with their state."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_message_in(self, tp, offset, message):  # type: ignore[no-untyped-def]
+        self.calls.append(("message_in", tp, offset, message.offset))
+
+    def on_message_out(self, tp, offset, message):  # type: ignore[no-untyped-def]
+        self.calls.append(("message_out", tp, offset))
+
+    def on_stream_event_in(self, tp, offset, stream, event):  # type: ignore[no-untyped-def]
+        self.calls.append(("event_in", tp, offset, event.value))
+        return {"started": offset}
+
+    def on_stream_event_out(self, tp, offset, stream, event, state=None):  # type: ignore[no-untyped-def]
+        assert isinstance(stream, faust.Stream)
+        self.calls.append(("event_out", tp, offset, state))
+
+    def on_send_initiated(self, producer, topic, message, keysize, valsize):  # type: ignore[no-untyped-def]
+        self.calls.append(("send_initiated", topic, message.value, keysize, valsize))
+        return topic
+
+    def on_send_completed(self, producer, state, metadata):  # type: ignore[no-untyped-def]
+        self.calls.append(("send_completed", state, metadata.topic, metadata.offset))
+
+    def on_send_error(self, producer, exc, state):  # type: ignore[no-untyped-def]
+        self.calls.append(("send_error", state, type(exc).__name__))
+
+    def on_commit_initiated(self, consumer):  # type: ignore[no-untyped-def]
+        self.calls.append(("commit_initiated", type(consumer).__name__))
+        return "commit-state"
+
+    def on_commit_completed(self, consumer, state):  # type: ignore[no-untyped-def]
+        self.calls.append(("commit_completed", state))
+
+    def on_rebalance_start(self, app):  # type: ignore[no-untyped-def]
+        self.calls.append(("rebalance_start", app.conf.id))
+        return "rebalance-state"
+
+    def on_rebalance_return(self, app, state):  # type: ignore[no-untyped-def]
+        self.calls.append(("rebalance_return", state))
+
+    def on_rebalance_end(self, app, state):  # type: ignore[no-untyped-def]
+        self.calls.append(("rebalance_end", state))
+
+    def on_assignment_start(self, assignor):  # type: ignore[no-untyped-def]
+        self.calls.append(("assignment_start",))
+        return "assignment-state"
+
+    def on_assignment_completed(self, assignor, state):  # type: ignore[no-untyped-def]
+        self.calls.append(("assignment_completed", state))
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        return [call for call in self.calls if call[0] == kind]
+
+
+async def test_a_faust_sensor_gets_fausts_arguments_and_its_state(app: faust.App) -> None:
+    sensor = FaustSensor()
+    app.sensors.add(sensor)
+    topic = app.topic("faust-hooks", value_type=int, partitions=1)
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        async for value in stream:
+            seen.append(value)
+
+    await app.start()
+    for value in (10, 11):
+        await topic.send(value=value)
+    await eventually(lambda: seen == [10, 11])
+    tp = TP("faust-hooks", 0)
+    # The agent asks for the next event at once: both are out (processed).
+    await eventually(lambda: len(sensor.of("message_out")) == 2)
+    assert sensor.of("message_in") == [("message_in", tp, 0, 0), ("message_in", tp, 1, 1)]
+    assert sensor.of("message_out") == [("message_out", tp, 0), ("message_out", tp, 1)]
+    assert sensor.of("event_in") == [("event_in", tp, 0, 10), ("event_in", tp, 1, 11)]
+    assert sensor.of("event_out") == [
+        ("event_out", tp, 0, {"started": 0}),
+        ("event_out", tp, 1, {"started": 1}),
+    ]
+    # Each event is out before its message: the stream moved past it, then it counted.
+    kinds = [c[0] for c in sensor.calls if c[0] in ("event_in", "event_out", "message_out")]
+    assert kinds == ["event_in", "event_out", "message_out"] * 2
+    sends = [c for c in sensor.of("send_initiated") if c[1] == "faust-hooks"]
+    assert sends == [("send_initiated", "faust-hooks", b"10", 0, 2)] + [
+        ("send_initiated", "faust-hooks", b"11", 0, 2)
+    ]
+    assert ("send_completed", "faust-hooks", "faust-hooks", 1) in sensor.calls
+    assert sensor.of("rebalance_start")[0] == ("rebalance_start", app.conf.id)
+    assert ("rebalance_return", "rebalance-state") in sensor.calls
+    assert ("rebalance_end", "rebalance-state") in sensor.calls
+    assert ("assignment_completed", "assignment-state") in sensor.calls
+    await app.consumer.commit()
+    assert sensor.of("commit_initiated")[-1] == ("commit_initiated", "Consumer")
+    assert sensor.of("commit_completed")[-1] == ("commit_completed", "commit-state")
+
+
+async def test_send_error_reaches_fausts_hook_with_its_state(app: faust.App) -> None:
+    sensor = FaustSensor()
+    app.sensors.add(sensor)
+    await app.start()
+    with pytest.raises(ValueError, match="partition 9"):
+        await app.topic("small", partitions=1).send(value=b"x", partition=9)
+    # Called from the record's future (its done callbacks run on the next loop turn).
+    await eventually(lambda: ("send_error", "small", "ValueError") in sensor.calls)
+
+
+async def test_fausts_per_event_hooks_cost_nothing_unless_overridden(app: faust.App) -> None:
+    """With only the Monitor (batch hooks), no stream, message or record is touched."""
+    topic = app.topic("plain", value_type=int, partitions=1)
+    streams: list[Any] = []
+    messages: list[Any] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        streams.append(stream)
+        async for _ in stream.events():
+            messages.append(faust.current_event().message)
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: len(messages) == 1)
+    for hook in ("on_message_in", "on_message_out", "on_stream_event_in", "on_send_initiated"):
+        assert app.sensors.wants(hook) == []
+    assert app.sensors.send_sensors == [] and app.sensors.stream_sensors == []
+    assert type(streams[0]) is faust.Stream and messages[0].on_done is None

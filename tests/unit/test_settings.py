@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import socket
 import ssl
 import sys
 import time
@@ -263,7 +264,7 @@ async def test_settings_are_frozen_while_the_app_runs(app: faust.App) -> None:
         app.config_from_object({"topic_partitions": 3})
     # The app's own adjustment at start (a web_port=0 server's real port) still works.
     app.conf.set_web_address(port=41001)
-    assert app.conf.canonical_url == "http://localhost:41001"
+    assert app.conf.canonical_url == f"http://{socket.gethostname()}:41001"
     await app.stop()
     app.conf.broker_commit_every = 5
     assert app.conf.broker_commit_every == 5

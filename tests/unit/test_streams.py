@@ -456,3 +456,80 @@ async def test_a_combined_stream_loses_no_event_when_its_agent_restarts(app: fau
     for name, count in (("orders", 5), ("refunds", 6)):
         tracker = app.consumer.trackers[faust.transport.base.TP(name, 0)]
         await eventually(lambda tracker=tracker, count=count: tracker.committable() >= count - 1)
+
+
+# -- tee, derive, get_active_stream (Faust's Stream API)
+
+
+async def test_tee_gives_every_event_to_each_copy_and_acks_once_all_moved_on(
+    app: faust.App,
+) -> None:
+    topic = app.topic("tee-in", value_type=int, partitions=1)
+    left: list[int] = []
+    right: list[int] = []
+
+    async def read(stream: faust.Stream, into: list[int]) -> None:
+        async for value in stream:
+            into.append(value)
+
+    first, second = app.stream(topic).tee(2)
+    await app.start()
+    readers = [
+        asyncio.ensure_future(read(first, left)),
+        asyncio.ensure_future(read(second.filter(lambda v: v % 2 == 0), right)),
+    ]
+    for i in range(5):
+        await topic.send(value=i)
+    await eventually(lambda: left == [0, 1, 2, 3, 4] and right == [0, 2, 4])
+    broker = app.transport.broker
+    for reader in readers:
+        reader.cancel()
+    await app.stop()
+    # Each event was acked by both copies and the source: all five are committed.
+    assert broker.groups[app.conf.group_id].committed[("tee-in", 0)] == 5
+
+
+async def test_tee_of_a_finite_stream_ends_every_copy(app: faust.App) -> None:
+    copies = app.stream([1, 2, 3]).tee(3)
+
+    async def read(copy: faust.Stream) -> list[int]:
+        return [value async for value in copy]
+
+    results = await asyncio.wait_for(asyncio.gather(*map(read, copies)), 5)
+    assert results == [[1, 2, 3]] * 3
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        app.stream([1]).tee(0)
+
+
+async def test_derive_keeps_processors_and_changes_options(app: faust.App) -> None:
+    channel = app.channel()
+    other = app.channel()
+    stream = app.stream(channel).filter(lambda v: v > 1)
+    manual = stream.derive(autoack=False)
+    assert manual.channel is channel and not manual.autoack
+    elsewhere = stream.derive(channel=other)
+    assert elsewhere.channel is other
+    got: list[int] = []
+
+    async def read() -> None:
+        async for value in elsewhere:
+            got.append(value)
+
+    reader = asyncio.ensure_future(read())
+    await asyncio.sleep(0.01)
+    for value in (1, 2, 3):
+        await other.send(value=value)
+    await eventually(lambda: got == [2, 3])  # the filter goes along
+    reader.cancel()
+
+
+async def test_get_active_stream_is_the_last_of_the_chain(app: faust.App) -> None:
+    topic = app.topic("active", value_type=str, partitions=1)
+    stream = app.stream(topic)
+    assert stream.get_active_stream() is stream
+    regrouped = stream.group_by(lambda v: v, name="word")
+    assert stream.get_active_stream() is regrouped
+    through = regrouped.through("active-out")
+    filtered = through.filter(lambda v: v)
+    assert stream.get_active_stream() is filtered
+    assert regrouped.get_active_stream() is filtered

@@ -491,7 +491,7 @@ async def test_the_worker_serves_health_while_it_starts_and_stops_the_server_las
                 assert r.status == 503 and (await _json(r))["reason"] == "stopping"
             finish.set()
         port = app.web.port
-        assert port and app.conf.canonical_url == f"http://localhost:{port}"
+        assert port and app.conf.canonical_url == f"http://{socket.gethostname()}:{port}"
     finally:
         worker.stop()
         finish.set()

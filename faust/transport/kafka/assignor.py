@@ -90,6 +90,9 @@ class PartitionAssignor(AbstractPartitionAssignor):
         self._active: TopicPartitions = {}
         self._standby: TopicPartitions = {}
         self._generation = -1
+        #: The app's sensors (``app.sensors``), told when this worker, as the group's
+        #: leader, assigns partitions; None: nobody is told.
+        self.sensors: Any = None
 
     def url_for(self, tp: TP) -> str | None:
         """The URL of the worker reading ``tp``, or None if unknown (or it has none)."""
@@ -110,6 +113,23 @@ class PartitionAssignor(AbstractPartitionAssignor):
         return ConsumerProtocolMemberMetadata(self.version, sorted(topics), _encode(user_data))
 
     def assign(
+        self,
+        cluster: ClusterMetadata,
+        members: Mapping[str, ConsumerProtocolMemberMetadata],
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        sensors = self.sensors
+        if sensors is None:
+            return self._assign(cluster, members)
+        state = sensors.on_assignment_start(self)
+        try:
+            assignments = self._assign(cluster, members)
+        except Exception as exc:
+            sensors.on_assignment_error(self, state, exc)
+            raise
+        sensors.on_assignment_completed(self, state)
+        return assignments
+
+    def _assign(
         self,
         cluster: ClusterMetadata,
         members: Mapping[str, ConsumerProtocolMemberMetadata],

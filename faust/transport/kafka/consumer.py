@@ -104,6 +104,7 @@ class KafkaConsumer(ConsumerDriver):
             url=conf.canonical_url if conf.web_enabled else "",
             standby_replicas=conf.table_standby_replicas,
         )
+        self.assignor.sensors = getattr(listener, "sensors", None)
 
     async def start(self) -> None:
         if self._consumer is not None:

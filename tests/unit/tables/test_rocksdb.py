@@ -135,3 +135,53 @@ async def test_none_is_a_value_not_a_deletion(tmp_path: Path) -> None:
     await eventually(lambda: fresh.tables.records_restored == 1)
     assert restored.as_dict() == {"k": None}
     await fresh.stop()
+
+
+async def test_nan_and_infinities_survive_the_changelog_and_the_disk(tmp_path: Path) -> None:
+    """Floats JSON has no literal for go through the changelog (written as NaN and
+    Infinity) and RocksDB, and come back as floats, on a reopen and on a restore."""
+    broker = f"memory://rocks-{uuid.uuid4().hex}"
+    app_id = f"rocks-{next(_ids)}"
+    values = {"nan": float("nan"), "up": float("inf"), "down": float("-inf"), "list": [1.5]}
+
+    def same(got: dict) -> bool:
+        return (
+            got.keys() == values.keys()
+            and got["nan"] != got["nan"]  # NaN
+            and got["up"] == float("inf")
+            and got["down"] == float("-inf")
+            and got["list"] == [1.5]
+        )
+
+    app = faust.App(app_id, broker=broker, store="rocksdb://", datadir=str(tmp_path / "a"))
+    table = app.Table("floats", partitions=1, use_partitioner=True)
+    await app.start()
+    for key, value in values.items():
+        table[key] = value
+    await table.flush()
+    await app.stop()
+
+    # Reopened from its own disk.
+    again = faust.App(app_id, broker=broker, store="rocksdb://", datadir=str(tmp_path / "a"))
+    reopened = again.Table("floats", partitions=1, use_partitioner=True)
+    await again.start()
+    await eventually(lambda: len(reopened.as_dict()) == len(values))
+    assert same(reopened.as_dict()), reopened.as_dict()
+    assert again.tables.records_restored == 0  # from the disk, nothing read
+    await again.stop()
+
+    # Restored from the changelog, on a worker with no local state.
+    fresh = faust.App(app_id, broker=broker, store="rocksdb://", datadir=str(tmp_path / "b"))
+    restored = fresh.Table("floats", partitions=1, use_partitioner=True)
+    await fresh.start()
+    await eventually(lambda: fresh.tables.records_restored == len(values))
+    assert same(restored.as_dict()), restored.as_dict()
+    await fresh.stop()
+
+    # And into the memory store.
+    memory = faust.App(app_id, broker=broker, datadir=str(tmp_path / "c"))
+    in_memory = memory.Table("floats", partitions=1, use_partitioner=True)
+    await memory.start()
+    await eventually(lambda: memory.tables.records_restored == len(values))
+    assert same(in_memory.as_dict()), in_memory.as_dict()
+    await memory.stop()

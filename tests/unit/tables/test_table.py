@@ -510,3 +510,75 @@ def test_using_window_windows_the_table(app: faust.App) -> None:
     assert views.window.expires == 120
     with pytest.raises(TypeError, match="using_window"):
         app.Table("other").using_window(60)  # type: ignore[arg-type]
+
+
+# -- Faust's per-key hooks
+
+
+class AuditedTable(faust.Table):
+    """Records each hook call, as a Faust user's subclass does."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.calls: list[tuple] = []
+        super().__init__(*args, **kwargs)
+
+    def on_key_get(self, key):
+        self.calls.append(("get", key))
+
+    def on_key_set(self, key, value):
+        super().on_key_set(key, value)
+        self.calls.append(("set", key, value))
+
+    def on_key_del(self, key):
+        self.calls.append(("del", key))
+
+
+async def test_overridden_key_hooks_are_called_on_access(app: faust.App) -> None:
+    table = app.tables.add(AuditedTable(app, "audited", default=int, partitions=1))
+    topic = app.topic("audited-in", value_type=str, partitions=1)
+
+    @app.agent(topic)
+    async def count(stream):
+        async for word in stream:
+            table[word] += 1
+            if word == "drop":
+                del table[word]
+
+    await app.start()
+    await topic.send(value="a")
+    await topic.send(value="drop")
+    await eventually(lambda: ("del", "drop") in table.calls)
+    assert table.calls == [
+        ("get", "a"),
+        ("set", "a", 1),
+        ("get", "drop"),
+        ("set", "drop", 1),
+        ("get", "drop"),  # del checks the key is there
+        ("del", "drop"),
+    ]
+    await app.stop()
+    assert table["a"] == 1  # the changelog and store work as without hooks
+
+
+async def test_key_hooks_see_windowed_keys(app: faust.App) -> None:
+    table = app.tables.add(AuditedTable(app, "audited-w", default=int, partitions=1))
+    windowed = table.tumbling(60, expires=3600)
+    topic = app.topic("audited-w-in", value_type=str, partitions=1)
+
+    @app.agent(topic)
+    async def count(stream):
+        async for word in stream:
+            windowed[word] += 1
+
+    await app.start()
+    await topic.send(value="w")
+    await eventually(lambda: any(call[0] == "set" for call in table.calls))
+    kind, (key, (start, end)), value = table.calls[-1]
+    assert (kind, key, value, end - start) == ("set", "w", 1, pytest.approx(60, abs=0.01))
+
+
+def test_key_hooks_cost_nothing_unless_overridden(app: faust.App) -> None:
+    plain = app.Table("plain", default=int)
+    assert plain._key_hooks == frozenset() and "_get" not in vars(plain)
+    audited = AuditedTable(app, "audited-cost", default=int)
+    assert audited._key_hooks == {"on_key_get", "on_key_set", "on_key_del"}

@@ -536,3 +536,34 @@ def test_workers_sharing_a_url_are_reported(caplog: pytest.LogCaptureFixture) ->
         join_group(assignors, {m: ["t"] for m in assignors}, FakeCluster({"t": 2}))
     assert "2 workers of the group give the URL 'http://localhost:6066' (a, b)" in caplog.text
     assert assignors["a"].routing == {"http://localhost:6066": {TP("t", 0), TP("t", 1)}}
+
+
+def test_the_leaders_sensors_hear_of_the_assignment_and_its_failure() -> None:
+    import faust
+
+    class Assignments(faust.Sensor):
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, object]] = []
+
+        def on_assignment_start(self, assignor):  # type: ignore[no-untyped-def]
+            self.calls.append(("start", assignor))
+            return "state"
+
+        def on_assignment_completed(self, assignor, state):  # type: ignore[no-untyped-def]
+            self.calls.append(("completed", state))
+
+        def on_assignment_error(self, assignor, state, exc):  # type: ignore[no-untyped-def]
+            self.calls.append(("error", (state, type(exc).__name__)))
+
+    sensor = Assignments()
+    app = faust.App("assignor-sensors")
+    app.sensors.add(sensor)
+    assignors = {m: PartitionAssignor(f"http://{m}:6066") for m in ("w1", "w2")}
+    assignors["w1"].sensors = app.sensors
+    join_group(assignors, {m: ["t"] for m in assignors}, FakeCluster({"t": 2}))
+    assert sensor.calls == [("start", assignors["w1"]), ("completed", "state")]
+
+    sensor.calls.clear()
+    with pytest.raises(AttributeError):
+        assignors["w1"].assign(None, {"w1": None})  # type: ignore[arg-type, dict-item]
+    assert sensor.calls == [("start", assignors["w1"]), ("error", ("state", "AttributeError"))]
