@@ -147,17 +147,23 @@ def stop_cleanly(cluster: TableCluster, workers: list[Worker]) -> None:
         assert code == 0, f"worker {worker.proc.pid} exited with {code}:\n{worker.output()[-3000:]}"
 
 
-async def check_at_least_once(cluster: TableCluster, total: int, per_key: dict[str, int]) -> str:
-    """Assert every event was processed and no count is below the truth; returns a
-    summary of the run for the log."""
+async def ranks(cluster: TableCluster, total: int) -> dict[tuple[int, int], int]:
+    """The truth, from the source topic (which must hold ``total`` events): each event's
+    rank among its key's events (one partition, offset order), by (partition, offset)."""
     source = await read_topic(cluster.bootstrap, cluster.source)
     assert len(source) == total, f"the source topic holds {len(source)} events, sent {total}"
-    # The truth: an event's rank among its key's events (one partition, offset order).
     rank: dict[tuple[int, int], int] = {}
     seen: Counter[bytes | None] = Counter()
     for partition, offset, key, _ in sorted(source):
         seen[key] += 1
         rank[(partition, offset)] = seen[key]
+    return rank
+
+
+async def check_at_least_once(cluster: TableCluster, total: int, per_key: dict[str, int]) -> str:
+    """Assert every event was processed and no count is below the truth; returns a
+    summary of the run for the log."""
+    rank = await ranks(cluster, total)
     outputs = await cluster.output()
     missing = set(range(total)) - {o["seq"] for o in outputs}
     assert not missing, f"{len(missing)} sequence numbers never processed: {sorted(missing)[:10]}"
@@ -188,13 +194,7 @@ async def check_exactly_once(cluster: TableCluster, total: int, per_key: dict[st
     """Assert, reading committed transactions only, that every event's effects are
     there exactly once: one output per sequence number, each output's count the exact
     rank of its event among its key's events, and every final table count exact."""
-    source = await read_topic(cluster.bootstrap, cluster.source)
-    assert len(source) == total, f"the source topic holds {len(source)} events, sent {total}"
-    rank: dict[tuple[int, int], int] = {}
-    seen: Counter[bytes | None] = Counter()
-    for partition, offset, key, _ in sorted(source):
-        seen[key] += 1
-        rank[(partition, offset)] = seen[key]
+    rank = await ranks(cluster, total)
     outputs = await cluster.output()
     times = Counter(o["seq"] for o in outputs)
     missing = set(range(total)) - set(times)

@@ -5,30 +5,18 @@ declared with acks=False is read but never committed."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import faust
 from faust.transport.base import TP
+from tests.integration.test_kafka_metrics import until
 
 pytestmark = pytest.mark.timeout(300)
 
-# Joining the group and declaring topics take seconds on a busy 2-core machine.
-WAIT = 60.0
 EVENTS = 5
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 class FaustSensor(faust.Sensor):
