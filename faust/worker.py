@@ -7,11 +7,13 @@ are flushed, offsets committed); a second one during the stop exits at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .blocking import BlockingDetector
@@ -79,8 +81,12 @@ class Worker:
         log_format: str | None = None,
         loop: str | None = None,
         debug: bool = False,
+        embedded: bool = False,
     ) -> None:
         self.app = app
+        #: Another program owns the process and its loop (an ASGI server): no GC
+        #: tuning and no banner (:meth:`run`, which handles signals, is not used).
+        self.embedded = embedded
         #: ``asyncio``, ``uvloop``, or None: uvloop when it is installed.
         self.loop = loop
         #: asyncio debug mode: slow callbacks (blocking calls) are logged.
@@ -148,6 +154,27 @@ class Worker:
 
     async def _run(self, loop: asyncio.AbstractEventLoop, uvloop: bool) -> None:
         assert self._stop_requested is not None
+        async with self.running(uvloop=uvloop) as ready:
+            if ready:
+                await self._stop_requested.wait()
+
+    @contextlib.asynccontextmanager
+    async def running(self, uvloop: bool = False) -> AsyncIterator[bool]:
+        """Start the app as a worker does and stop it gracefully on exit.
+
+        Opens the stores (taking the data directory's lock), starts the web server when
+        :attr:`web_enabled`, starts the app and waits until it is ready (its partitions
+        assigned, its tables recovered). Yields True then, or False when :meth:`stop`
+        was called while it started. The ASGI lifespan
+        (:func:`faust.contrib.asgi.faust_app_running`) runs an app through this too.
+
+        Example::
+
+            async with Worker(app, embedded=True).running():
+                ...  # the app runs on this event loop
+        """
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
         await self.app.on_worker_init.send()
         # Before anything starts: a store that cannot open (a missing driver, a data
         # directory another worker uses) stops the start here, with one line.
@@ -162,33 +189,7 @@ class Worker:
                 datadir_lock.release()
             raise
         try:
-            # Ctrl-C must work while the start waits (e.g. for an unreachable broker).
-            starting = asyncio.ensure_future(self.app.start())
-            stopping = asyncio.ensure_future(self._stop_requested.wait())
-            await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if not starting.done():
-                starting.cancel()
-                logger.info("Stopped while starting")
-                await asyncio.gather(starting, return_exceptions=True)
-                return
-            try:
-                starting.result()
-                tune_gc()
-                # JSON logs are read by programs: no free text on stderr beside them.
-                if not self.quiet and self._log_format() != "json":
-                    self._print_banner(uvloop)
-                # Ready only once the assigned table partitions are recovered: whoever
-                # waits for this line (a process manager, a test) may read the tables.
-                if not self.app.ready:
-                    logger.info("Worker started; waiting for its partitions and table recovery")
-                    ready = asyncio.ensure_future(self.app.wait_ready())
-                    await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
-                    ready.cancel()
-                if not stopping.done():
-                    logger.info("Worker ready")
-                await self._stop_requested.wait()
-            finally:
-                stopping.cancel()
+            yield await self._start_app(uvloop)
         finally:
             logger.info("Stopping worker...")
             if self.web_enabled:
@@ -204,6 +205,41 @@ class Worker:
             if datadir_lock is not None:
                 datadir_lock.release()
             logger.info("Worker stopped")
+
+    async def _start_app(self, uvloop: bool) -> bool:
+        """Start the app and wait until it is ready; False if a stop came first."""
+        assert self._stop_requested is not None
+        # Ctrl-C must work while the start waits (e.g. for an unreachable broker).
+        starting = asyncio.ensure_future(self.app.start())
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                logger.info("Stopped while starting")
+                await asyncio.gather(starting, return_exceptions=True)
+                return False
+            starting.result()
+            if not self.embedded:
+                tune_gc()
+            # JSON logs are read by programs: no free text on stderr beside them.
+            if not self.quiet and not self.embedded and self._log_format() != "json":
+                self._print_banner(uvloop)
+            # Ready only once the assigned table partitions are recovered: whoever
+            # waits for this line (a process manager, a test) may read the tables.
+            if not self.app.ready:
+                logger.info("Worker started; waiting for its partitions and table recovery")
+                ready = asyncio.ensure_future(self.app.wait_ready())
+                await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+            if stopping.done():
+                return False
+            logger.info("Worker ready")
+            return True
+        finally:
+            stopping.cancel()
+            if not starting.done():  # cancelled from outside (e.g. a lifespan's timeout)
+                starting.cancel()
 
     @property
     def web_enabled(self) -> bool:

@@ -1,0 +1,206 @@
+"""faust.contrib.asgi: a Faust app run by a real uvicorn server's lifespan (FastAPI), on
+the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import faust
+from faust.contrib.asgi import LoopMismatch, bind_to_running_loop, faust_app_running
+from faust.exceptions import ImproperlyConfigured
+from faust.stores.datadir import DataDirLock
+
+SERVICE = textwrap.dedent(
+    """
+    import faust
+    from fastapi import FastAPI
+
+    from faust.contrib.asgi import faust_lifespan
+
+    app = faust.App("asgi-test", web_enabled=False, store=STORE, datadir="data")
+    words = app.topic("words", key_type=str, value_type=str)
+    counts = app.Table("counts", default=int)
+
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream:
+            counts[word] += 1
+            print("counted", word, flush=True)
+
+
+    api = FastAPI(lifespan=faust_lifespan(app))
+
+
+    @api.post("/words/{word}")
+    async def send(word: str):
+        await words.send(key=word, value=word)
+        return {"sent": word}
+
+
+    @api.get("/count/{word}")
+    def read(word: str):
+        return {word: counts[word]}
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str) -> Any:
+    request = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def uvicorn(tmp_path: Path, store: str, port: int) -> subprocess.Popen[str]:
+    (tmp_path / "service.py").write_text(SERVICE.replace("STORE", repr(store)))
+    return subprocess.Popen(
+        [sys.executable, "-W", "always::ResourceWarning", "-m", "uvicorn", "service:api",
+         "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def test_fastapi_under_uvicorn_runs_the_app_and_stops_it_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    server = uvicorn(tmp_path, "memory://", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # uvicorn listens once the lifespan's startup (the app's) is done
+            try:
+                assert http("POST", f"{base}/words/fox") == {"sent": "fox"}
+                break
+            except urllib.error.URLError:
+                assert server.poll() is None, server.communicate()[0]
+                assert time.monotonic() < deadline, "uvicorn did not answer within 60 s"
+                time.sleep(0.2)
+        http("POST", f"{base}/words/fox")
+        http("POST", f"{base}/words/owl")
+        deadline = time.monotonic() + 30
+        while http("GET", f"{base}/count/fox") != {"fox": 2}:
+            assert time.monotonic() < deadline, http("GET", f"{base}/count/fox")
+            time.sleep(0.1)
+        assert http("GET", f"{base}/count/owl") == {"owl": 1}
+    finally:
+        # Ctrl-C. (On SIGTERM uvicorn ends by re-raising the signal: exit -15.)
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert output.count("counted fox") == 2 and "counted owl" in output
+    assert "Application shutdown complete" in output
+    assert "Unclosed" not in output and "Traceback" not in output, output
+
+
+def test_an_app_that_cannot_start_fails_the_servers_startup(tmp_path: Path) -> None:
+    # Another worker holds the app's data directory: the app cannot open its stores.
+    lock = DataDirLock(tmp_path / "data")
+    lock.acquire()
+    try:
+        server = uvicorn(tmp_path, "rocksdb://", free_port())
+        output, _ = server.communicate(timeout=60)
+    finally:
+        lock.release()
+    assert server.returncode != 0
+    assert "Application startup failed. Exiting." in output
+    # The error's one line names the directory and the fix, right before uvicorn's.
+    lines = output.splitlines()
+    error = lines[lines.index("ERROR:    Application startup failed. Exiting.") - 2]
+    assert error.startswith(
+        "faust.exceptions.ImproperlyConfigured: Data directory 'data' is in use by another "
+        "worker (pid "
+    ), output
+    assert "faust/worker.py" not in output, output
+
+
+async def test_the_app_runs_inside_and_stops_on_exit(app: faust.App) -> None:
+    topic = app.topic("greetings", value_type=str)
+    seen: list[str] = []
+
+    @app.agent(topic)
+    async def greet(stream: Any) -> None:
+        async for greeting in stream:
+            seen.append(greeting)
+
+    async with faust_app_running(app) as running:
+        assert running is app and app.started and app.ready
+        await topic.send(value="hello")
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    assert seen == ["hello"] and not app.started
+
+
+async def test_starting_it_twice_is_a_clear_error(app: faust.App) -> None:
+    async with faust_app_running(app):
+        with pytest.raises(ImproperlyConfigured, match="is already running: start it once"):
+            async with faust_app_running(app):
+                pass
+    assert not app.started
+    async with faust_app_running(app):  # once stopped, it may start again
+        assert app.started
+
+
+async def test_a_stop_that_takes_too_long_times_out(app: faust.App) -> None:
+    @app.on_before_shutdown.connect
+    async def slow(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(5)
+
+    with pytest.raises(TimeoutError):
+        async with faust_app_running(app, stop_timeout=0.1):
+            pass
+
+
+def test_binding_needs_a_running_loop() -> None:
+    app = faust.App("asgi-no-loop")
+    with pytest.raises(ImproperlyConfigured, match="no event loop is running here"):
+        bind_to_running_loop(app)
+
+
+def test_an_app_runs_on_one_loop_at_a_time() -> None:
+    app = faust.App("asgi-two-loops")
+    other = asyncio.new_event_loop()
+    bound = threading.Event()
+
+    def serve() -> None:
+        other.call_soon(lambda: (bind_to_running_loop(app), bound.set()))
+        other.run_forever()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        assert bound.wait(10)
+
+        async def bind_here() -> None:
+            bind_to_running_loop(app)
+
+        with pytest.raises(LoopMismatch, match="runs on another event loop that is still"):
+            asyncio.run(bind_here())
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join()
+        other.close()
+    asyncio.run(bind_here())  # its loop has stopped: it may run on this one
