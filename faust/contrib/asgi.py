@@ -44,6 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -112,6 +115,7 @@ async def faust_app_running(
     finalize: bool = True,
     discover: bool | None = None,
     stop_timeout: float | None = None,
+    on_crash: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Any]:
     """Start ``app`` on the running loop as a worker would, yield it once it is ready,
     and stop it gracefully on exit.
@@ -133,6 +137,10 @@ async def faust_app_running(
         discover: import the ``autodiscover`` modules first; None or True (the worker
             always does it: set ``autodiscover`` on the app to choose).
         stop_timeout: seconds the stop may take (None: as long as it needs).
+        on_crash: called with the reason when the app cannot go on (as ``faust
+            worker`` exits 1 then). By default the reason is printed as one line and
+            the process is sent SIGTERM: the server shuts down gracefully, stopping
+            the app, and a process manager sees the exit and restarts it.
 
     Raises :class:`~faust.exceptions.ImproperlyConfigured` when the app is already
     running (started twice), and :class:`LoopMismatch` when it runs on another loop.
@@ -154,6 +162,7 @@ async def faust_app_running(
         if finalize:
             app.finalize()
         worker = Worker(app, quiet=True, embedded=True)
+        app.on_crash = on_crash or _shut_the_server_down
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await stack.enter_async_context(worker.running())
@@ -170,7 +179,13 @@ async def faust_app_running(
                 else:
                     await asyncio.wait_for(stopping.aclose(), timeout=stop_timeout)
     finally:
+        app.on_crash = None
         _running.discard(app)
+
+
+def _shut_the_server_down(reason: str) -> None:
+    print(f"faust: error: {reason}; shutting the server down", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def faust_lifespan(

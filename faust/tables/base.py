@@ -128,6 +128,9 @@ class Collection:
         self._store: Store | None = None
         self._dirty: dict[int, set[Any]] = {}
         self._checked_topics: set[str] = set()
+        #: Topics a global table is written from whose partition count is not the
+        #: table's: each key goes to its own partition (every worker reads them all).
+        self._keyed_topics: set[str] = set()
         # A global table holds every partition and one with use_partitioner writes each
         # key to its own partition: neither can split a key over partitions.
         self._key_checks_left = 0 if self.is_global or use_partitioner else KEY_CHECKS
@@ -242,7 +245,10 @@ class Collection:
             )
         message = event.message
         if message.topic not in self._checked_topics:
-            self._check_copartitioned(message)
+            if message.topic not in self._keyed_topics:
+                self._check_copartitioned(message)
+            if message.topic in self._keyed_topics:
+                return self._partition_of_key(key)
         return message.partition
 
     def _partition_of_key(self, key: Any) -> int:
@@ -252,6 +258,9 @@ class Collection:
     def _check_copartitioned(self, message: Message) -> None:
         count = self.app.partition_count_of(message.topic)
         if count is not None and count != self.partitions:
+            if self.is_global and self.windowing is None:
+                self._keyed_topics.add(message.topic)
+                return
             raise PartitionCountMismatch(
                 f"Table {self.name!r} has {self.partitions} partitions but is written from "
                 f"topic {message.topic!r} with {count}: they must be equal (give the table "

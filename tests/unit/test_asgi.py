@@ -33,7 +33,7 @@ SERVICE = textwrap.dedent(
 
     app = faust.App("asgi-test", web_enabled=False, store=STORE, datadir="data")
     words = app.topic("words", key_type=str, value_type=str)
-    counts = app.Table("counts", default=int)
+    counts = app.Table("counts", default=int, partitions=PARTITIONS)
 
 
     @app.agent(words)
@@ -71,8 +71,11 @@ def http(method: str, url: str) -> Any:
         return json.loads(response.read())
 
 
-def uvicorn(tmp_path: Path, store: str, port: int) -> subprocess.Popen[str]:
-    (tmp_path / "service.py").write_text(SERVICE.replace("STORE", repr(store)))
+def uvicorn(
+    tmp_path: Path, store: str, port: int, partitions: int | None = None
+) -> subprocess.Popen[str]:
+    program = SERVICE.replace("STORE", repr(store)).replace("PARTITIONS", repr(partitions))
+    (tmp_path / "service.py").write_text(program)
     return subprocess.Popen(
         [sys.executable, "-W", "always::ResourceWarning", "-m", "uvicorn", "service:api",
          "--port", str(port)],
@@ -133,6 +136,25 @@ def test_an_app_that_cannot_start_fails_the_servers_startup(tmp_path: Path) -> N
         "worker (pid "
     ), output
     assert "faust/worker.py" not in output, output
+
+
+def test_an_app_that_crashes_shuts_the_server_down(tmp_path: Path) -> None:
+    # The table's partitions are not its source topic's: the agent cannot go on.
+    port = free_port()
+    server = uvicorn(tmp_path, "memory://", port, partitions=3)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            http("POST", f"http://127.0.0.1:{port}/words/fox")
+            break
+        except urllib.error.URLError:
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    output, _ = server.communicate(timeout=60)
+    assert server.returncode != 0
+    (line,) = [ln for ln in output.splitlines() if ln.startswith("faust: error: ")]
+    assert "Table 'counts' has 3 partitions" in line and line.endswith("; shutting the server down")
+    assert "Application shutdown complete." in output, output
 
 
 async def test_the_app_runs_inside_and_stops_on_exit(app: faust.App) -> None:

@@ -106,6 +106,32 @@ async def test_source_with_other_partition_count_names_both_counts(app: faust.Ap
     assert isinstance(PartitionCountMismatch("x"), ImproperlyConfigured)
 
 
+async def test_a_global_table_takes_writes_from_a_topic_of_any_partition_count(
+    app: faust.App,
+) -> None:
+    # As Faust's fastapi_project example does: GlobalTable(partitions=1) written from a
+    # topic of 8 partitions. Every worker reads every partition of a global table, so
+    # each key goes to its own partition.
+    topic = app.topic("greetings", value_type=str, partitions=8)
+    table = app.GlobalTable("greeted", default=dict, partitions=1)
+    seen: list[str] = []
+
+    @app.agent(topic)
+    async def greet(stream):
+        async for greeting in stream:
+            table[greeting] = {"hello world"}
+            seen.append(greeting)
+
+    await app.start()
+    for i in range(8):
+        await topic.send(key=str(i), value=f"g{i}")
+    await eventually(lambda: len(seen) == 8)
+    assert dict(table.items()) == {f"g{i}": {"hello world"} for i in range(8)}
+    await table.flush()
+    (log,) = app.transport.broker.logs[f"{app.conf.id}-greeted-changelog"]
+    assert sorted(r[1] for r in log) == sorted(f'"g{i}"'.encode() for i in range(8))
+
+
 async def test_changes_to_a_hot_key_coalesce_into_one_changelog_record(app: faust.App) -> None:
     topic = app.topic("hits", value_type=str, partitions=1)
     table = app.Table("hits", default=int, partitions=1)
