@@ -11,6 +11,7 @@ default, Kafka at localhost:9092, through ``BROKER_URL`` (this Faust defaults to
 embedded broker). Two programs import libraries of their own, installed (pinned, without
 their dependencies) under ``.pytest_cache`` and put on ``PYTHONPATH``: pytz
 (``crontab/tz_aware``) and mode-streaming (``task_queue`` takes ``qualname`` from it).
+The FastAPI programs run with uvicorn and this Faust's ``faust.contrib.asgi``.
 
 Each program's topics are deleted before it runs when an earlier session left them. The
 programs run in parallel where they share nothing; ``windowing/tumbling`` and
@@ -20,6 +21,18 @@ a topic, so each pair runs one after the other.
 What each test checks, from the program's printed output, its web pages and its topics:
 
 - ``hello_world``: the timer's 100 greetings are sent and the agent prints each of them.
+- ``fastapi_example``: ``uvicorn fastapi_example:api`` (on a free port) answers ``/`` and
+  ``/items/5?q=x`` as FastAPI does, ``/produce`` sends 100 greetings that the agent,
+  started by the lifespan on uvicorn's loop, prints (every one printed is in the
+  topic), and the server shuts down with the app; ``faust -A fastapi_example worker``
+  runs the same file as a worker, its timer's greetings printed by the agent.
+- ``fastapi_project``: ``uvicorn main:api`` (in its folder, as its docstring says)
+  answers ``/`` and ``/items/7``; a greeting sent by ``/produce`` is printed by the
+  agent found by autodiscovery and listed by ``/table`` (the global table);
+  ``faust -A worker_main worker`` serves the same API from the worker on port 8000
+  once ready (``serve_asgi``), with the same answers; ``faust -A my_faust.app worker``
+  prints its timer's greetings. These two programs and ``hello_world`` share the topic
+  ``greetings`` (the first two an app id too), so the three run one after the other.
 - ``leader``: the leader-only timer prints ``PUBLISHING ON LEADER!`` and the agent prints
   the raw bytes it sent, the ones found in the agent's topic.
 - ``concurrency``: its ``__main__`` (run as ``python concurrency.py``) sends 10,000
@@ -62,7 +75,8 @@ What each test checks, from the program's printed output, its web pages and its 
   holds each user's total amount.
 - ``task_queue``: each task's printed result is the sum of its printed arguments.
 
-Not run: ``django/`` and ``fastapi_*`` (need those frameworks), ``kubernetes/`` (needs a
+FastAPI and uvicorn come from the test dependencies. Not run: ``django/`` (see below),
+``kubernetes/`` (needs a
 Kubernetes cluster and Docker's ``host.docker.internal``), ``livecheck.py`` (needs Redis
 and faust's LiveCheck).
 """
@@ -79,6 +93,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -203,14 +218,14 @@ def extract_examples(sdist: Path, into: Path) -> Path:
 class Run:
     """One process of a program, its output (stdout and stderr) in a file."""
 
-    def __init__(self, env: Env, args: list[str], log: Path) -> None:
+    def __init__(self, env: Env, args: list[str], log: Path, cwd: Path | None = None) -> None:
         self.env = env
         self.log = log
         self.args = args
         with log.open("wb") as output:
             self.process = subprocess.Popen(
                 args,
-                cwd=env.root,
+                cwd=cwd or env.root,
                 env=env.environ,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -296,13 +311,19 @@ class Env:
     def python(self, program: str, *args: str) -> Run:
         return self._start([sys.executable, f"examples/{program}", *args], program)
 
-    def faust_command(self, *args: str) -> Run:
-        return self._start([*self.faust, *args], args[1])
+    def faust_command(self, *args: str, cwd: str | None = None) -> Run:
+        return self._start([*self.faust, *args], args[1], cwd)
 
-    def _start(self, args: list[str], label: str) -> Run:
+    def uvicorn(self, app: str, port: int, cwd: str) -> Run:
+        """``uvicorn module:app`` run in ``examples/{cwd}``, on ``port``."""
+        args = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+        return self._start(args, f"{cwd}-{app}", cwd)
+
+    def _start(self, args: list[str], label: str, cwd: str | None = None) -> Run:
         with self._lock:
             name = f"{len(self._runs):02d}-{label.replace('/', '_')}.log"
-            run = Run(self, args, self.logs / name)
+            where = None if cwd is None else self.root / "examples" / cwd
+            run = Run(self, args, self.logs / name, where)
             self._runs.append(run)
         return run
 
@@ -755,9 +776,94 @@ def task_queue(env: Env) -> None:
         assert sum(asked[task_id]) == int(result)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+UVICORN_READY = r"Uvicorn running on (http://\S+) \(Press CTRL\+C to quit\)$"
+
+
+def fastapi_example(env: Env) -> None:
+    fresh("greetings", apps=("hello-world-fastapi",))
+    # uvicorn serves the FastAPI app; the Faust app runs in its lifespan.
+    server = env.uvicorn("fastapi_example:api", free_port(), cwd=".")
+    (ready,) = server.wait_for(UVICORN_READY, 60)
+    web = ready.group(1)
+    assert http_json(f"{web}/") == {"Hello": "World"}
+    assert http_json(f"{web}/items/5?q=x") == {"item_id": 5, "q": "x"}
+    assert http_json(f"{web}/produce") == {"success": True}
+    # /produce's 100 greetings (and the 5 s timer's) reach the agent on the same loop.
+    server.wait_for(r"^hello \d+$", 30, count=100)
+    output = server.stop()
+    assert "Application shutdown complete." in output and "Traceback" not in output, output
+    printed = Counter(re.findall(r"^hello \d+$", output, re.MULTILINE))
+    sent = Counter(json.loads(v) for _, _, _, v in records("greetings"))
+    assert set(printed) == {f"hello {i}" for i in range(100)} and printed <= sent
+    # The same file runs as a plain worker: `app` is the Faust app.
+    worker = env.faust_command("-A", "fastapi_example", "worker", "-l", "info", cwd=".")
+    worker.wait_for(READY, 60)
+    worker.wait_for(r"^hello 99$", 30)  # the timer's round, 5 s after the start
+    assert "Traceback" not in worker.stop()
+
+
+def fastapi_project(env: Env) -> None:
+    fresh("greetings", apps=("hello-world-fastapi",))
+    server = env.uvicorn("main:api", free_port(), cwd="fastapi_project")
+    (ready,) = server.wait_for(UVICORN_READY, 60)
+    web = ready.group(1)
+    assert http_json(f"{web}/") == {"Hello": "World"}
+    assert http_json(f"{web}/items/7") == {"item_id": 7, "q": None}
+    assert http_json(f"{web}/produce") == {"success": True}
+    # The agent (found by autodiscovery) prints each greeting and puts it in the
+    # global table, which /table reads.
+    (first,) = server.wait_for(r"^greeting: ([0-9a-f]{32})$", 30)
+    poll(
+        lambda: {first.group(1): ["hello world"]} in http_json(f"{web}/table"),
+        30,
+        "/table to list the greeting",
+    )
+    output = server.stop()
+    assert "Application shutdown complete." in output and "Traceback" not in output, output
+    printed = re.findall(r"^greeting: ([0-9a-f]{32})$", output, re.MULTILINE)
+    sent = [json.loads(v) for _, _, _, v in records("greetings")]
+    assert printed and set(printed) <= set(sent)
+    # worker_main.py: the worker serves the same API (serve_asgi, port 8000) once ready.
+    worker = env.faust_command("-A", "worker_main", "worker", "-l", "info", cwd="fastapi_project")
+    worker.wait_for(READY, 60)
+    worker.wait_for(r"Uvicorn running on http://127\.0\.0\.1:8000 ", 30)
+    web = "http://127.0.0.1:8000"
+    assert http_json(f"{web}/") == {"Hello": "World"}
+    assert http_json(f"{web}/produce") == {"success": True}
+    (greeting,) = worker.wait_for(r"^greeting: ([0-9a-f]{32})$", 30)
+    poll(
+        lambda: {greeting.group(1): ["hello world"]} in http_json(f"{web}/table"),
+        30,
+        "/table of worker_main to list the greeting",
+    )
+    assert "Traceback" not in worker.stop()
+    # my_faust/app.py: the plain worker; its timer's greetings reach the agent.
+    worker = env.faust_command("-A", "my_faust.app", "worker", "-l", "info", cwd="fastapi_project")
+    worker.wait_for(READY, 60)
+    worker.wait_for(r"^greeting: [0-9a-f]{32}$", 30)
+    assert "Traceback" not in worker.stop()
+
+
+def hello(env: Env) -> dict[str, Callable[[], None]]:
+    """hello_world, fastapi_example, fastapi_project: one topic ('greetings'), the last
+    two one app id, so one after the other."""
+    return {
+        "hello_world": lambda: hello_world(env),
+        "fastapi_example": lambda: fastapi_example(env),
+        "fastapi_project": lambda: fastapi_project(env),
+    }
+
+
 #: Program -> its scenario; a scenario returning a dict runs several programs in order.
 SCENARIOS: dict[str, Callable[[Env], Any]] = {
     "crontab/tz_unaware": crontab_tz_unaware,  # the longest (up to a minute): first
+    "hello": hello,  # three programs one after the other
     "windowing": windowing,
     "windowed": windowed,
     "tabletest": tabletest,
@@ -767,7 +873,6 @@ SCENARIOS: dict[str, Callable[[Env], Any]] = {
     "advanced/isolated_partitions_crashing": isolated_partitions_crashing,
     "tableofset": tableofset,
     "concurrency": concurrency,
-    "hello_world": hello_world,
     "leader": leader,
     "crontab/tz_aware": crontab_tz_aware,
     "advanced/service": service,
@@ -775,6 +880,7 @@ SCENARIOS: dict[str, Callable[[Env], Any]] = {
     "task_queue": task_queue,
 }
 GROUPS = {
+    "hello": ["hello_world", "fastapi_example", "fastapi_project"],
     "windowing": ["windowing/tumbling", "windowing/hopping"],
     "windowed": ["windowed_aggregation", "windowing/hopping_2"],
 }
