@@ -483,6 +483,14 @@ class Settings(FaustSettings):
                 f"Setting {name} cannot change while the app runs (settings are frozen "
                 f"once it starts): give it to faust.App(...) or set it before the app starts."
             )
+        field = _FIELDS.get(name) if name in self.__dict__ else None
+        if field is not None:
+            # As given to faust.App(...): `conf.broker = 'kafka://...'` in an
+            # on_configured receiver is a list of one URL, not a string of characters.
+            try:
+                value = field.metadata["validate"](value)
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyConfigured(f"Setting {name}: {exc}") from None
         object.__setattr__(self, name, value)
 
     def freeze(self, frozen: bool = True) -> None:
@@ -545,7 +553,7 @@ class Settings(FaustSettings):
         for name, value in values.items():
             source = f" (from environment variable {sources[name]})" if name in sources else ""
             try:
-                setattr(settings, name, known[name].validate(value))
+                object.__setattr__(settings, name, known[name].validate(value))
             except (TypeError, ValueError) as exc:
                 raise ImproperlyConfigured(f"Setting {name}{source}: {exc}") from None
         settings._finish(given=set(values))
@@ -654,6 +662,10 @@ def declarations() -> Iterator[Declaration]:
             validate=f.metadata["validate"],
             no_effect=f.metadata["no_effect"],
         )
+
+
+#: Each setting's dataclass field (its metadata holds the validator).
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if "validate" in f.metadata}
 
 
 def settings_reference() -> str:

@@ -371,3 +371,17 @@ def test_loghandlers_get_the_workers_log_lines(tmp_path: Any) -> None:
         [sys.executable, "handlersapp.py", "worker", "-q"], tmp_path, "Worker ready", 1
     )
     assert "HANDLER faust.worker | Worker ready" in out
+
+
+def test_a_setting_assigned_before_the_start_is_validated_as_given() -> None:
+    # As Faust's Django example configures the app from Django's settings.
+    app = faust.App("assigned-settings")
+
+    @app.on_configured.connect
+    def configure(app: faust.App, conf: Any, **kwargs: Any) -> None:
+        conf.broker = "kafka://localhost:9092"
+
+    app.finalize()
+    assert app.conf.broker == ["kafka://localhost:9092"]
+    with pytest.raises(ImproperlyConfigured, match="^Setting web_port: "):
+        app.conf.web_port = "not a port"
