@@ -695,7 +695,10 @@ class App:
                 raise ImproperlyConfigured(
                     "Setting autodiscover=True needs origin='your.package' to know what to scan."
                 )
-            modules = [self.conf.origin]
+            from .contrib.django import installed_apps
+
+            # A Django project's installed apps too, as Faust's Django integration does.
+            modules = list(dict.fromkeys([self.conf.origin, *installed_apps()]))
         else:
             modules = list(setting)
         for module_name in modules:

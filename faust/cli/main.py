@@ -456,6 +456,7 @@ def _refuse_embedded_broker(app: Any, command: str) -> None:
     """A command in its own process cannot reach the embedded broker of a worker's."""
     from ..settings import ENV_PREFIX
 
+    app.finalize()  # on_configured receivers may set the broker (Faust's Django example)
     if all(url.partition("://")[0] != "memory" for url in app.conf.broker):
         return
     raise CommandError(
@@ -473,6 +474,7 @@ def _resolve_entity(app: Any, entity: str) -> tuple[Any, bool]:
 
     if entity.startswith("@"):
         name = entity[1:]
+        app.discover()  # agents of autodiscover modules (as faust worker finds them)
         for agent in app.agents.values():
             if name in (agent.name, agent.name.rpartition(".")[2]):
                 if not isinstance(agent.channel, Topic) or len(agent.channel.topics) != 1:

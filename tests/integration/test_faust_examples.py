@@ -8,9 +8,10 @@ program as its docstring or its ``__main__`` says (``python examples/x.py worker
 ``faust``. Most hard-code ``kafka://localhost:9092``, so the session's Kafka must listen
 there (the default of ``scripts/kafka up``). Those that name no broker get faust-streaming's
 default, Kafka at localhost:9092, through ``BROKER_URL`` (this Faust defaults to the
-embedded broker). Two programs import libraries of their own, installed (pinned, without
+embedded broker). Some programs import libraries of their own, installed (pinned, without
 their dependencies) under ``.pytest_cache`` and put on ``PYTHONPATH``: pytz
-(``crontab/tz_aware``) and mode-streaming (``task_queue`` takes ``qualname`` from it).
+(``crontab/tz_aware``), mode-streaming (``task_queue`` takes ``qualname`` from it) and
+Django (``django/``).
 The FastAPI programs run with uvicorn and this Faust's ``faust.contrib.asgi``.
 
 Each program's topics are deleted before it runs when an earlier session left them. The
@@ -74,9 +75,20 @@ What each test checks, from the program's printed output, its web pages and its 
 - ``withdrawals``: after ``produce --max-messages 200``, the windowed table's changelog
   holds each user's total amount.
 - ``task_queue``: each task's printed result is the sum of its printed arguments.
+- ``django``: after ``manage.py migrate`` (SQLite, in the extracted folder),
+  ``uvicorn proj.asgi:application`` serves Django's admin login page with the Faust app
+  running in ``FaustLifespanMiddleware``; a Record sent to ``@add_account`` (with
+  ``faust send``, as Faust encodes Records) is written to the database by the agent
+  that autodiscovery found in the installed app ``accounts``, ``@disable_account``
+  clears its ``active`` flag, and ``proj-faust worker`` (the console script
+  ``faustapp.app:main``, called as its ``setup.py`` declares it) starts the worker.
+  Two things the program needs from its environment: ``DJANGO_ALLOW_ASYNC_UNSAFE=true``
+  (its agents call Django's blocking ORM on the event loop, which Django otherwise
+  refuses, with faust-streaming too), and scores below 1 (its model's
+  ``decimal_places=1000``).
 
-FastAPI and uvicorn come from the test dependencies. Not run: ``django/`` (see below),
-``kubernetes/`` (needs a
+FastAPI and uvicorn come from the test dependencies; Django (with asgiref and sqlparse)
+is installed with the programs' libraries. Not run: ``kubernetes/`` (needs a
 Kubernetes cluster and Docker's ``host.docker.internal``), ``livecheck.py`` (needs Redis
 and faust's LiveCheck).
 """
@@ -94,6 +106,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -125,7 +138,13 @@ SDIST_SHA256 = "51d6de8d7984c1e47ce961ba4c066e82a6b69d7b02d6bc27129677c4bfb1235f
 SIMPLE_INDEX = "https://pypi.org/simple/faust-streaming/"
 #: Libraries the programs import themselves (not faust's): without their dependencies,
 #: so that this Faust's own (croniter...) are the ones imported.
-PROGRAM_LIBRARIES = ("pytz==2025.2", "mode-streaming==0.7.1")
+PROGRAM_LIBRARIES = (
+    "pytz==2025.2",
+    "mode-streaming==0.7.1",
+    "django==5.2.19",
+    "asgiref==3.13.0",
+    "sqlparse==0.6.1",
+)
 BOOTSTRAP = "localhost:9092"
 #: Programs run at once (each a Python process next to Kafka on 2 cores).
 PARALLEL = 5
@@ -218,7 +237,14 @@ def extract_examples(sdist: Path, into: Path) -> Path:
 class Run:
     """One process of a program, its output (stdout and stderr) in a file."""
 
-    def __init__(self, env: Env, args: list[str], log: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: Env,
+        args: list[str],
+        log: Path,
+        cwd: Path | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.env = env
         self.log = log
         self.args = args
@@ -226,7 +252,7 @@ class Run:
             self.process = subprocess.Popen(
                 args,
                 cwd=cwd or env.root,
-                env=env.environ,
+                env={**env.environ, **(environ or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -311,19 +337,25 @@ class Env:
     def python(self, program: str, *args: str) -> Run:
         return self._start([sys.executable, f"examples/{program}", *args], program)
 
-    def faust_command(self, *args: str, cwd: str | None = None) -> Run:
-        return self._start([*self.faust, *args], args[1], cwd)
+    def faust_command(self, *args: str, cwd: str | None = None, **environ: str) -> Run:
+        return self._start([*self.faust, *args], args[1], cwd, environ)
 
-    def uvicorn(self, app: str, port: int, cwd: str) -> Run:
+    def uvicorn(self, app: str, port: int, cwd: str, **environ: str) -> Run:
         """``uvicorn module:app`` run in ``examples/{cwd}``, on ``port``."""
         args = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
-        return self._start(args, f"{cwd}-{app}", cwd)
+        return self._start(args, f"{cwd}-{app}", cwd, environ)
 
-    def _start(self, args: list[str], label: str, cwd: str | None = None) -> Run:
+    def run_in(self, cwd: str, label: str, *args: str, **environ: str) -> Run:
+        """``python ARGS`` run in ``examples/{cwd}``."""
+        return self._start([sys.executable, *args], label, cwd, environ)
+
+    def _start(
+        self, args: list[str], label: str, cwd: str | None = None, environ: Any = None
+    ) -> Run:
         with self._lock:
             name = f"{len(self._runs):02d}-{label.replace('/', '_')}.log"
             where = None if cwd is None else self.root / "examples" / cwd
-            run = Run(self, args, self.logs / name, where)
+            run = Run(self, args, self.logs / name, where, environ)
             self._runs.append(run)
         return run
 
@@ -850,6 +882,43 @@ def fastapi_project(env: Env) -> None:
     assert "Traceback" not in worker.stop()
 
 
+def django(env: Env) -> None:
+    fresh(apps=("django-proj",))
+    # Django refuses its ORM's blocking calls on an event loop, where the example's
+    # agents make them, unless told to allow them.
+    unsafe = {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}
+    env.run_in("django", "django-migrate", "manage.py", "migrate").finish(120)
+    database = env.root / "examples" / "django" / "db.sqlite3"
+
+    def accounts() -> list[tuple[str, float, int]]:
+        with sqlite3.connect(database) as db:
+            rows = db.execute("SELECT name, score, active FROM accounts_account ORDER BY id")
+            return [(n, float(s), a) for n, s, a in rows]
+
+    # README: `uvicorn proj.asgi:application` (Django and Faust on one loop).
+    server = env.uvicorn("proj.asgi:application", free_port(), cwd="django", **unsafe)
+    (ready,) = server.wait_for(UVICORN_READY, 60)
+    with urllib.request.urlopen(f"{ready.group(1)}/admin/login/", timeout=10) as response:
+        assert response.status == 200 and b"Django" in response.read()
+    # A Record as Faust sends it (with its namespace), to the agent found in the
+    # installed app `accounts` by autodiscovery. The model's score (decimal_places=1000)
+    # holds values below 1 only.
+    record = {"name": "alice", "score": 0.5, "active": True}
+    record["__faust"] = {"ns": "accounts.agents.AccountRecord"}
+    send = ("-A", "faustapp.app", "send")
+    env.faust_command(*send, "@add_account", json.dumps(record), cwd="django").finish(60)
+    poll(lambda: accounts() == [("alice", 0.5, 1)], 30, "the account in the database")
+    env.faust_command(*send, "@disable_account", "1", cwd="django").finish(60)
+    poll(lambda: accounts() == [("alice", 0.5, 0)], 30, "the account disabled")
+    output = server.stop()
+    assert "Application shutdown complete." in output and "Traceback" not in output, output
+    # README: `proj-faust worker -l info`, the console script faustapp.app:main.
+    main = "import sys; from faustapp.app import main; sys.argv[0] = 'proj-faust'; main()"
+    worker = env.run_in("django", "proj-faust", "-c", main, "worker", "-l", "info", **unsafe)
+    worker.wait_for(READY, 60)
+    assert "Traceback" not in worker.stop()
+
+
 def hello(env: Env) -> dict[str, Callable[[], None]]:
     """hello_world, fastapi_example, fastapi_project: one topic ('greetings'), the last
     two one app id, so one after the other."""
@@ -878,6 +947,7 @@ SCENARIOS: dict[str, Callable[[Env], Any]] = {
     "advanced/service": service,
     "bound_agent": bound_agent,
     "task_queue": task_queue,
+    "django": django,
 }
 GROUPS = {
     "hello": ["hello_world", "fastapi_example", "fastapi_project"],

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import logging
 import socket
+import sys
 import zoneinfo
 
 import pytest
@@ -441,3 +442,16 @@ def test_config_from_object_takes_faust_s_silent_and_force() -> None:
         app.config_from_object("no_such_settings_module")
     app.config_from_object({"topic_partitions": 3}, force=True)
     assert app.conf.topic_partitions == 3
+
+
+def test_autodiscover_looks_in_django_apps_only_when_django_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.contrib.django import installed_apps
+
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    assert installed_apps() == []
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "proj.settings")
+    monkeypatch.setitem(sys.modules, "django", None)  # not installed
+    with pytest.warns(UserWarning, match="DJANGO_SETTINGS_MODULE is set but Django is not"):
+        assert installed_apps() == []

@@ -205,6 +205,26 @@ def test_send_to_an_unreachable_broker_fails_in_bounded_time(project: Path) -> N
     assert len(result.stderr.strip().splitlines()) <= 3, result.stderr
 
 
+def test_send_finds_autodiscovered_agents_and_the_configured_broker(project: Path) -> None:
+    # As Faust's Django example: the agent lives in an autodiscover package, and the
+    # broker is set by an on_configured receiver.
+    url = f"kafka://127.0.0.1:{_closed_port()}"
+    (project / "found").mkdir()
+    (project / "found" / "__init__.py").write_text("")
+    (project / "found" / "agents.py").write_text(
+        "from configured import app\n\n\n@app.agent()\nasync def greet(stream):\n"
+        "    async for _ in stream:\n        pass\n"
+    )
+    (project / "configured.py").write_text(
+        "import faust\n\napp = faust.App('configured', autodiscover=True, origin='found')\n\n\n"
+        "@app.on_configured.connect\ndef configure(app, conf, **kwargs):\n"
+        f"    conf.broker = {url!r}\n"
+    )
+    env = {"FAUST_BROKER_CONNECT_TIMEOUT": "2"}
+    result = _faust("-A", "configured", "send", "@greet", '"hi"', cwd=project, env=env)
+    _error_line(result, url, "broker_connect_timeout")
+
+
 # -- faust status
 
 
