@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -64,8 +63,6 @@ __all__ = [
     "faust_lifespan",
     "serve_asgi",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The loop each app is bound to (by :func:`bind_to_running_loop`).
 _bound: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
@@ -162,7 +159,7 @@ async def faust_app_running(
         if finalize:
             app.finalize()
         worker = Worker(app, quiet=True, embedded=True)
-        app.on_crash = on_crash or _shut_the_server_down
+        app.on_crash = on_crash or _ServerShutdown()
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await stack.enter_async_context(worker.running())
@@ -183,9 +180,19 @@ async def faust_app_running(
         _running.discard(app)
 
 
-def _shut_the_server_down(reason: str) -> None:
-    print(f"faust: error: {reason}; shutting the server down", file=sys.stderr, flush=True)
-    os.kill(os.getpid(), signal.SIGTERM)
+class _ServerShutdown:
+    """The default ``on_crash``: one line, and SIGTERM to this process, once (a second
+    SIGTERM would make the server exit without its graceful shutdown)."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __call__(self, reason: str) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        print(f"faust: error: {reason}; shutting the server down", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def faust_lifespan(
