@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 import faust
-from faust.contrib.asgi import LoopMismatch, bind_to_running_loop, faust_app_running
+from faust.contrib.asgi import (
+    FaustLifespanMiddleware,
+    LoopMismatch,
+    bind_to_running_loop,
+    faust_app_running,
+    serve_asgi,
+)
 from faust.exceptions import ImproperlyConfigured
 from faust.stores.datadir import DataDirLock
 
@@ -226,3 +232,64 @@ def test_an_app_runs_on_one_loop_at_a_time() -> None:
         thread.join()
         other.close()
     asyncio.run(bind_here())  # its loop has stopped: it may run on this one
+
+
+async def test_serve_asgi_serves_an_api_from_the_worker_once_ready(app: faust.App) -> None:
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/ready")
+    def ready() -> dict[str, bool]:
+        return {"ready": app.ready}
+
+    port = free_port()
+    service = serve_asgi(app, api, port=port, log_config=None)
+    assert service in app.services
+    url = f"http://127.0.0.1:{port}/ready"
+    loop = asyncio.get_running_loop()
+    async with faust_app_running(app):
+        for _ in range(100):
+            try:
+                answer = await loop.run_in_executor(None, http, "GET", url)
+                break
+            except urllib.error.URLError:
+                await asyncio.sleep(0.05)
+        assert answer == {"ready": True}
+    with pytest.raises(urllib.error.URLError):  # stopped with the app
+        await loop.run_in_executor(None, http, "GET", url)
+
+
+async def test_the_middleware_runs_the_app_with_the_lifespan_protocol(app: faust.App) -> None:
+    passed_on: list[str] = []
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        passed_on.append(scope["type"])
+
+    asgi = FaustLifespanMiddleware(framework, app)
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    sent: list[dict[str, str]] = []
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append(message)
+
+    await inbox.put({"type": "lifespan.startup"})
+    lifespan = asyncio.ensure_future(asgi({"type": "lifespan"}, inbox.get, send))
+    for _ in range(200):
+        if sent:
+            break
+        await asyncio.sleep(0.01)
+    assert sent == [{"type": "lifespan.startup.complete"}] and app.started
+    await asgi({"type": "http"}, inbox.get, send)
+    await inbox.put({"type": "lifespan.shutdown"})
+    await lifespan
+    assert sent[1:] == [{"type": "lifespan.shutdown.complete"}] and not app.started
+    assert passed_on == ["http"]
+    # An app that cannot start: the server is told why, in one line.
+    async with faust_app_running(app):
+        sent.clear()
+        await inbox.put({"type": "lifespan.startup"})
+        await asgi({"type": "lifespan"}, inbox.get, send)
+    ((failed),) = sent
+    assert failed["type"] == "lifespan.startup.failed"
+    assert failed["message"].startswith(f"faust: Faust app {app.conf.id!r} is already running")
