@@ -236,14 +236,7 @@ class Schema:
         >>> Schema(key_type=str).dumps_key(None, 'k', serializer='json')
         (b'"k"', None)
         """
-        if key is _ABSENT:
-            if app is _ABSENT:
-                raise TypeError("dumps_key() needs the key: dumps_key(key), or (app, key)")
-            return self._encode_side(app, serializer, "key")
-        data = self._encode_side(key, serializer, "key")
-        if app is _ABSENT:
-            return data
-        return data, self.on_dumps_key_prepare_headers(key, headers)
+        return self._dumps("key", app, key, serializer, headers)
 
     def dumps_value(
         self,
@@ -268,16 +261,24 @@ class Schema:
         >>> Schema(value_type=int).dumps_value(None, 7)
         (b'7', None)
         """
-        if value is _ABSENT:
+        return self._dumps("value", app, value, serializer, headers)
+
+    def _dumps(
+        self, side: str, app: Any, obj: Any, serializer: CodecArg | None, headers: Any
+    ) -> Any:
+        """``dumps_key``/``dumps_value``: ``(obj)`` gives the bytes, Faust's ``(app, obj)``
+        gives ``(bytes, headers)`` from the side's ``on_dumps_*_prepare_headers``."""
+        if obj is _ABSENT:
             if app is _ABSENT:
                 raise TypeError(
-                    "dumps_value() needs the value: dumps_value(value), or (app, value)"
+                    f"dumps_{side}() needs the {side}: dumps_{side}({side}), or (app, {side})"
                 )
-            return self._encode_side(app, serializer, "value")
-        data = self._encode_side(value, serializer, "value")
+            return self._encode_side(app, serializer, side)
+        data = self._encode_side(obj, serializer, side)
         if app is _ABSENT:
             return data
-        return data, self.on_dumps_value_prepare_headers(value, headers)
+        prepare = getattr(self, f"on_dumps_{side}_prepare_headers")
+        return data, prepare(obj, headers)
 
     def on_dumps_key_prepare_headers(self, key: Any, headers: Any) -> Any:
         """The headers to send with ``key`` (Faust's hook; default: ``headers``)."""
