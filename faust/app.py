@@ -32,6 +32,7 @@ from .streams import Stream, stream_of
 from .tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from .timers import Crontab, Timer, call_with_app, label_of
 from .topics import Topic
+from .transactions import TransactionGate
 from .transport.base import TP, RecordMetadata, TopicSpec, Transport
 from .transport.consumer import Consumer
 from .transport.producer import Producer
@@ -105,6 +106,12 @@ class App:
         self._pattern_follower: asyncio.Task[Any] | None = None
         #: Awaited before each commit (tables flush their changelogs here).
         self.consumer_hooks: list[Callable[[], Any]] = []
+        #: Called after each commit, and under exactly-once only once its transactions
+        #: committed (tables persist the changes they flushed here).
+        self.consumer_after_commit: list[Callable[[], Any]] = []
+        #: Under processing_guarantee='exactly_once' (set at start): what a commit
+        #: closes so no agent is midway through an event (see faust.transactions).
+        self.txn_gate: TransactionGate | None = None
         #: Set by the worker: stops it when the app cannot go on (see ``crash``).
         self.on_crash: Callable[[str], None] | None = None
         self.tables = TableManager(self)
@@ -746,6 +753,7 @@ class App:
             await self._declare_subscribed()
             self.consumer = Consumer(self, self.conductor)
             self.consumer.before_commit = self.consumer_hooks
+            self.consumer.after_commit = self.consumer_after_commit
             await self.consumer.start()
 
     async def _match_topic_patterns(self) -> bool:
@@ -805,6 +813,9 @@ class App:
         self.conf.warn_no_effect()
         # After finalize(): on_configured receivers may still change settings.
         self.conf.freeze()
+        if self.conf.processing_guarantee == "exactly_once":
+            self._check_exactly_once()
+            self.txn_gate = TransactionGate()
         await self.maybe_start_producer()
         if not self.conf.producer_only:
             # Every reader subscribes before the consumer starts, so the consumer group
@@ -955,8 +966,24 @@ class App:
             self.on_crash(reason)
 
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
-        """Called when an agent crashes (it is restarted by its supervisor)."""
+        """Called when an agent crashes (it is restarted by its supervisor).
+
+        Under exactly-once the open transaction holds part of the failed event's
+        effects: it is aborted, and the worker goes back to its last commit.
+        """
         self.error_counts.agent_errors += 1
+        if self.txn_gate is not None and self.consumer is not None:
+            self.consumer.request_rewind(f"agent {agent.name!r} raised {exc!r}")
+
+    def _check_exactly_once(self) -> None:
+        """processing_guarantee='exactly_once' needs Kafka's transactions."""
+        scheme = getattr(self.transport, "scheme", None)
+        if scheme != "kafka":
+            raise ImproperlyConfigured(
+                f"Setting processing_guarantee='exactly_once' needs Kafka transactions, "
+                f"which the {scheme}:// broker does not have: set broker='kafka://...' "
+                "or use processing_guarantee='at_least_once'."
+            )
 
     @property
     def should_stop(self) -> bool:

@@ -330,6 +330,17 @@ class Settings(FaustSettings):
         "the session timeout keeps its partitions without a rebalance.",
         env="CONSUMER_GROUP_INSTANCE_ID",
     )
+    processing_guarantee: str = setting(
+        "at_least_once",
+        check.choice("at_least_once", "exactly_once"),
+        "`at_least_once` (the default): after a crash an event may be processed "
+        "again, and what it sent appears twice. `exactly_once` (Kafka only): what a "
+        "worker sends and changes in its tables while processing events commits in "
+        "one Kafka transaction with the events' offsets, so each event's effects "
+        "appear exactly once to consumers reading with `isolation_level="
+        "'read_committed'`; it costs throughput (see the README).",
+        env="PROCESSING_GUARANTEE",
+    )
     producer_acks: int = setting(
         -1,
         check.acks,

@@ -24,15 +24,6 @@ class FaustSettings:
     """Faust's settings without an equivalent here (see the module docstring)."""
 
     # -- Faust settings refused unless default: other values change semantics we lack.
-    processing_guarantee: str = setting(
-        "at_least_once",
-        check.only(
-            ("at_least_once",),
-            "exactly-once processing is not implemented yet; use 'at_least_once' (the default)",
-        ),
-        "Only `at_least_once` (the default) is supported.",
-        env="PROCESSING_GUARANTEE",
-    )
     stream_publish_on_commit: bool = setting(
         False,
         check.only(

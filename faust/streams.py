@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .channels import EventQueue
 from .events import Event, _current_event
+from .transactions import gated_class
 from .transport.base import TP, Message
 from .transport.partitioner import partition_for_key
 
@@ -52,6 +53,8 @@ class Stream(Generic[T]):
     #: ``_sensed_class``), and what Faust's stream hooks returned for the current event.
     _sensed = False
     _sensor_state: dict[Any, Any] | None = None
+    #: True for the class a stream switches to under exactly-once (see ``gated_class``).
+    _gated = False
 
     def __init__(
         self,
@@ -125,6 +128,9 @@ class Stream(Generic[T]):
             # A sensor overrides Faust's per-event stream hooks: this stream calls them
             # from now on (decided here, once per iteration; otherwise no cost at all).
             self.__class__ = _sensed_class(type(self))
+        if getattr(self.app, "txn_gate", None) is not None and not self._gated:
+            # processing_guarantee='exactly_once': events wait while a commit runs.
+            self.__class__ = gated_class(type(self))
         return self
 
     async def __anext__(self) -> Any:
@@ -307,8 +313,11 @@ class Stream(Generic[T]):
             raise ValueError(f"{caller}(max_={max_}): max_ must be at least 1")
         self._start_feeder()
         loop = asyncio.get_running_loop()
+        # processing_guarantee='exactly_once': a list waits while a commit runs.
+        gate = getattr(self.app, "txn_gate", None)
         while True:
             events: list[Event] = []
+            epoch = None if gate is None else gate.epoch
             deadline = None if within is None else loop.time() + within
             try:
                 while len(events) < max_:
@@ -326,10 +335,18 @@ class Stream(Generic[T]):
                     self._taken = None
                     self._ack_all(events)
                 return
+            if gate is not None:
+                if gate.closed:
+                    await gate.opened()
+                if gate.epoch != epoch:
+                    continue  # dropped meanwhile (read again): not processed here
+                gate.busy[self] = asyncio.current_task()
             self._taken = events
             yield events
             self._taken = None
             self._ack_all(events)
+            if gate is not None:
+                gate.busy.pop(self, None)
 
     def _ack_all(self, events: list[Event]) -> None:
         if self.autoack:

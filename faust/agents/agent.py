@@ -436,6 +436,20 @@ class Agent:
         app = self.app
         app.on_agent_error(self, exc)
         app.sensors.on_agent_error(self.name, exc)
+        if app.txn_gate is not None and not isinstance(exc, ImproperlyConfigured):
+            # Exactly-once: the open transaction holds part of the events' effects; it
+            # is aborted and the worker reads again from its last commit (on_agent_error
+            # asked for that), so the events come back with the others, not retried.
+            where = f" on {_describe(events)}" if events else ""
+            logger.error(
+                "Agent %s raised%s: %r. Aborting the open transaction; the events since "
+                "the last commit are processed again.",
+                self.name,
+                where,
+                exc,
+                exc_info=exc,
+            )
+            return 0.0, []
         if isinstance(exc, ImproperlyConfigured):
             # A configuration error happens again on every event: stop the worker with
             # the message instead of restarting forever (the event is not committed).

@@ -127,6 +127,9 @@ class Collection:
         self.standby_partitions: set[int] = set()
         self._store: Store | None = None
         self._dirty: dict[int, set[Any]] = {}
+        # Exactly-once: (partition, snapshot, changelog offset) flushed into the open
+        # transaction, persisted once it commits.
+        self._unpersisted: list[tuple[int, dict[Any, Any], int]] = []
         self._checked_topics: set[str] = set()
         #: Topics a global table is written from whose partition count is not the
         #: table's: each key goes to its own partition (every worker reads them all).
@@ -459,8 +462,31 @@ class Collection:
         self.changelog_records_sent += len(pending)
         if pending:
             self.app.sensors.on_changelog_records(self.name, len(pending))
+        if self.app.txn_gate is not None:
+            # Exactly-once: the records are in the open transaction; the store persists
+            # them once it commits (persist_flushed), never those of an aborted one.
+            for partition, offset in highest.items():
+                self._unpersisted.append((partition, snapshots[partition], offset))
+            return
         for partition, offset in highest.items():
             store.persist(partition, snapshots[partition], offset)
+
+    def persist_flushed(self) -> None:
+        """Exactly-once: persist what the last flush sent, now that it committed."""
+        flushed, self._unpersisted = self._unpersisted, []
+        store = self.store
+        for partition, snapshot, offset in flushed:
+            if partition in store.partitions():
+                store.persist(partition, snapshot, offset)
+
+    def forget_uncommitted(self, partitions: AbstractSet[int]) -> None:
+        """Exactly-once, after an abort: drop the changes of ``partitions`` that no
+        committed transaction holds (the store goes back to what it persisted; a store
+        that keeps nothing across restarts starts over)."""
+        self._unpersisted = [f for f in self._unpersisted if f[0] not in partitions]
+        for partition in partitions:
+            self._dirty.pop(partition, None)
+            self.store.forget_partition(partition)
 
     def apply_changelog(self, partition: int, messages: list[Message]) -> None:
         """Apply changelog records read during recovery or by a standby."""

@@ -91,6 +91,7 @@ class TableManager:
             if not table.is_global:
                 app.conductor.subscribe_passive(table.changelog_topic.name)
         app.consumer_hooks.append(self.flush)
+        app.consumer_after_commit.append(self.persist_flushed)
         for table in self.tables.values():
             if table.is_global:
                 await self._restore_global(table)
@@ -140,6 +141,38 @@ class TableManager:
         for table in self.tables.values():
             topic = table.changelog_topic.name
             await table.flush(hold={tp.partition for tp in restoring if tp.topic == topic})
+
+    def persist_flushed(self) -> None:
+        """After a commit: under exactly-once, the stores persist what was flushed."""
+        if self.app.txn_gate is None:
+            return
+        for table in self.tables.values():
+            if table._unpersisted:
+                table.persist_flushed()
+
+    def forget_uncommitted(self) -> None:
+        """Exactly-once, after an abort: every active partition drops what no
+        committed transaction holds, and is restored again when next assigned."""
+        for tp in self._active:
+            table = self._by_changelog[tp.topic]
+            table.forget_uncommitted({tp.partition})
+        self._restored -= self._active
+
+    def fetchable(self, assigned: set[TP]) -> set[TP]:
+        """The partitions of ``assigned`` to fetch now: not changelogs (read by the
+        recovery), nor sources waiting for it."""
+        by_changelog = self._by_changelog
+        return {tp for tp in assigned if tp.topic not in by_changelog and tp not in self._pending}
+
+    def rewind(self, assigned: set[TP]) -> None:
+        """Exactly-once, after an abort: go back to the committed state of every
+        assigned partition (restored again from the changelogs; the source partitions
+        wait meanwhile)."""
+        if not self.tables:
+            return
+        self.forget_uncommitted()
+        self.on_partitions_revoked(set(self._active))
+        self.on_partitions_assigned(assigned)
 
     # -- rebalancing
     def on_partitions_assigned(self, assigned: set[TP]) -> None:

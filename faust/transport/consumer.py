@@ -26,6 +26,12 @@ logger = logging.getLogger(__name__)
 #: How often a fetch loop held back by a backlog looks again (seconds): short next to a
 #: drain or a flush (tens of milliseconds), and 200 wake-ups a second only while held.
 BACKLOG_POLL = 0.005
+#: Exactly-once: how long a commit waits for the agents to finish the events they hold
+#: before it is postponed (seconds); and how often it looks.
+QUIESCE_PATIENCE = 10.0
+IDLE_POLL = 0.001
+#: Exactly-once: aborts in a row (no commit between) after which the worker stops.
+MAX_REWINDS = 5
 
 
 class Consumer(RebalanceListener):
@@ -58,6 +64,15 @@ class Consumer(RebalanceListener):
         self._rebalance_began: float | None = None
         # What the sensors' on_rebalance_start returned, for their return/end hooks.
         self._rebalance_state: dict[Any, Any] = {}
+        #: Called after each commit (under exactly-once: once the transactions commit).
+        self.after_commit: list[Callable[[], Any]] = []
+        # Exactly-once: cleared while a commit holds the fetch loop before delivering.
+        self._deliver_ok = asyncio.Event()
+        self._deliver_ok.set()
+        self._delivering = False
+        # Exactly-once: why the open transactions must be aborted (an agent raised).
+        self._rewind_reason: str | None = None
+        self._rewinds_in_a_row = 0
 
     async def start(self) -> None:
         self.update_subscription()
@@ -101,6 +116,10 @@ class Consumer(RebalanceListener):
             # E.g. the group already moved on (this worker was too slow): the events
             # are processed again by the new owner; still drop what is buffered.
             logger.exception("Could not commit revoked partitions; their owner resumes")
+        gate = self.app.txn_gate
+        if gate is not None:
+            # Events taken and held at the gate meanwhile are not processed either.
+            gate.epoch += 1
         self._revoked_since_fetch |= revoked
         dropped = self.conductor.drop_buffered(revoked)
         if dropped:
@@ -125,7 +144,16 @@ class Consumer(RebalanceListener):
             sensors.on_partitions_revoking(set())
         state, self._rebalance_state = self._rebalance_state, {}
         sensors.on_rebalance_return(self.app, state)
+        transactions = self.transactions
+        if transactions is not None:
+            # Nothing is processed before its task has a producer; and that comes before
+            # the tables read their changelogs: it fences the task's previous owner and
+            # aborts the transaction it left open.
+            self.driver.pause(assigned)
+            await self._assign_tasks(transactions, assigned)
         await self.app.partitions_assigned(assigned)
+        if transactions is not None:
+            self.driver.resume(self.app.tables.fetchable(assigned))
         self.assigned_once.set()
         sensors.on_partitions_taken(assigned, time.monotonic() - began)
         sensors.on_rebalance_end(self.app, state)
@@ -151,8 +179,12 @@ class Consumer(RebalanceListener):
             # its first assignment by now, even an empty one.
             self.assigned_once.set()
             for tp, messages in records.items():
+                if not self._deliver_ok.is_set():
+                    # An exactly-once commit runs: it may go back to the last commit.
+                    await self._deliver_ok.wait()
                 if revoked and tp in revoked:
-                    # Revoked while an earlier batch of this fetch waited for room.
+                    # Revoked while an earlier batch of this fetch waited for room (or
+                    # an exactly-once rewind went back before it).
                     continue
                 tracker = trackers.get(tp)
                 if tracker is None:
@@ -163,7 +195,11 @@ class Consumer(RebalanceListener):
                 sensors.on_messages_in(tp, messages)
                 if message_in or message_out:
                     self._sense_messages(tp, messages, message_in, message_out)
-                await deliver(tp, messages)
+                self._delivering = True
+                try:
+                    await deliver(tp, messages)
+                finally:
+                    self._delivering = False
                 if revoked and tp in revoked:
                     # Revoked while this batch waited for room: the revoke emptied the
                     # queues, but a topic with several readers got the batch into the
@@ -234,6 +270,13 @@ class Consumer(RebalanceListener):
         """Commit as soon as possible instead of at the next interval."""
         self._commit_now.set()
 
+    def request_rewind(self, reason: str) -> None:
+        """Exactly-once: abort the open transactions (at once, instead of committing
+        them) and process again from the last commit."""
+        if self._rewind_reason is None:
+            self._rewind_reason = reason
+        self._commit_now.set()
+
     # -- committing
     async def _commit_loop(self) -> None:
         interval = self.app.conf.broker_commit_interval
@@ -251,11 +294,16 @@ class Consumer(RebalanceListener):
     async def commit(self, tps: set[TP] | None = None) -> dict[TP, int]:
         """Commit the committable offset of ``tps`` (default: every assigned partition).
 
+        Under exactly-once every partition's, in the transactions (see
+        :meth:`_commit_transactions`).
+
         The offsets are taken *before* the ``before_commit`` hooks run: a hook (a table
         flushing its changelog) awaits, agents go on meanwhile, and an event processed
         during that wait may have changes the hook did not flush, so it must not be
         committed this time.
         """
+        if self.app.txn_gate is not None:
+            return await self._commit_transactions(revoking=tps is not None)
         async with self._commit_lock:
             offsets: dict[TP, int] = {}
             acks_enabled_for = self.conductor.acks_enabled_for
@@ -281,4 +329,196 @@ class Consumer(RebalanceListener):
                 self.committed.update(offsets)
                 sensors.on_offsets_committed(offsets, time.perf_counter() - began)
                 sensors.on_commit_completed(self, state)
+            for after in self.after_commit:
+                after()
             return offsets
+
+    def _committable(self) -> dict[TP, int]:
+        """Each partition's offset past its processed events, where it moved."""
+        offsets: dict[TP, int] = {}
+        acks_enabled_for = self.conductor.acks_enabled_for
+        for tp, tracker in list(self.trackers.items()):
+            if not acks_enabled_for(tp.topic):
+                continue  # app.topic(..., acks=False): never committed
+            offset = self._advance(tracker)
+            if offset > self.committed.get(tp, -1):
+                offsets[tp] = offset
+        self._processed_at_commit = sum(t.processed for t in self.trackers.values())
+        return offsets
+
+    # -- exactly-once
+    async def _committed_on_broker(self, tp: TP) -> int | None:
+        """The group's committed offset of ``tp`` (None: none yet), asked until the
+        brokers answer."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.driver.committed(tp)
+            except Exception as exc:  # noqa: BLE001 - retried: the brokers may be back soon
+                logger.warning(
+                    "Exactly-once: cannot read the committed offset of %s[%d] to go back "
+                    "to (%r); trying again in %.1f s",
+                    tp.topic,
+                    tp.partition,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _assign_tasks(self, transactions: Any, assigned: set[TP]) -> None:
+        """A transactional producer per task of ``assigned`` (none for the others); what
+        is open is aborted first (nothing since the revoke's commit may count). Tried
+        until it works: without them this worker cannot process anything."""
+        transport = self.app.transport
+        leader = getattr(transport, "leader_topic", None)
+        tps = {tp for tp in assigned if tp.topic != leader}
+        delay = 0.5
+        while True:
+            try:
+                counts = await transport.partition_counts({tp.topic for tp in tps})
+                await transactions.abort()
+                await transactions.assign(tps, counts)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried: the brokers may be back soon
+                logger.warning(
+                    "Exactly-once: could not start the transactional producers of this "
+                    "worker's partitions (%r); trying again in %.1f s",
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    @property
+    def transactions(self) -> Any:
+        producer = self.app._producer
+        return None if producer is None else getattr(producer.driver, "transactions", None)
+
+    async def _quiesce(self) -> bool:
+        """Stop delivering and wait until no agent is midway through an event; False
+        (and everything running again) if one still is after QUIESCE_PATIENCE s."""
+        gate = self.app.txn_gate
+        self._deliver_ok.clear()
+        deadline = time.monotonic() + QUIESCE_PATIENCE
+        while self._delivering and time.monotonic() < deadline:
+            await asyncio.sleep(IDLE_POLL)
+        if not self._delivering:
+            gate.close()
+            if await gate.wait_idle(max(deadline - time.monotonic(), 0.0)):
+                return True
+        logger.warning(
+            "Commit postponed: an agent has been processing one event for %g s (busy: "
+            "%s). Under exactly-once a commit waits until no event is half processed; "
+            "an agent awaiting another agent's reply (ask) can hold it.",
+            QUIESCE_PATIENCE,
+            gate.describe_busy(),
+        )
+        self._resume_processing()
+        return False
+
+    def _resume_processing(self) -> None:
+        self.app.txn_gate.open()
+        self._deliver_ok.set()
+
+    async def _commit_transactions(self, revoking: bool = False) -> dict[TP, int]:
+        """Exactly-once: with no event half processed, flush the tables, wait for every
+        record's ack, and commit each task's transaction with its input offsets.
+
+        If that fails (a send failed, a producer was fenced, the brokers did not answer
+        in time), or an agent raised since the last commit, the transactions are aborted
+        and the worker goes back to its last commit (:meth:`_rewind`); ``revoking``: the
+        partitions are being given up, so only what is uncommitted is dropped.
+        """
+        async with self._commit_lock:
+            transactions = self.transactions
+            if transactions is None:
+                return {}
+            if not await self._quiesce():
+                return {}
+            try:
+                reason = self._rewind_reason
+                offsets: dict[TP, int] = {}
+                if reason is None:
+                    try:
+                        offsets = await self._commit_in_transactions(transactions)
+                    except Exception as exc:  # noqa: BLE001 - every failure aborts
+                        reason = f"the commit failed: {exc}"
+                if reason is not None:
+                    await self._rewind(transactions, reason, revoking)
+                    return {}
+                return offsets
+            finally:
+                self._resume_processing()
+
+    async def _commit_in_transactions(self, transactions: Any) -> dict[TP, int]:
+        began = time.perf_counter()
+        for hook in self.before_commit:
+            await hook()
+        producer = self.app._producer
+        if producer is not None:
+            await producer.flush()
+        offsets = self._committable()
+        sensors = self.sensors
+        state = None
+        if offsets:
+            state = sensors.on_commit_initiated(self)
+            sensors.on_offsets_committing(offsets)
+        await transactions.commit(offsets)
+        self._rewinds_in_a_row = 0
+        if offsets:
+            self.committed.update(offsets)
+            sensors.on_offsets_committed(offsets, time.perf_counter() - began)
+            sensors.on_commit_completed(self, state)
+        for after in self.after_commit:
+            after()
+        return offsets
+
+    async def _rewind(self, transactions: Any, reason: str, revoking: bool) -> None:
+        """Abort the open transactions and go back to the last commit: drop what is
+        buffered and fetched, seek each partition to its committed offset, and restore
+        the tables' partitions to their committed state."""
+        self._rewind_reason = None
+        self._rewinds_in_a_row += 1
+        logger.error(
+            "Exactly-once: aborting the open transactions (%s); the events since the last "
+            "commit are processed again.",
+            reason,
+        )
+        await transactions.abort()
+        tables = self.app.tables
+        if revoking:
+            tables.forget_uncommitted()
+            return
+        if self._rewinds_in_a_row > MAX_REWINDS:
+            self.app.crash(
+                f"Exactly-once: the open transactions were aborted {self._rewinds_in_a_row} "
+                f"times in a row without a commit between them; the last time because "
+                f"{reason}. Nothing since the last commit is committed; fix the cause and "
+                "restart."
+            )
+            return
+        assigned = self.driver.assignment()
+        tracked = [tp for tp in self.trackers if tp in assigned]
+        started = dict(self.started_at)
+        self.app.txn_gate.epoch += 1
+        self._revoked_since_fetch |= assigned
+        self.conductor.drop_buffered(assigned)
+        self.trackers.clear()
+        self.started_at.clear()
+        self._processed_at_commit = 0
+        # A producer closed by the abort (fenced) comes back while this worker still
+        # owns its task (if it does not, the group soon tells it so). Starting it also
+        # settles on the broker a commit whose answer was lost: so the offsets to go
+        # back to are asked for only then, never taken from what this worker believes.
+        await self._assign_tasks(transactions, assigned)
+        for tp in tracked:
+            offset = await self._committed_on_broker(tp)
+            if offset is None:
+                offset = started.get(tp)
+                self.committed.pop(tp, None)
+            else:
+                self.committed[tp] = offset
+            if offset is not None:
+                self.driver.seek(tp, offset)
+        tables.rewind(assigned)

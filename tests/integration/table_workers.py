@@ -88,6 +88,13 @@ if RESTORE_DELAY:
     app.transport.read_partition = slow_read_partition
 
 
+# Faults for the exactly-once abort paths, each once per process at the events whose
+# sequence numbers are listed: the agent raises after changing the table and sending the
+# event's output (TW_RAISE_AT), or sends a record the broker cannot take (TW_BAD_SEND_AT).
+RAISE_AT = {int(s) for s in os.environ.get("TW_RAISE_AT", "").split(",") if s}
+BAD_SEND_AT = {int(s) for s in os.environ.get("TW_BAD_SEND_AT", "").split(",") if s}
+
+
 @app.agent(source)
 async def count(stream):
     async for event in stream.events():
@@ -107,6 +114,15 @@ async def count(stream):
                 pid=PID,
             ),
         )
+        if event.value in BAD_SEND_AT:
+            BAD_SEND_AT.discard(event.value)
+            print("BAD SEND", event.value, flush=True)
+            # Larger than the broker's message.max.bytes (1 MiB by default).
+            out.send_soon(key=key, value=b"x" * 2_000_000, value_serializer="raw")
+        if event.value in RAISE_AT:
+            RAISE_AT.discard(event.value)
+            print("RAISING", event.value, flush=True)
+            raise RuntimeError(f"failing on purpose at {event.value}")
 
 
 @counts.on_recover
@@ -146,6 +162,7 @@ class TableCluster(WorkerCluster):
         event_delay: float = 0.0,
         max_fetch: int | None = None,
         guarantee: str = "at_least_once",
+        env: dict[str, str] | None = None,
     ) -> None:
         """``partitions`` and ``replication`` of the app's topics (its changelog too);
         ``event_delay``: seconds the agent waits per event, as if it did some I/O;
@@ -158,6 +175,8 @@ class TableCluster(WorkerCluster):
         self.event_delay = event_delay
         self.max_fetch = max_fetch
         self.guarantee = guarantee
+        #: More environment for every worker (TW_RAISE_AT, TW_BAD_SEND_AT).
+        self.env = dict(env or {})
 
     def start_worker(self, datadir: str, restore_delay: float = 0.0) -> Worker:
         return self.spawn(
@@ -173,6 +192,7 @@ class TableCluster(WorkerCluster):
                 "TW_EVENT_DELAY": str(self.event_delay),
                 "TW_MAX_FETCH": str(self.max_fetch or ""),
                 "TW_GUARANTEE": self.guarantee,
+                **self.env,
             }
         )
 

@@ -103,6 +103,13 @@ class Worker:
         self.proc.kill()
         self.proc.wait(timeout=30)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stands still (no heartbeats) until :meth:`resume`."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def interrupt(self) -> None:
         """Ask for a graceful stop (Ctrl-C) once; a second SIGINT would force the exit."""
         if self.proc.poll() is None and not self.interrupted:

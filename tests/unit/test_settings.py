@@ -128,10 +128,6 @@ async def test_settings_left_at_default_do_not_warn(caplog: pytest.LogCaptureFix
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (
-            {"processing_guarantee": "exactly_once"},
-            "processing_guarantee: 'exactly_once'.*exactly-once",
-        ),
         ({"stream_publish_on_commit": True}, "stream_publish_on_commit: True.*not held back"),
         ({"topic_allow_declare": False}, "topic_allow_declare: False.*internal topics"),
         ({"agent_supervisor": "mode.OneForAllSupervisor"}, "agent_supervisor.*one-for-one"),
@@ -158,11 +154,15 @@ def test_settings_that_would_change_semantics_are_refused(
         faust.App("refused", **options)
 
 
-def test_exactly_once_is_refused_from_the_environment_naming_the_variable() -> None:
+def test_processing_guarantee_is_read_from_the_environment_and_checked() -> None:
+    s = Settings.from_sources("x", {}, environ={"PROCESSING_GUARANTEE": "exactly_once"})
+    assert s.processing_guarantee == "exactly_once"
     with pytest.raises(
-        ImproperlyConfigured, match=r"\(from environment variable PROCESSING_GUARANTEE\)"
+        ImproperlyConfigured,
+        match=r"processing_guarantee \(from environment variable PROCESSING_GUARANTEE\): "
+        r"expected one of at_least_once, exactly_once, got 'exactly-once'",
     ):
-        Settings.from_sources("x", {}, environ={"PROCESSING_GUARANTEE": "exactly_once"})
+        Settings.from_sources("x", {}, environ={"PROCESSING_GUARANTEE": "exactly-once"})
 
 
 def test_faust_environment_names_are_read_and_faust_prefixed_ones_win() -> None:

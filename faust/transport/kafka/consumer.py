@@ -23,7 +23,7 @@ from .fetching import adopt, supports, to_messages, waiting
 if TYPE_CHECKING:
     from .transport import KafkaTransport
 
-__all__ = ["KafkaConsumer"]
+__all__ = ["KafkaConsumer", "isolation_level"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ logger = logging.getLogger(__name__)
 #: consumer_max_fetch_size, thousands of records) before the next one's, so a worker's
 #: partitions take turns every few hundred events instead of a whole backlog at a time.
 PARTITION_SHARE = 256
+
+
+def isolation_level(conf: Any) -> str:
+    """How this app's consumers read: under exactly-once, only committed transactions
+    (records of aborted ones are skipped; the end of a partition is its last stable
+    offset)."""
+    return "read_committed" if conf.processing_guarantee == "exactly_once" else "read_uncommitted"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -129,6 +136,7 @@ class KafkaConsumer(ConsumerDriver):
             max_partition_fetch_bytes=conf.consumer_max_fetch_size,
             rebalance_timeout_ms=int(conf.broker_rebalance_timeout * 1000),
             check_crcs=conf.broker_check_crcs,
+            isolation_level=isolation_level(conf),
         )
         self._consumer = consumer
         try:

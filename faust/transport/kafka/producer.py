@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,6 +21,7 @@ from ...exceptions import ImproperlyConfigured
 from ..base import OutgoingRecord, ProducerDriver, RecordMetadata, run_callback
 from ..partitioner import KeyPartitioner, RoundRobin
 from .clients import close_quietly
+from .transactions import Transactions, check_settings
 
 if TYPE_CHECKING:
     from .transport import KafkaTransport
@@ -43,6 +45,12 @@ class KafkaProducer(ProducerDriver):
         self._existing: set[str] = set()
         self._keys = KeyPartitioner()
         self._round_robin = RoundRobin()
+        #: Under processing_guarantee='exactly_once': the per-task transactional
+        #: producers an event's records go through (see transactions.py).
+        self.transactions: Transactions | None = None
+        if transport.conf.processing_guarantee == "exactly_once":
+            check_settings(transport.conf)
+            self.transactions = Transactions(transport, _producer_options(transport))
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -63,6 +71,8 @@ class KafkaProducer(ProducerDriver):
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
+        if self.transactions is not None:
+            await self.transactions.stop()
         if producer is not None:
             await producer.stop()
 
@@ -78,6 +88,45 @@ class KafkaProducer(ProducerDriver):
                 await self.transport.ensure_topic(topic)
                 self._existing.add(topic)
             counts[topic] = len(await producer.partitions_for(topic))
+        transactions = self.transactions
+        if transactions is None:
+            await self._send_batches(producer, records, counts, None)
+            return
+        # Exactly-once: each record through the producer of its event's task.
+        by_task: dict[Any, list[OutgoingRecord]] = {}
+        task_of = transactions.task_of
+        for record in records:
+            task = task_of(record)
+            group = by_task.get(task)
+            if group is None:
+                group = by_task[task] = []
+            group.append(record)
+        for task, group in by_task.items():
+            if task is None:
+                await self._send_batches(producer, group, counts, None)
+                continue
+            task_producer = transactions.producers.get(task)
+            if task_producer is None:
+                error = RuntimeError(
+                    f"Cannot send to topic {group[0].topic!r} for partition {task[1]} of "
+                    f"the topics with {task[0]} partitions: this worker no longer owns it "
+                    "(its events are processed again by the new owner)."
+                )
+                for record in group:
+                    record.failed(error)
+                continue
+            await self._send_batches(task_producer, group, counts, task)
+
+    async def _send_batches(
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[OutgoingRecord],
+        counts: dict[str, int],
+        task: Any,
+    ) -> None:
+        """Send ``records`` through ``producer``; ``task``: the transaction's task,
+        which a failed record makes abort (None: not transactional)."""
+        transactions = self.transactions if task is not None else None
         limit = self.transport.conf.producer_max_request_size - _RECORD_OVERHEAD
         now_ms = round(time.time() * 1000)
         open_batches: dict[tuple[str, int], _Batch] = {}
@@ -103,6 +152,8 @@ class KafkaProducer(ProducerDriver):
                 error = _invalid(record, partition, count, limit)
                 if error is not None:
                     record.failed(error)
+                    if transactions is not None:
+                        transactions.fail(task, error)
                     continue
             timestamp = record.timestamp
             timestamp_ms = now_ms if timestamp is None else round(timestamp * 1000)
@@ -129,18 +180,24 @@ class KafkaProducer(ProducerDriver):
                 )
                 for record in batch.records:
                     record.failed(exc)
+                if transactions is not None:
+                    transactions.fail(task, exc)
                 continue
+            if transactions is not None:
+                batch.on_failure = partial(transactions.fail, task)
             ack.add_done_callback(batch.acked)
 
     async def flush(self) -> None:
         if self._producer is not None:
             await self._producer.flush()
+        if self.transactions is not None:
+            await self.transactions.flush()
 
 
 class _Batch:
     """Records for one partition, encoded into one aiokafka batch, acked together."""
 
-    __slots__ = ("builder", "topic", "partition", "records", "timestamps")
+    __slots__ = ("builder", "topic", "partition", "records", "timestamps", "on_failure")
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
         self.builder = producer.create_batch()
@@ -148,6 +205,8 @@ class _Batch:
         self.partition = partition
         self.records: list[OutgoingRecord] = []
         self.timestamps: list[int] = []
+        #: Called with the error if the batch is not written (exactly-once aborts).
+        self.on_failure: Any = None
 
     def append(self, record: OutgoingRecord, timestamp_ms: int) -> bool:
         """Add a record; False if the batch is full (an empty batch takes any record)."""
@@ -179,6 +238,8 @@ class _Batch:
             )
             for record in records:
                 record.failed(exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
             return
         meta = ack.result()
         topic, partition, offset = self.topic, self.partition, meta.offset
@@ -225,24 +286,29 @@ def _invalid(record: OutgoingRecord, partition: int, count: int, limit: int) -> 
     return None
 
 
-def _make_producer(transport: KafkaTransport) -> AIOKafkaProducer:
+def _producer_options(transport: KafkaTransport) -> dict[str, Any]:
     conf = transport.conf
     acks = conf.producer_acks
     options = transport.client_options()
     if conf.producer_request_timeout is not None:
         options["request_timeout_ms"] = int(conf.producer_request_timeout * 1000)
+    options.update(
+        acks="all" if acks == -1 else acks,
+        # With every in-sync replica acking, idempotence costs nothing more and
+        # keeps a retried batch from being written twice or out of order.
+        enable_idempotence=acks == -1,
+        compression_type=conf.producer_compression_type,
+        linger_ms=int(conf.producer_linger * 1000),
+        max_batch_size=conf.producer_max_batch_size,
+        max_request_size=conf.producer_max_request_size,
+    )
+    return options
+
+
+def _make_producer(transport: KafkaTransport) -> AIOKafkaProducer:
+    conf = transport.conf
     try:
-        return AIOKafkaProducer(
-            **options,
-            acks="all" if acks == -1 else acks,
-            # With every in-sync replica acking, idempotence costs nothing more and
-            # keeps a retried batch from being written twice or out of order.
-            enable_idempotence=acks == -1,
-            compression_type=conf.producer_compression_type,
-            linger_ms=int(conf.producer_linger * 1000),
-            max_batch_size=conf.producer_max_batch_size,
-            max_request_size=conf.producer_max_request_size,
-        )
+        return AIOKafkaProducer(**_producer_options(transport))
     except RuntimeError as exc:  # aiokafka: "Compression library for lz4 not found"
         codec = conf.producer_compression_type
         raise ImproperlyConfigured(

@@ -18,6 +18,7 @@ from aiokafka.structs import TopicPartition
 
 from ..base import TP, Message
 from .clients import close_quietly
+from .consumer import isolation_level
 from .fetching import adopt, supports, to_messages
 
 if TYPE_CHECKING:
@@ -122,6 +123,10 @@ class PartitionReader:
             # Records below start may be gone (retention): begin at the oldest kept.
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=transport.conf.consumer_max_fetch_size,
+            # Exactly-once: changelogs and standbys see committed transactions only, and
+            # end_offset is the last stable offset (a read up to it never waits on an
+            # open transaction).
+            isolation_level=isolation_level(transport.conf),
         )
         try:
             await consumer.start()

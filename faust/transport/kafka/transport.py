@@ -421,6 +421,16 @@ class KafkaTransport(Transport):
     async def list_topics(self) -> set[str]:
         return await self._existing_topics()
 
+    async def partition_counts(self, topics: Collection[str]) -> dict[str, int]:
+        """The partition counts of those of ``topics`` that exist (one metadata request)."""
+        admin = await self.connect()
+        wanted = set(topics)
+        return {
+            info["topic"]: len(info["partitions"])
+            for info in await admin.describe_topics()
+            if info["topic"] in wanted and not info["error_code"]
+        }
+
     async def partition_count(self, topic: str) -> int | None:
         admin = await self.connect()
         # Metadata for all topics: asking for one topic by name makes a broker with

@@ -1,0 +1,195 @@
+"""processing_guarantee='exactly_once' on real Kafka: each event's effects exactly once.
+
+The app (``table_workers.TABLE_WORKER_APP``) counts events per key in a RocksDB table
+and writes, for every event, the new count and the event's sequence number to an output
+topic. Every test reads the output and the changelog with ``read_committed`` and checks
+(``check_exactly_once``): every sequence number once, every count the exact rank of its
+event among its key's events, every final table count exact. The faults: an agent that
+raises midway through an event, a send that fails, a worker SIGKILLed, a worker paused
+(SIGSTOP) past its session timeout while its partitions move (fencing), and the broker
+restarted while the workers commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import OwnKafka
+from .table_workers import TableCluster, own_every_partition, wait_until
+from .test_chaos import chaos_run, chaos_seed, check_exactly_once, wait_committed
+
+pytestmark = pytest.mark.kafka
+
+KEYS = 50
+
+
+async def processed(cluster: TableCluster, total: int, timeout: float) -> None:
+    """Wait until the committed output holds every one of ``total`` sequence numbers
+    and the group committed the whole source."""
+
+    async def done() -> bool:
+        return len({o["seq"] for o in await cluster.output()}) >= total
+
+    await wait_until(done, timeout, f"{total} events in the committed output", interval=1.0)
+    await wait_committed(cluster, timeout)
+
+
+def eos_cluster(tmp_path: Path, bootstrap: str, **env: str) -> TableCluster:
+    cluster = TableCluster(
+        tmp_path, bootstrap, partitions=4, guarantee="exactly_once", env=dict(env)
+    )
+    cluster.loglevel = "info"
+    return cluster
+
+
+@pytest.mark.timeout(180)
+async def test_one_worker_every_effect_once(tmp_path: Path, kafka_bootstrap: str) -> None:
+    cluster = eos_cluster(tmp_path, kafka_bootstrap)
+    await cluster.create_topics(cluster.partitions)
+    with chaos_run(0, cluster):
+        worker = cluster.start_worker("w0")
+        await wait_until(
+            lambda: asyncio.sleep(0, own_every_partition([worker], cluster.partitions)),
+            90,
+            "the worker to own every partition",
+        )
+        per_key = await cluster.produce(3_000, KEYS)
+        await processed(cluster, 3_000, 90)
+        print(await check_exactly_once(cluster, 3_000, per_key))
+        # What it wrote went through transactions: a read_uncommitted reader sees the
+        # transaction markers as gaps in the offsets, not as records.
+        worker.interrupt()
+        assert worker.stop() == 0
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "fault", [{"TW_RAISE_AT": "700,1900"}, {"TW_BAD_SEND_AT": "900,2100"}], ids=["raise", "send"]
+)
+async def test_aborted_transactions_leave_no_trace(
+    tmp_path: Path, kafka_bootstrap: str, fault: dict[str, str]
+) -> None:
+    """An agent raising midway through an event (after it changed the table and sent
+    its output), or a send that fails: the open transaction is aborted, the worker goes
+    back to its last commit, and what it had done since is not in the committed output
+    or the table."""
+    cluster = eos_cluster(tmp_path, kafka_bootstrap, **fault)
+    await cluster.create_topics(cluster.partitions)
+    with chaos_run(0, cluster):
+        worker = cluster.start_worker("w0")
+        await wait_until(
+            lambda: asyncio.sleep(0, own_every_partition([worker], cluster.partitions)),
+            90,
+            "the worker to own every partition",
+        )
+        per_key = await cluster.produce(3_000, KEYS)
+        await processed(cluster, 3_000, 120)
+        log = worker.output()
+        assert log.count("RAISING") + log.count("BAD SEND") == 2, log[-3000:]
+        assert "aborting the open transactions" in log, log[-3000:]
+        print(await check_exactly_once(cluster, 3_000, per_key))
+        worker.interrupt()
+        assert worker.stop() == 0
+
+
+@pytest.mark.timeout(240)
+async def test_sigkill_and_takeover_every_effect_once(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """Two workers; one is SIGKILLed mid-stream (its transaction left open) and later
+    restarted: the survivor's producer for each task it takes over fences the dead one
+    and aborts what it left open."""
+    seed = chaos_seed()
+    rng = random.Random(seed)
+    cluster = eos_cluster(tmp_path, kafka_bootstrap)
+    cluster.event_delay = 0.001
+    await cluster.create_topics(cluster.partitions)
+    per_key: Counter[str] = Counter()
+    with chaos_run(seed, cluster):
+        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
+        await wait_until(
+            lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
+            90,
+            "two workers to own every partition",
+        )
+        per_key.update(await cluster.produce(4_000, KEYS))
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        victim = rng.randrange(2)
+        workers[victim].kill()
+        per_key.update(await cluster.produce(4_000, KEYS, start=4_000))
+        await asyncio.sleep(rng.uniform(2.0, 5.0))
+        workers[victim] = cluster.start_worker(f"w{victim}")
+        await processed(cluster, 8_000, 150)
+        print(await check_exactly_once(cluster, 8_000, per_key))
+        for worker in workers:
+            worker.interrupt()
+        for worker in workers:
+            assert worker.stop() == 0
+
+
+@pytest.mark.timeout(240)
+async def test_paused_worker_is_fenced_after_its_partitions_move(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A worker paused (SIGSTOP) past its session timeout while it processes: the other
+    worker takes its partitions over. Resumed, the paused one still holds events and an
+    open transaction, but it cannot commit them: its producers were fenced."""
+    cluster = eos_cluster(tmp_path, kafka_bootstrap)
+    cluster.event_delay = 0.001
+    await cluster.create_topics(cluster.partitions)
+    per_key: Counter[str] = Counter()
+    with chaos_run(0, cluster):
+        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
+        await wait_until(
+            lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
+            90,
+            "two workers to own every partition",
+        )
+        per_key.update(await cluster.produce(4_000, KEYS))
+        await asyncio.sleep(1.0)
+        workers[0].pause()
+        # Past the session timeout (6 s): the group moves its partitions to worker 1.
+        per_key.update(await cluster.produce(2_000, KEYS, start=4_000))
+        await asyncio.sleep(12.0)
+        workers[0].resume()
+        per_key.update(await cluster.produce(2_000, KEYS, start=6_000))
+        await processed(cluster, 8_000, 150)
+        print(await check_exactly_once(cluster, 8_000, per_key))
+        for worker in workers:
+            worker.interrupt()
+        for worker in workers:
+            assert worker.stop() == 0
+
+
+@pytest.mark.timeout(300)
+async def test_broker_restart_while_committing(tmp_path: Path, own_kafka: OwnKafka) -> None:
+    """The (only) broker SIGKILLed while the workers process and commit, then started
+    again: the commits in flight fail, the workers abort and go back, and the committed
+    output is still exact."""
+    bootstrap = own_kafka.up()
+    cluster = eos_cluster(tmp_path, bootstrap)
+    cluster.event_delay = 0.0005
+    await cluster.create_topics(cluster.partitions)
+    per_key: Counter[str] = Counter()
+    with chaos_run(0, cluster):
+        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
+        await wait_until(
+            lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
+            90,
+            "two workers to own every partition",
+        )
+        per_key.update(await cluster.produce(6_000, KEYS))
+        await asyncio.sleep(1.5)
+        own_kafka.run("stop-broker", "1", "--kill")
+        await asyncio.sleep(3.0)
+        own_kafka.run("start-broker", "1")
+        per_key.update(await cluster.produce(2_000, KEYS, start=6_000))
+        await processed(cluster, 8_000, 200)
+        print(await check_exactly_once(cluster, 8_000, per_key))
+        for worker in workers:
+            worker.interrupt()
+        for worker in workers:
+            assert worker.stop() == 0
