@@ -396,17 +396,18 @@ class Consumer(RebalanceListener):
         return None if producer is None else getattr(producer.driver, "transactions", None)
 
     async def _quiesce(self) -> bool:
-        """Stop delivering and wait until no agent is midway through an event; False
-        (and everything running again) if one still is after QUIESCE_PATIENCE s."""
+        """Hold the fetch loop, close the gate and wait until no agent is midway through
+        an event; False (and everything running again) if one still is after
+        QUIESCE_PATIENCE s.
+
+        A delivery in progress may go on (into queues the gated agents do not take
+        from): what it adds is not processed, so not committed, this time.
+        """
         gate = self.app.txn_gate
         self._deliver_ok.clear()
-        deadline = time.monotonic() + QUIESCE_PATIENCE
-        while self._delivering and time.monotonic() < deadline:
-            await asyncio.sleep(IDLE_POLL)
-        if not self._delivering:
-            gate.close()
-            if await gate.wait_idle(max(deadline - time.monotonic(), 0.0)):
-                return True
+        gate.close()
+        if await gate.wait_idle(QUIESCE_PATIENCE):
+            return True
         logger.warning(
             "Commit postponed: an agent has been processing one event for %g s (busy: "
             "%s). Under exactly-once a commit waits until no event is half processed; "
@@ -504,6 +505,11 @@ class Consumer(RebalanceListener):
         self.app.txn_gate.epoch += 1
         self._revoked_since_fetch |= assigned
         self.conductor.drop_buffered(assigned)
+        # A delivery waiting for room when the gate closed completes into the room the
+        # drop made: those events are dropped too (the agents take nothing meanwhile).
+        while self._delivering:
+            await asyncio.sleep(IDLE_POLL)
+            self.conductor.drop_buffered(assigned)
         self.trackers.clear()
         self.started_at.clear()
         self._processed_at_commit = 0

@@ -303,6 +303,8 @@ class OutputWatch:
     ) -> None:
         self.bootstrap = bootstrap
         self.isolation_level = isolation_level
+        #: Reading what an exactly-once app committed (progress shows at its commits).
+        self.exactly_once = isolation_level == "read_committed"
         self.out = out
         self.source = source
         self.records: list[dict] = []
