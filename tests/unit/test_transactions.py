@@ -1,0 +1,160 @@
+"""Exactly-once without a broker: what is refused, and the gate an exactly-once commit
+closes (faust/transactions.py), driven by hand on the embedded broker.
+
+The transactions themselves need Kafka: tests/integration/test_kafka_exactly_once.py
+and the exactly-once SIGKILL storm of tests/integration/test_chaos.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import faust
+from faust.exceptions import ImproperlyConfigured
+from faust.transactions import TransactionGate
+from tests.conftest import eventually
+
+
+async def test_exactly_once_is_refused_on_the_embedded_broker() -> None:
+    app = faust.App("eos-memory", processing_guarantee="exactly_once")
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"processing_guarantee='exactly_once' needs Kafka transactions, which the "
+        r"memory:// broker does not have",
+    ):
+        await app.start()
+    assert not app.started
+
+
+def test_exactly_once_needs_every_replica_to_ack() -> None:
+    app = faust.App(
+        "eos-acks",
+        broker="kafka://localhost:1",
+        processing_guarantee="exactly_once",
+        producer_acks=1,
+    )
+    with pytest.raises(ImproperlyConfigured, match=r"producer_acks=1: .*needs producer_acks=-1"):
+        app.transport.create_producer()
+
+
+async def _gated_app(app: faust.App) -> TransactionGate:
+    # The embedded broker has no transactions: the gate is set by hand, as an exactly-once
+    # app's start does, to see what the streams do with it.
+    gate = app.txn_gate = TransactionGate()
+    return gate
+
+
+async def test_no_event_is_handed_to_an_agent_while_the_gate_is_closed(app: faust.App) -> None:
+    gate = await _gated_app(app)
+    topic = app.topic("gated", value_type=int)
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def work(stream):
+        async for value in stream:
+            seen.append(value)
+
+    await app.start()
+    await topic.send(value=1)
+    await eventually(lambda: seen == [1])
+    gate.close()
+    assert await gate.wait_idle(1.0)
+    for value in (2, 3):
+        await topic.send(value=value)
+    await asyncio.sleep(0.1)
+    assert seen == [1], "an agent got an event while the gate was closed"
+    gate.open()
+    await eventually(lambda: seen == [1, 2, 3])
+
+
+async def test_closing_waits_for_the_event_an_agent_holds(app: faust.App) -> None:
+    gate = await _gated_app(app)
+    topic = app.topic("held", value_type=int)
+    release = asyncio.Event()
+    holding = asyncio.Event()
+    done: list[int] = []
+
+    @app.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            holding.set()
+            await release.wait()
+            done.append(value)
+
+    await app.start()
+    await topic.send(value=1)
+    await holding.wait()
+    gate.close()
+    assert not await gate.wait_idle(0.1), "idle while the agent still held its event"
+    release.set()
+    assert await gate.wait_idle(1.0)
+    assert done == [1]
+    gate.open()
+
+
+async def test_an_event_taken_before_a_rewind_is_not_processed(app: faust.App) -> None:
+    """An event taken from the queue while the gate was closed waits there; if the
+    worker dropped what it had fetched meanwhile (epoch), it is not processed: the
+    rewind reads it again."""
+    gate = await _gated_app(app)
+    topic = app.topic("stale", value_type=int)
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def work(stream):
+        async for value in stream:
+            seen.append(value)
+
+    await app.start()
+    gate.close()
+    await topic.send(value=1)
+    await asyncio.sleep(0.05)
+    gate.epoch += 1
+    gate.open()
+    await topic.send(value=2)
+    await eventually(lambda: seen == [2])
+    await asyncio.sleep(0.05)
+    assert seen == [2]
+
+
+async def test_take_lists_wait_at_the_gate(app: faust.App) -> None:
+    gate = await _gated_app(app)
+    topic = app.topic("batches", value_type=int)
+    batches: list[list[int]] = []
+
+    @app.agent(topic)
+    async def work(stream):
+        async for batch in stream.take(2, within=0.05):
+            batches.append(batch)
+
+    await app.start()
+    gate.close()
+    for value in (1, 2):
+        await topic.send(value=value)
+    await asyncio.sleep(0.15)
+    assert batches == []
+    assert await gate.wait_idle(1.0)
+    gate.open()
+    await eventually(lambda: batches == [[1, 2]])
+
+
+async def test_an_agent_that_raised_holds_no_event(app: faust.App) -> None:
+    gate = await _gated_app(app)
+    topic = app.topic("raises", value_type=int)
+    raised = asyncio.Event()
+
+    @app.agent(topic)
+    async def fails(stream):
+        async for value in stream:
+            raised.set()
+            raise RuntimeError(f"failing on {value}")
+
+    await app.start()
+    await topic.send(value=1)
+    await raised.wait()
+    await asyncio.sleep(0.05)
+    gate.close()
+    assert await gate.wait_idle(1.0), f"still busy: {gate.describe_busy()}"
+    gate.open()
