@@ -14,14 +14,25 @@ workers commit. Workers SIGKILLed at random, ten times over, are the storm of
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from .conftest import OwnKafka
 from .table_workers import TableCluster, own_every_partition, wait_until
 from .test_chaos import chaos_run, check_exactly_once, wait_committed
+from .test_kafka_transport import (
+    WAIT,
+    AppFactory,
+    kafka_app,  # noqa: F401 - the fixture
+    unique,
+)
+from .workers import read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -140,3 +151,38 @@ async def test_broker_restart_while_committing(tmp_path: Path, own_kafka: OwnKaf
             worker.interrupt()
         for worker in workers:
             assert worker.stop() == 0
+
+
+async def test_an_agent_asking_another_agent_is_answered(
+    kafka_app: AppFactory,  # noqa: F811
+    kafka_bootstrap: str,
+) -> None:
+    """``ask()`` from inside an agent: the request and the reply are outside the
+    transactions (a reply visible only at the asker's commit, which waits for the asker,
+    would never come), so the asking agent is answered and the worker goes on
+    committing; what the asker sends with the answer is in its transaction."""
+    app = kafka_app(unique("eos-ask"), processing_guarantee="exactly_once")
+    requests = app.topic(unique("eos-requests"), key_type=str, value_type=int)
+    answers = app.topic(unique("eos-answers"), key_type=str, value_type=int)
+
+    @app.agent(value_type=int)
+    async def double(stream: Any) -> AsyncIterator[int]:
+        async for value in stream:
+            yield value * 2
+
+    @app.agent(requests)
+    async def ask_and_send(stream: Any) -> None:
+        async for event in stream.events():
+            doubled = await double.ask(event.value, timeout=WAIT)
+            await answers.send(key=event.key, value=doubled)
+
+    await app.start()
+    for i in range(20):
+        await requests.send(key=f"k{i}", value=i)
+    deadline = time.monotonic() + WAIT
+    got: dict[str, int] = {}
+    while len(got) < 20 and time.monotonic() < deadline:
+        records = await read_topic(kafka_bootstrap, answers.topics[0], "read_committed")
+        got = {key.decode(): orjson.loads(value) for _, _, key, value in records}
+        await asyncio.sleep(0.5)
+    assert got == {f"k{i}": 2 * i for i in range(20)}

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from ...agents.replies import REPLY_TO
 from ...exceptions import ImproperlyConfigured
 from ..base import TP, OutgoingRecord
 from .clients import close_quietly
@@ -64,6 +65,8 @@ class Transactions:
         #: Why a task's open transaction cannot commit (a send failed).
         self.failures: dict[Task, BaseException] = {}
         self._lock = asyncio.Lock()
+        conf = transport.conf
+        self._reply_prefix: str = conf.reply_to_prefix or f"{conf.id}-reply-"
 
     def transactional_id(self, task: Task) -> str:
         n, p = task
@@ -71,8 +74,18 @@ class Transactions:
 
     # -- routing
     def task_of(self, record: OutgoingRecord) -> Task | None:
-        """The task whose transaction ``record`` belongs to; None: the plain producer."""
+        """The task whose transaction ``record`` belongs to; None: the plain producer.
+
+        ``ask()`` requests and their replies are outside the transactions: the agent
+        that asks holds its event until the reply comes, and a commit waits for that,
+        so a request or reply visible only at a commit would never arrive.
+        """
         holder = record.holder
+        if holder is not None and (
+            record.topic.startswith(self._reply_prefix)
+            or (record.headers and any(name == REPLY_TO for name, _ in record.headers))
+        ):
+            return None
         if holder is not None:
             n = self.counts.get(holder.topic)
             if n is not None:
