@@ -966,14 +966,8 @@ class App:
             self.on_crash(reason)
 
     def on_agent_error(self, agent: Agent, exc: BaseException) -> None:
-        """Called when an agent crashes (it is restarted by its supervisor).
-
-        Under exactly-once the open transaction holds part of the failed event's
-        effects: it is aborted, and the worker goes back to its last commit.
-        """
+        """Called when an agent crashes (it is restarted by its supervisor)."""
         self.error_counts.agent_errors += 1
-        if self.txn_gate is not None and self.consumer is not None:
-            self.consumer.request_rewind(f"agent {agent.name!r} raised {exc!r}")
 
     def _check_exactly_once(self) -> None:
         """processing_guarantee='exactly_once' needs Kafka's transactions."""

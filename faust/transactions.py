@@ -38,6 +38,8 @@ class TransactionGate:
         #: Counts the times the worker dropped what it had fetched (a revoke, an abort):
         #: an event taken before that and waiting at the gate is stale, not processed.
         self.epoch = 0
+        #: A stream whose agent ended while it held an event (see is_idle), or None.
+        self.interrupted: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -58,8 +60,13 @@ class TransactionGate:
         busy = self.busy
         if busy:
             for stream, task in list(busy.items()):
-                if task is None or task.done() or not _holds_event(stream):
+                holds = _holds_event(stream)
+                if task is None or task.done() or not holds:
                     del busy[stream]
+                    if holds:
+                        # Cancelled midway (a stop that did not wait): what it did of
+                        # its event must not commit.
+                        self.interrupted = repr(stream)
         return not busy
 
     async def wait_idle(self, patience: float) -> bool:

@@ -438,8 +438,8 @@ class Agent:
         app.sensors.on_agent_error(self.name, exc)
         if app.txn_gate is not None and not isinstance(exc, ImproperlyConfigured):
             # Exactly-once: the open transaction holds part of the events' effects; it
-            # is aborted and the worker reads again from its last commit (on_agent_error
-            # asked for that), so the events come back with the others, not retried.
+            # is aborted and the worker reads again from its last commit, so the events
+            # come back with the others (each counts as a retry), not retried here.
             where = f" on {_describe(events)}" if events else ""
             logger.error(
                 "Agent %s raised%s: %r. Aborting the open transaction; the events since "
@@ -449,6 +449,14 @@ class Agent:
                 exc,
                 exc_info=exc,
             )
+            if app.consumer is not None:
+                app.consumer.request_rewind(
+                    f"agent {self.name!r} raised {exc!r}{where}",
+                    failed=[
+                        (e.message.topic, e.message.partition, e.message.offset) for e in events
+                    ],
+                    retries=self.retries,
+                )
             return 0.0, []
         if isinstance(exc, ImproperlyConfigured):
             # A configuration error happens again on every event: stop the worker with

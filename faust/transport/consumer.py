@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..services import BackgroundTasks
@@ -29,9 +29,10 @@ BACKLOG_POLL = 0.005
 #: Exactly-once: how long a commit waits for the agents to finish the events they hold
 #: before it is postponed (seconds); and how often it looks.
 QUIESCE_PATIENCE = 10.0
+#: Exactly-once: how long the records sent before an abort may take to reach the
+#: transactions it aborts (seconds).
+SETTLE_TIMEOUT = 30.0
 IDLE_POLL = 0.001
-#: Exactly-once: aborts in a row (no commit between) after which the worker stops.
-MAX_REWINDS = 5
 
 
 class Consumer(RebalanceListener):
@@ -72,7 +73,8 @@ class Consumer(RebalanceListener):
         self._delivering = False
         # Exactly-once: why the open transactions must be aborted (an agent raised).
         self._rewind_reason: str | None = None
-        self._rewinds_in_a_row = 0
+        # Exactly-once: times each event an agent raised on has failed.
+        self._event_failures: dict[tuple[str, int, int], int] = {}
 
     async def start(self) -> None:
         self.update_subscription()
@@ -270,12 +272,35 @@ class Consumer(RebalanceListener):
         """Commit as soon as possible instead of at the next interval."""
         self._commit_now.set()
 
-    def request_rewind(self, reason: str) -> None:
+    def request_rewind(
+        self,
+        reason: str,
+        failed: Sequence[tuple[str, int, int]] = (),
+        retries: int = 0,
+    ) -> None:
         """Exactly-once: abort the open transactions (at once, instead of committing
-        them) and process again from the last commit."""
+        them) and process again from the last commit.
+
+        ``failed``: the (topic, partition, offset) of the events an agent raised on; one
+        that has failed ``retries`` times already stops the worker instead (it would
+        fail again after every abort, and hold back every partition of the worker).
+        """
         if self._rewind_reason is None:
+            # Set first: a stop for the failure below aborts too, commits nothing.
             self._rewind_reason = reason
         self._commit_now.set()
+        for where in failed:
+            attempts = self._event_failures[where] = self._event_failures.get(where, 0) + 1
+            if attempts > retries:
+                topic, partition, offset = where
+                self.app.crash(
+                    f"Exactly-once: {reason}, for the {attempts}th time on topic={topic} "
+                    f"partition={partition} offset={offset}. An event an agent raised on "
+                    "is processed again from the last commit, with every event since; "
+                    "this one fails every time, so the worker stops (nothing since the "
+                    "last commit is committed). Fix the cause and restart."
+                )
+                return
 
     # -- committing
     async def _commit_loop(self) -> None:
@@ -347,6 +372,24 @@ class Consumer(RebalanceListener):
         return offsets
 
     # -- exactly-once
+    async def _settle_sends(self) -> None:
+        """Before an abort: hand every record the agents sent to the driver, into the
+        transactions about to be aborted (a record left in the buffer would go into the
+        next ones and be committed). What cannot be handed over in time is failed."""
+        producer = self.app._producer
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                await producer.flush()
+        except Exception as exc:  # noqa: BLE001 - failed sends are what the abort is for
+            logger.debug("Flush before an abort: %r", exc)
+        failed = producer.fail_buffered(RuntimeError("its transaction was aborted"))
+        if failed:
+            logger.warning(
+                "Exactly-once: %d records not sent before the abort were dropped", failed
+            )
+
     async def _committed_on_broker(self, tp: TP) -> int | None:
         """The group's committed offset of ``tp`` (None: none yet), asked until the
         brokers answer."""
@@ -439,6 +482,11 @@ class Consumer(RebalanceListener):
                 return {}
             try:
                 reason = self._rewind_reason
+                gate = self.app.txn_gate
+                if reason is None and gate.interrupted is not None:
+                    reason = f"the agent of {gate.interrupted} stopped midway through an event"
+                    self._rewind_reason = reason
+                gate.interrupted = None
                 offsets: dict[TP, int] = {}
                 if reason is None:
                     try:
@@ -466,7 +514,14 @@ class Consumer(RebalanceListener):
             state = sensors.on_commit_initiated(self)
             sensors.on_offsets_committing(offsets)
         await transactions.commit(offsets)
-        self._rewinds_in_a_row = 0
+        if self._event_failures:
+            # Failures of events now committed (they passed) are forgotten.
+            self._event_failures = {
+                where: n
+                for where, n in self._event_failures.items()
+                if where[2] >= self.committed.get(TP(where[0], where[1]), -1)
+                and where[2] >= offsets.get(TP(where[0], where[1]), -1)
+            }
         if offsets:
             self.committed.update(offsets)
             sensors.on_offsets_committed(offsets, time.perf_counter() - began)
@@ -479,25 +534,19 @@ class Consumer(RebalanceListener):
         """Abort the open transactions and go back to the last commit: drop what is
         buffered and fetched, seek each partition to its committed offset, and restore
         the tables' partitions to their committed state."""
-        self._rewind_reason = None
-        self._rewinds_in_a_row += 1
         logger.error(
             "Exactly-once: aborting the open transactions (%s); the events since the last "
             "commit are processed again.",
             reason,
         )
+        await self._settle_sends()
         await transactions.abort()
+        # Only now: a rewind cancelled before this (the worker stopping) leaves the
+        # reason, so the stop's own commit aborts instead of committing.
+        self._rewind_reason = None
         tables = self.app.tables
         if revoking:
             tables.forget_uncommitted()
-            return
-        if self._rewinds_in_a_row > MAX_REWINDS:
-            self.app.crash(
-                f"Exactly-once: the open transactions were aborted {self._rewinds_in_a_row} "
-                f"times in a row without a commit between them; the last time because "
-                f"{reason}. Nothing since the last commit is committed; fix the cause and "
-                "restart."
-            )
             return
         assigned = self.driver.assignment()
         tracked = [tp for tp in self.trackers if tp in assigned]
@@ -516,15 +565,15 @@ class Consumer(RebalanceListener):
         # A producer closed by the abort (fenced) comes back while this worker still
         # owns its task (if it does not, the group soon tells it so). Starting it also
         # settles on the broker a commit whose answer was lost: so the offsets to go
-        # back to are asked for only then, never taken from what this worker believes.
+        # back to are asked for only then.
         await self._assign_tasks(transactions, assigned)
         for tp in tracked:
-            offset = await self._committed_on_broker(tp)
-            if offset is None:
-                offset = started.get(tp)
-                self.committed.pop(tp, None)
-            else:
-                self.committed[tp] = offset
+            # The later of the two: the broker may not show a commit that succeeded a
+            # moment ago (its offsets appear once the transaction's markers are written),
+            # and this worker may not know of one whose answer was lost.
+            known = [o for o in (self.committed.get(tp), await self._committed_on_broker(tp)) if o]
+            offset = max(known) if known else started.get(tp)
             if offset is not None:
+                self.committed[tp] = offset
                 self.driver.seek(tp, offset)
         tables.rewind(assigned)

@@ -268,6 +268,13 @@ class Producer:
                 for record in records:
                     record.failed(exc)
 
+    def fail_buffered(self, exc: BaseException) -> int:
+        """Fail every record not yet handed to the driver with ``exc``; how many."""
+        records, self._buffer = self._buffer, []
+        for record in records:
+            record.failed(exc)
+        return len(records)
+
     async def flush(self) -> None:
         """Wait until every buffered record is handed to the driver and acked."""
         if self._drainer is not None and not self._drainer.done():

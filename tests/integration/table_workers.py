@@ -90,9 +90,12 @@ if RESTORE_DELAY:
 
 # Faults for the exactly-once abort paths, each once per process at the events whose
 # sequence numbers are listed: the agent raises after changing the table and sending the
-# event's output (TW_RAISE_AT), or sends a record the broker cannot take (TW_BAD_SEND_AT).
+# event's output (TW_RAISE_AT; TW_RAISE_ALWAYS_AT: every time), or sends a record the
+# broker cannot take (TW_BAD_SEND_AT).
 RAISE_AT = {int(s) for s in os.environ.get("TW_RAISE_AT", "").split(",") if s}
 BAD_SEND_AT = {int(s) for s in os.environ.get("TW_BAD_SEND_AT", "").split(",") if s}
+# The agent raises at this event every time (a bug, not a passing fault).
+RAISE_ALWAYS_AT = int(os.environ.get("TW_RAISE_ALWAYS_AT") or -1)
 
 
 @app.agent(source)
@@ -119,6 +122,8 @@ async def count(stream):
             print("BAD SEND", event.value, flush=True)
             # Larger than the broker's message.max.bytes (1 MiB by default).
             out.send_soon(key=key, value=b"x" * 2_000_000, value_serializer="raw")
+        if event.value == RAISE_ALWAYS_AT:
+            raise RuntimeError(f"always failing at {event.value}")
         if event.value in RAISE_AT:
             RAISE_AT.discard(event.value)
             print("RAISING", event.value, flush=True)

@@ -88,6 +88,31 @@ async def test_aborted_transactions_leave_no_trace(
         assert worker.stop() == 0
 
 
+@pytest.mark.timeout(120)
+async def test_an_event_that_always_fails_stops_the_worker_naming_it(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """Each failure aborts and goes back, so the event comes again; after ``retries``
+    more failures (agent_retries, 3) the worker stops with exit code 1, naming where
+    the event is, instead of going back forever with every partition held up. What it
+    committed before is exact, and nothing of the failing event is committed."""
+    cluster = eos_cluster(tmp_path, kafka_bootstrap, TW_RAISE_ALWAYS_AT="1500")
+    await cluster.create_topics(cluster.partitions)
+    with chaos_run(0, cluster):
+        worker = cluster.start_worker("w0")
+        await cluster.produce(3_000, KEYS)
+        assert worker.proc.wait(timeout=90) == 1, worker.output()[-3000:]
+        log = worker.output()
+        assert log.count("always failing at 1500") >= 4, log[-3000:]
+        assert "for the 4th time on topic=" in log and "Fix the cause and restart" in log, log[
+            -3000:
+        ]
+        outputs = await cluster.output()
+        assert 1500 not in {o["seq"] for o in outputs}
+        twice = [seq for seq, n in Counter(o["seq"] for o in outputs).items() if n > 1]
+        assert not twice, f"outputs committed twice: {twice[:10]}"
+
+
 @pytest.mark.timeout(240)
 async def test_paused_worker_is_fenced_after_its_partitions_move(
     tmp_path: Path, kafka_bootstrap: str
