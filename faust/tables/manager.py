@@ -158,6 +158,10 @@ class TableManager:
             table.forget_uncommitted({tp.partition})
         self._restored -= self._active
 
+    def is_changelog(self, topic: str) -> bool:
+        """True if ``topic`` is the changelog of one of the app's tables."""
+        return topic in self._by_changelog
+
     def fetchable(self, assigned: set[TP]) -> set[TP]:
         """The partitions of ``assigned`` to fetch now: not changelogs (read by the
         recovery), nor sources waiting for it."""

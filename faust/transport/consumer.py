@@ -153,6 +153,7 @@ class Consumer(RebalanceListener):
             # aborts the transaction it left open.
             self.driver.pause(assigned)
             await self._assign_tasks(transactions, assigned)
+            await self._seek_committed(assigned)
         await self.app.partitions_assigned(assigned)
         if transactions is not None:
             self.driver.resume(self.app.tables.fetchable(assigned))
@@ -372,6 +373,21 @@ class Consumer(RebalanceListener):
         return offsets
 
     # -- exactly-once
+    async def _seek_committed(self, assigned: set[TP]) -> None:
+        """Exactly-once, on assignment: start each source partition at the offset the
+        broker shows now. The client may have read it before the previous owner's last
+        commit showed (its offsets appear once the transaction's markers are written);
+        the producers just started waited for that."""
+        tables = self.app.tables
+        leader = getattr(self.app.transport, "leader_topic", None)
+        for tp in sorted(assigned):
+            if tp.topic == leader or tables.is_changelog(tp.topic):
+                continue
+            offset = await self._committed_on_broker(tp)
+            if offset is not None:
+                self.committed[tp] = offset
+                self.driver.seek(tp, offset)
+
     async def _settle_sends(self) -> None:
         """Before an abort: hand every record the agents sent to the driver, into the
         transactions about to be aborted (a record left in the buffer would go into the
