@@ -56,11 +56,33 @@ def install_uvloop() -> bool:
 
 
 def dump_tasks() -> None:
-    """Print every asyncio task's stack to stderr."""
+    """Print every asyncio task to stderr, with the chain of awaits it is suspended in
+    (outermost first): where a stuck task waits."""
     for task in asyncio.all_tasks():
         print(f"--- {task.get_name()}", file=sys.stderr)
-        task.print_stack(limit=8, file=sys.stderr)
+        for line in _await_chain(task.get_coro()):
+            print(f"    {line}", file=sys.stderr)
     sys.stderr.flush()
+
+
+def _await_chain(awaitable: Any, limit: int = 30) -> list[str]:
+    """Where ``awaitable`` (a coroutine or async generator) and what it awaits, in
+    turn, are suspended: ``file:line in function``; the innermost may be a future."""
+    lines: list[str] = []
+    while awaitable is not None and len(lines) < limit:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+        frame = frame or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            lines.append(repr(awaitable)[:200])
+            break
+        code = frame.f_code
+        lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "ag_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+        )
+    return lines
 
 
 class Worker:

@@ -331,17 +331,7 @@ class Consumer(RebalanceListener):
         if self.app.txn_gate is not None:
             return await self._commit_transactions(revoking=tps is not None)
         async with self._commit_lock:
-            offsets: dict[TP, int] = {}
-            acks_enabled_for = self.conductor.acks_enabled_for
-            for tp, tracker in list(self.trackers.items()):
-                if tps is not None and tp not in tps:
-                    continue
-                if not acks_enabled_for(tp.topic):
-                    continue  # app.topic(..., acks=False): never committed
-                offset = self._advance(tracker)
-                if offset > self.committed.get(tp, -1):
-                    offsets[tp] = offset
-            self._processed_at_commit = sum(t.processed for t in self.trackers.values())
+            offsets = self._committable(tps)
             began = time.perf_counter()
             sensors = self.sensors
             state = None
@@ -359,11 +349,14 @@ class Consumer(RebalanceListener):
                 after()
             return offsets
 
-    def _committable(self) -> dict[TP, int]:
-        """Each partition's offset past its processed events, where it moved."""
+    def _committable(self, tps: set[TP] | None = None) -> dict[TP, int]:
+        """The offset past the processed events of each partition of ``tps`` (default:
+        every one), where it moved since the last commit."""
         offsets: dict[TP, int] = {}
         acks_enabled_for = self.conductor.acks_enabled_for
         for tp, tracker in list(self.trackers.items()):
+            if tps is not None and tp not in tps:
+                continue
             if not acks_enabled_for(tp.topic):
                 continue  # app.topic(..., acks=False): never committed
             offset = self._advance(tracker)

@@ -25,14 +25,14 @@ import pytest
 
 from .conftest import OwnKafka
 from .table_workers import TableCluster, own_every_partition, wait_until
-from .test_chaos import chaos_run, check_exactly_once, wait_committed
+from .test_chaos import chaos_run, check_exactly_once, stop_cleanly, wait_committed
 from .test_kafka_transport import (
     WAIT,
     AppFactory,
     kafka_app,  # noqa: F401 - the fixture
     unique,
 )
-from .workers import read_topic
+from .workers import Worker, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -48,6 +48,17 @@ async def processed(cluster: TableCluster, total: int, timeout: float) -> None:
 
     await wait_until(done, timeout, f"{total} events in the committed output", interval=1.0)
     await wait_committed(cluster, timeout)
+
+
+async def start_workers(cluster: TableCluster, count: int) -> list[Worker]:
+    """Start ``count`` workers and wait until together they own every partition."""
+    workers = [cluster.start_worker(f"w{i}") for i in range(count)]
+    await wait_until(
+        lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
+        90,
+        f"{count} worker(s) to own every partition",
+    )
+    return workers
 
 
 def eos_cluster(tmp_path: Path, bootstrap: str, **env: str) -> TableCluster:
@@ -72,20 +83,14 @@ async def test_aborted_transactions_leave_no_trace(
     cluster = eos_cluster(tmp_path, kafka_bootstrap, **fault)
     await cluster.create_topics(cluster.partitions)
     with chaos_run(0, cluster):
-        worker = cluster.start_worker("w0")
-        await wait_until(
-            lambda: asyncio.sleep(0, own_every_partition([worker], cluster.partitions)),
-            90,
-            "the worker to own every partition",
-        )
+        (worker,) = await start_workers(cluster, 1)
         per_key = await cluster.produce(3_000, KEYS)
         await processed(cluster, 3_000, 120)
         log = worker.output()
         assert log.count("RAISING") + log.count("BAD SEND") == 2, log[-3000:]
         assert "aborting the open transactions" in log, log[-3000:]
         print(await check_exactly_once(cluster, 3_000, per_key))
-        worker.interrupt()
-        assert worker.stop() == 0
+        stop_cleanly(cluster, [worker])
 
 
 @pytest.mark.timeout(120)
@@ -125,12 +130,7 @@ async def test_paused_worker_is_fenced_after_its_partitions_move(
     await cluster.create_topics(cluster.partitions)
     per_key: Counter[str] = Counter()
     with chaos_run(0, cluster):
-        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
-        await wait_until(
-            lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
-            90,
-            "two workers to own every partition",
-        )
+        workers = await start_workers(cluster, 2)
         per_key.update(await cluster.produce(4_000, KEYS))
         await asyncio.sleep(1.0)
         workers[0].pause()
@@ -141,10 +141,7 @@ async def test_paused_worker_is_fenced_after_its_partitions_move(
         per_key.update(await cluster.produce(2_000, KEYS, start=6_000))
         await processed(cluster, 8_000, 150)
         print(await check_exactly_once(cluster, 8_000, per_key))
-        for worker in workers:
-            worker.interrupt()
-        for worker in workers:
-            assert worker.stop() == 0
+        stop_cleanly(cluster, workers)
 
 
 @pytest.mark.timeout(300)
@@ -158,12 +155,7 @@ async def test_broker_restart_while_committing(tmp_path: Path, own_kafka: OwnKaf
     await cluster.create_topics(cluster.partitions)
     per_key: Counter[str] = Counter()
     with chaos_run(0, cluster):
-        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
-        await wait_until(
-            lambda: asyncio.sleep(0, own_every_partition(workers, cluster.partitions)),
-            90,
-            "two workers to own every partition",
-        )
+        workers = await start_workers(cluster, 2)
         per_key.update(await cluster.produce(6_000, KEYS))
         await asyncio.sleep(1.5)
         own_kafka.run("stop-broker", "1", "--kill")
@@ -172,10 +164,7 @@ async def test_broker_restart_while_committing(tmp_path: Path, own_kafka: OwnKaf
         per_key.update(await cluster.produce(2_000, KEYS, start=6_000))
         await processed(cluster, 8_000, 200)
         print(await check_exactly_once(cluster, 8_000, per_key))
-        for worker in workers:
-            worker.interrupt()
-        for worker in workers:
-            assert worker.stop() == 0
+        stop_cleanly(cluster, workers)
 
 
 async def test_an_agent_asking_another_agent_is_answered(

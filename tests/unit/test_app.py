@@ -455,3 +455,27 @@ def test_autodiscover_looks_in_django_apps_only_when_django_is_configured(
     monkeypatch.setitem(sys.modules, "django", None)  # not installed
     with pytest.warns(UserWarning, match="DJANGO_SETTINGS_MODULE is set but Django is not"):
         assert installed_apps() == []
+
+
+async def test_dump_tasks_shows_where_each_task_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGUSR1's dump follows each task's awaits to the innermost one: the line a stuck
+    task waits on, not only the coroutine it started with."""
+    from faust.worker import dump_tasks
+
+    gate = asyncio.Event()
+
+    async def inner() -> None:
+        await gate.wait()
+
+    async def outer() -> None:
+        await inner()
+
+    task = asyncio.ensure_future(outer())
+    task.set_name("stuck-here")
+    await asyncio.sleep(0)
+    dump_tasks()
+    gate.set()
+    await task
+    err = capsys.readouterr().err
+    chunk = err.split("--- stuck-here\n", 1)[1].split("---", 1)[0]
+    assert " in outer" in chunk and " in inner" in chunk and " in wait" in chunk, chunk
