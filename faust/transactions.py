@@ -40,15 +40,16 @@ class TransactionGate:
         self.epoch = 0
         #: A stream whose agent ended while it held an event (see is_idle), or None.
         self.interrupted: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return not self._open.is_set()
+        #: Read by every stream once per event: a plain attribute, not a property over
+        #: ``_open.is_set()`` (two Python calls, ~0.1 µs an event).
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         self._open.clear()
 
     def open(self) -> None:
+        self.closed = False
         self._open.set()
 
     async def opened(self) -> None:
