@@ -125,6 +125,18 @@ def isolation_level(guarantee: str) -> str:
     return "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
 
 
+async def end_offsets(
+    bootstrap: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The offsets past the end of the logs of ``partitions`` (read_uncommitted)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
 async def read_back(
     bootstrap: str, topic: str, isolation: str = "read_uncommitted"
 ) -> tuple[Counter[str], int]:
@@ -143,6 +155,15 @@ async def read_back(
         await consumer.seek_to_beginning()
         ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + 60.0
+        if isolation == "read_committed":
+            # A transaction's commit returns before its markers are written (the
+            # coordinator writes them afterwards): until they are, the last stable
+            # offsets stop short of its records. The writer has stopped, so wait until
+            # they reach the ends of the logs.
+            logged = await end_offsets(bootstrap, partitions)
+            while ends != logged and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                ends = await consumer.end_offsets(partitions)
         while time.monotonic() < deadline:
             if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                 break

@@ -40,15 +40,16 @@ class TransactionGate:
         self.epoch = 0
         #: A stream whose agent ended while it held an event (see is_idle), or None.
         self.interrupted: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return not self._open.is_set()
+        #: Read by every stream once per event: a plain attribute, not a property over
+        #: ``_open.is_set()`` (two Python calls, ~0.1 µs an event).
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         self._open.clear()
 
     def open(self) -> None:
+        self.closed = False
         self._open.set()
 
     async def opened(self) -> None:
@@ -117,9 +118,18 @@ def gated_class(cls: type) -> type:
                     # Dropped meanwhile (its offset is read again): not processed here.
                     self._prev = None
                     continue
-            busy[self] = asyncio.current_task()
+            task = self._iterating_task
+            if task is None or task.done():
+                # Looked up once per task: asyncio.current_task() makes a getpid() system
+                # call on Python 3.11, about half of what the gate cost per event.
+                task = self._iterating_task = asyncio.current_task()
+            busy[self] = task
             return value
 
-    gated = type(f"Gated{cls.__name__}", (cls,), {"__anext__": __anext__, "_gated": True})
+    gated = type(
+        f"Gated{cls.__name__}",
+        (cls,),
+        {"__anext__": __anext__, "_gated": True, "_iterating_task": None},
+    )
     _gated_classes[cls] = gated
     return gated

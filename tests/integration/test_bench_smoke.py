@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = ("a", "b", "c", "d", "e", "f", "g", "h.a", "h.b", "rss")
+ROWS = ("a", "b", "c", "d", "e", "f", "g", "h.a", "h.b", "x.e", "x.b", "rss")
 COMMAND = [
     sys.executable,
     "-m",
