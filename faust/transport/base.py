@@ -190,6 +190,9 @@ class ConsumerDriver(abc.ABC):
         yet): the end offset that consumer lag is measured against. No broker call."""
         return None
 
+    def rejoin(self) -> None:  # noqa: B027 - a driver without a group has nothing to do
+        """Rejoin the consumer group (a rebalance follows)."""
+
     def set_standby_topics(self, topics: Iterable[str]) -> None:  # noqa: B027
         """Topics whose partitions other members should also follow (table changelogs)."""
 

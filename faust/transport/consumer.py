@@ -147,16 +147,18 @@ class Consumer(RebalanceListener):
         state, self._rebalance_state = self._rebalance_state, {}
         sensors.on_rebalance_return(self.app, state)
         transactions = self.transactions
-        if transactions is not None:
+        if transactions is None:
+            await self.app.partitions_assigned(assigned)
+        else:
             # Nothing is processed before its task has a producer; and that comes before
             # the tables read their changelogs: it fences the task's previous owner and
-            # aborts the transaction it left open.
-            self.driver.pause(assigned)
-            await self._assign_tasks(transactions, assigned)
-            await self._seek_committed(assigned)
-        await self.app.partitions_assigned(assigned)
-        if transactions is not None:
-            self.driver.resume(self.app.tables.fetchable(assigned))
+            # aborts the transaction it left open. No commit (or abort) runs meanwhile.
+            async with self._commit_lock:
+                self.driver.pause(assigned)
+                await self._assign_tasks(transactions, assigned)
+                await self._seek_committed(assigned)
+                await self.app.partitions_assigned(assigned)
+                self.driver.resume(self.app.tables.fetchable(assigned))
         self.assigned_once.set()
         sensors.on_partitions_taken(assigned, time.monotonic() - began)
         sensors.on_rebalance_end(self.app, state)
@@ -549,10 +551,18 @@ class Consumer(RebalanceListener):
             reason,
         )
         await self._settle_sends()
-        await transactions.abort()
+        lost = await transactions.abort()
         # Only now: a rewind cancelled before this (the worker stopping) leaves the
         # reason, so the stop's own commit aborts instead of committing.
         self._rewind_reason = None
+        if lost:
+            # Fenced: maybe this worker is no longer a member. Rejoining settles it:
+            # the rebalance gives each task it still owns a new producer.
+            logger.warning(
+                "Exactly-once: the producers of %s were fenced; rejoining the group",
+                ", ".join(transactions.transactional_id(task) for task in sorted(lost)),
+            )
+            self.driver.rejoin()
         tables = self.app.tables
         if revoking:
             tables.forget_uncommitted()
@@ -571,11 +581,6 @@ class Consumer(RebalanceListener):
         self.trackers.clear()
         self.started_at.clear()
         self._processed_at_commit = 0
-        # A producer closed by the abort (fenced) comes back while this worker still
-        # owns its task (if it does not, the group soon tells it so). Starting it also
-        # settles on the broker a commit whose answer was lost: so the offsets to go
-        # back to are asked for only then.
-        await self._assign_tasks(transactions, assigned)
         for tp in tracked:
             # The later of the two: the broker may not show a commit that succeeded a
             # moment ago (its offsets appear once the transaction's markers are written),

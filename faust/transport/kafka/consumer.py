@@ -307,6 +307,12 @@ class KafkaConsumer(ConsumerDriver):
         highwater: int | None = consumer.highwater(partition)
         return highwater
 
+    def rejoin(self) -> None:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        request = getattr(coordinator, "request_rejoin", None)
+        if request is not None:
+            request()
+
     def set_standby_topics(self, topics: Iterable[str]) -> None:
         self.assignor.changelog_topics = set(topics)
 

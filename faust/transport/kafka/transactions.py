@@ -93,9 +93,10 @@ class Transactions:
             return None
         partition = record.partition
         if partition is not None:
-            # A changelog record flushed at commit: its partition's task, if ours.
+            # A changelog record flushed at commit: its partition's task (one whose
+            # producer is gone fails the record: it must not be written outside it).
             n = self.counts.get(record.topic)
-            if n is not None and (n, partition) in self.producers:
+            if n is not None:
                 return (n, partition)
         return None
 
@@ -185,11 +186,13 @@ class Transactions:
         await producer.commit_transaction()
         await producer.begin_transaction()
 
-    async def abort(self) -> None:
-        """Abort every open transaction and begin new ones. A producer that cannot
-        abort (fenced: another worker owns its task now; or in a fatal state) is closed:
-        :meth:`assign` starts a new one if this worker still owns the task, which aborts
-        on the broker what the old one left open."""
+    async def abort(self) -> set[Task]:
+        """Abort every open transaction and begin new ones; returns the tasks whose
+        producer could not abort (fenced: another worker owns the task now, or its
+        transaction timed out) and was closed. Only :meth:`assign`, after a rebalance,
+        starts one again: a worker that is no longer a member must not get a fresh
+        producer epoch, with which it could commit over its successor."""
+        closed: set[Task] = set()
         async with self._lock:
             self.failures.clear()
             for task, producer in list(self.producers.items()):
@@ -205,7 +208,9 @@ class Transactions:
                         exc,
                     )
                 del self.producers[task]
+                closed.add(task)
                 await close_quietly(producer.stop())
+        return closed
 
     async def flush(self) -> None:
         await asyncio.gather(*(p.flush() for p in self.producers.values()))
