@@ -56,10 +56,13 @@ pytestmark = pytest.mark.chaos
 # Longer than a takeover takes: the session timeout (6 s) for the group to notice a
 # SIGKILL, a rebalance, the new owner's recovery from its standby, on a busy 2-core box.
 SILENCE_LIMIT = 30.0
-# Under exactly-once progress shows only when a transaction commits: what a killed
-# worker did since its last commit is done again by the next owner, whose output
-# appears only with its first commit after its recovery (measured: up to 29 s).
-SILENCE_LIMIT_EXACTLY_ONCE = 40.0
+# Under exactly-once progress shows only when a transaction commits: nothing a killed
+# worker did since its last commit shows, and its successor shows progress only with its
+# first commit after its recovery. When the kills hit the owner of the same partitions
+# three times in a row (as seed 581468448 does), each costs the session timeout (6 s), a
+# rebalance (4-5 s) and a recovery (about 4 s with STORM_RESTORE_DELAY) before anything
+# of those partitions commits: up to 29 s measured in other runs, over 40 s in that one.
+SILENCE_LIMIT_EXACTLY_ONCE = 60.0
 WORKERS = 3
 
 
