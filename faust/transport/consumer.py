@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..services import BackgroundTasks
+from ..transactions import IDLE_POLL
 from .base import TP, ConsumerDriver, Message, RebalanceListener
 from .offsets import OffsetTracker
 
@@ -32,7 +33,6 @@ QUIESCE_PATIENCE = 10.0
 #: Exactly-once: how long the records sent before an abort may take to reach the
 #: transactions it aborts (seconds).
 SETTLE_TIMEOUT = 30.0
-IDLE_POLL = 0.001
 
 
 class Consumer(RebalanceListener):
@@ -335,18 +335,12 @@ class Consumer(RebalanceListener):
         async with self._commit_lock:
             offsets = self._committable(tps)
             began = time.perf_counter()
-            sensors = self.sensors
-            state = None
-            if offsets:
-                state = sensors.on_commit_initiated(self)
-                sensors.on_offsets_committing(offsets)
+            state = self._committing(offsets)
             for hook in self.before_commit:
                 await hook()
             if offsets:
                 await self.driver.commit(offsets)
-                self.committed.update(offsets)
-                sensors.on_offsets_committed(offsets, time.perf_counter() - began)
-                sensors.on_commit_completed(self, state)
+            self._committed(offsets, began, state)
             for after in self.after_commit:
                 after()
             return offsets
@@ -366,6 +360,22 @@ class Consumer(RebalanceListener):
                 offsets[tp] = offset
         self._processed_at_commit = sum(t.processed for t in self.trackers.values())
         return offsets
+
+    def _committing(self, offsets: dict[TP, int]) -> Any:
+        """Tell the sensors ``offsets`` are being committed; what they return."""
+        if not offsets:
+            return None
+        state = self.sensors.on_commit_initiated(self)
+        self.sensors.on_offsets_committing(offsets)
+        return state
+
+    def _committed(self, offsets: dict[TP, int], began: float, state: Any) -> None:
+        """Record ``offsets`` as committed (the commit began at ``began``) and tell the
+        sensors, with what their ``on_commit_initiated`` returned."""
+        if offsets:
+            self.committed.update(offsets)
+            self.sensors.on_offsets_committed(offsets, time.perf_counter() - began)
+            self.sensors.on_commit_completed(self, state)
 
     # -- exactly-once
     async def _seek_committed(self, assigned: set[TP]) -> None:
@@ -404,21 +414,10 @@ class Consumer(RebalanceListener):
     async def _committed_on_broker(self, tp: TP) -> int | None:
         """The group's committed offset of ``tp`` (None: none yet), asked until the
         brokers answer."""
-        delay = 0.5
-        while True:
-            try:
-                return await self.driver.committed(tp)
-            except Exception as exc:  # noqa: BLE001 - retried: the brokers may be back soon
-                logger.warning(
-                    "Exactly-once: cannot read the committed offset of %s[%d] to go back "
-                    "to (%r); trying again in %.1f s",
-                    tp.topic,
-                    tp.partition,
-                    exc,
-                    delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        return await _until_it_works(
+            lambda: self.driver.committed(tp),
+            f"read the committed offset of {tp.topic}[{tp.partition}] to go back to",
+        )
 
     async def _assign_tasks(self, transactions: Any, assigned: set[TP]) -> None:
         """A transactional producer per task of ``assigned`` (none for the others); what
@@ -427,22 +426,15 @@ class Consumer(RebalanceListener):
         transport = self.app.transport
         leader = getattr(transport, "leader_topic", None)
         tps = {tp for tp in assigned if tp.topic != leader}
-        delay = 0.5
-        while True:
-            try:
-                counts = await transport.partition_counts({tp.topic for tp in tps})
-                await transactions.abort()
-                await transactions.assign(tps, counts)
-                return
-            except Exception as exc:  # noqa: BLE001 - retried: the brokers may be back soon
-                logger.warning(
-                    "Exactly-once: could not start the transactional producers of this "
-                    "worker's partitions (%r); trying again in %.1f s",
-                    exc,
-                    delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+        async def assign() -> None:
+            counts = await transport.partition_counts({tp.topic for tp in tps})
+            await transactions.abort()
+            await transactions.assign(tps, counts)
+
+        await _until_it_works(
+            assign, "start the transactional producers of this worker's partitions"
+        )
 
     @property
     def transactions(self) -> Any:
@@ -519,11 +511,7 @@ class Consumer(RebalanceListener):
         if producer is not None:
             await producer.flush()
         offsets = self._committable()
-        sensors = self.sensors
-        state = None
-        if offsets:
-            state = sensors.on_commit_initiated(self)
-            sensors.on_offsets_committing(offsets)
+        state = self._committing(offsets)
         await transactions.commit(offsets)
         if self._event_failures:
             # Failures of events now committed (they passed) are forgotten.
@@ -533,10 +521,7 @@ class Consumer(RebalanceListener):
                 if where[2] >= self.committed.get(TP(where[0], where[1]), -1)
                 and where[2] >= offsets.get(TP(where[0], where[1]), -1)
             }
-        if offsets:
-            self.committed.update(offsets)
-            sensors.on_offsets_committed(offsets, time.perf_counter() - began)
-            sensors.on_commit_completed(self, state)
+        self._committed(offsets, began, state)
         for after in self.after_commit:
             after()
         return offsets
@@ -591,3 +576,18 @@ class Consumer(RebalanceListener):
                 self.committed[tp] = offset
                 self.driver.seek(tp, offset)
         tables.rewind(assigned)
+
+
+async def _until_it_works(attempt: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """``await attempt()`` until it returns, backing off from 0.5 s to 5 s between
+    failures (the brokers may be back soon); each failure is logged as a try to ``what``."""
+    delay = 0.5
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:  # noqa: BLE001 - retried, and logged
+            logger.warning(
+                "Exactly-once: could not %s (%r); trying again in %.1f s", what, exc, delay
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
