@@ -570,7 +570,8 @@ class Consumer(RebalanceListener):
             # The later of the two: the broker may not show a commit that succeeded a
             # moment ago (its offsets appear once the transaction's markers are written),
             # and this worker may not know of one whose answer was lost.
-            known = [o for o in (self.committed.get(tp), await self._committed_on_broker(tp)) if o]
+            candidates = (self.committed.get(tp), await self._committed_on_broker(tp))
+            known = [o for o in candidates if o is not None]
             offset = max(known) if known else started.get(tp)
             if offset is not None:
                 self.committed[tp] = offset
