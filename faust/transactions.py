@@ -5,13 +5,14 @@ sent and changed since its last commit, and the commit adds the input offsets re
 Those offsets must cover exactly the events whose effects the transaction holds: no
 event may be half processed when the transaction commits. So a commit first stops the
 fetch loop from delivering, then closes this gate: a stream that moves to its next event
-waits at the gate before handing it to the agent, and the commit waits until no stream
-is between taking an event and asking for the next one (``busy``). Events still in the
-queues stay there, unprocessed (their offsets are not committed), and are processed in
-the next transaction once the gate opens.
+acks the event its agent finished and waits at the gate before taking the next one, and
+the commit waits until no stream holds an event it handed to its agent (``is_idle``).
+Events still in the queues stay there, unprocessed (their offsets are not committed),
+and are processed in the next transaction once the gate opens.
 
 Under ``at_least_once`` there is no gate and streams pay nothing for it: a stream
-switches to the gated class (:func:`gated_class`) only when the app has a gate.
+switches to the gated class (``faust.streams._gated_class``) only when the app has a
+gate.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Any
 
-__all__ = ["TransactionGate", "gated_class"]
+__all__ = ["TransactionGate"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,11 @@ class TransactionGate:
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        #: Streams holding an event they handed to their agent, with the task iterating.
-        self.busy: dict[Any, asyncio.Task[Any] | None] = {}
+        #: Every gated stream with the task iterating it (weak: a stream nobody
+        #: iterates any more goes away with its last reference).
+        self.readers: weakref.WeakKeyDictionary[Any, asyncio.Task[Any] | None] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Counts the times the worker dropped what it had fetched (a revoke, an abort):
         #: an event taken before that and waiting at the gate is stale, not processed.
         self.epoch = 0
@@ -53,22 +58,31 @@ class TransactionGate:
         self._open.set()
 
     async def opened(self) -> None:
-        await self._open.wait()
+        while self.closed:
+            await self._open.wait()
+
+    def read_by(self, stream: Any) -> None:
+        """``stream`` is iterated by the current task (looked up here, at the start of an
+        iteration and when a stream waited for input: ``asyncio.current_task()`` makes a
+        system call on Python 3.11, too much for every event)."""
+        self.readers[stream] = asyncio.current_task()
 
     def is_idle(self) -> bool:
         """True when no stream holds an event it handed to its agent and that is not
-        acked yet (an agent that crashed, or whose task ended, holds none)."""
-        busy = self.busy
-        if busy:
-            for stream, task in list(busy.items()):
-                holds = _holds_event(stream)
-                if task is None or task.done() or not holds:
-                    del busy[stream]
-                    if holds:
-                        # Cancelled midway (a stop that did not wait): what it did of
-                        # its event must not commit.
-                        self.interrupted = repr(stream)
-        return not busy
+        acked yet. A stream whose task ended is forgotten; if it held an event (an agent
+        cancelled midway, by a stop that did not wait), ``interrupted`` names it: what
+        its agent did of that event must not commit."""
+        idle = True
+        readers = self.readers
+        for stream, task in list(readers.items()):
+            holds = _holds_event(stream)
+            if task is None or task.done():
+                del readers[stream]
+                if holds:
+                    self.interrupted = repr(stream)
+            elif holds:
+                idle = False
+        return idle
 
     async def wait_idle(self, patience: float) -> bool:
         """Wait until no agent holds an event; False if one still does after
@@ -83,7 +97,8 @@ class TransactionGate:
         return True
 
     def describe_busy(self) -> str:
-        return ", ".join(sorted(repr(stream) for stream in self.busy)) or "none"
+        busy = sorted(repr(stream) for stream in list(self.readers) if _holds_event(stream))
+        return ", ".join(busy) or "none"
 
 
 def _holds_event(stream: Any) -> bool:
@@ -92,44 +107,3 @@ def _holds_event(stream: Any) -> bool:
         return any(not event.acked for event in taken)
     prev = stream._prev
     return prev is not None and not prev.acked
-
-
-_gated_classes: dict[type, type] = {}
-
-
-def gated_class(cls: type) -> type:
-    """``cls`` (a Stream class) with an ``__anext__`` that passes the app's gate: an
-    event taken while the gate is closed waits there before the agent gets it."""
-    gated = _gated_classes.get(cls)
-    if gated is not None:
-        return gated
-    plain_anext = cls.__anext__  # type: ignore[attr-defined]
-
-    async def __anext__(self: Any) -> Any:
-        gate: TransactionGate = self.app.txn_gate
-        busy = gate.busy
-        busy.pop(self, None)  # the agent is done with the previous event
-        while True:
-            epoch = gate.epoch
-            value = await plain_anext(self)
-            if gate.closed:
-                await gate.opened()
-                if gate.epoch != epoch:
-                    # Dropped meanwhile (its offset is read again): not processed here.
-                    self._prev = None
-                    continue
-            task = self._iterating_task
-            if task is None or task.done():
-                # Looked up once per task: asyncio.current_task() makes a getpid() system
-                # call on Python 3.11, about half of what the gate cost per event.
-                task = self._iterating_task = asyncio.current_task()
-            busy[self] = task
-            return value
-
-    gated = type(
-        f"Gated{cls.__name__}",
-        (cls,),
-        {"__anext__": __anext__, "_gated": True, "_iterating_task": None},
-    )
-    _gated_classes[cls] = gated
-    return gated

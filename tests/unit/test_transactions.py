@@ -13,6 +13,7 @@ import pytest
 
 import faust
 from faust.exceptions import ImproperlyConfigured
+from faust.streams import Stream
 from faust.transactions import TransactionGate
 from tests.conftest import eventually
 
@@ -109,15 +110,17 @@ async def test_an_event_taken_before_a_rewind_is_not_processed(app: faust.App) -
             seen.append(value)
 
     await app.start()
+    await topic.send(value=0)
+    await eventually(lambda: seen == [0])  # the agent now waits for its next event
     gate.close()
     await topic.send(value=1)
     await asyncio.sleep(0.05)
     gate.epoch += 1
     gate.open()
     await topic.send(value=2)
-    await eventually(lambda: seen == [2])
+    await eventually(lambda: seen == [0, 2])
     await asyncio.sleep(0.05)
-    assert seen == [2]
+    assert seen == [0, 2]
 
 
 async def test_take_lists_wait_at_the_gate(app: faust.App) -> None:
@@ -183,3 +186,49 @@ async def test_an_agent_stopped_midway_is_reported_as_interrupted(app: faust.App
     await stuck.stop()
     assert gate.is_idle()
     assert gate.interrupted is not None and "interrupted" in gate.interrupted
+
+
+async def test_a_stream_class_with_its_own_anext_waits_at_the_gate(app: faust.App) -> None:
+    """A Stream subclass with its own ``__anext__`` gets the gate as a wrapper: what it
+    returns while the gate is closed is held back (not held by the stream, so the
+    commit need not wait), and dropped if the worker went back meanwhile."""
+
+    class Counting(Stream):
+        count = 0
+
+        async def __anext__(self):
+            value = await super().__anext__()
+            self.count += 1
+            return value
+
+    gate = await _gated_app(app)
+    channel = app.channel(value_type=int)
+    stream = Counting(app, channel.subscribe(), channel=channel)
+    assert stream._gated, "a stream made while the app has a gate is born behind it"
+    seen: list[int] = []
+
+    async def read() -> None:
+        async for value in stream:
+            seen.append(value)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        await channel.put(1)
+        await eventually(lambda: seen == [1])
+        gate.close()
+        await channel.put(2)
+        await asyncio.sleep(0.05)
+        assert seen == [1]
+        assert stream.count == 2, "the class's own __anext__ ran"
+        assert await gate.wait_idle(0.5), f"still busy: {gate.describe_busy()}"
+        gate.open()
+        await eventually(lambda: seen == [1, 2])
+        gate.close()
+        await channel.put(3)
+        await asyncio.sleep(0.05)
+        gate.epoch += 1
+        gate.open()
+        await channel.put(4)
+        await eventually(lambda: seen == [1, 2, 4])
+    finally:
+        reader.cancel()
