@@ -35,8 +35,8 @@ class TransactionGate:
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        #: Every gated stream with the task iterating it (weak: a stream nobody
-        #: iterates any more goes away with its last reference).
+        #: Every gated stream with the task iterating it (None: not known yet). Weak: a
+        #: stream nobody iterates any more goes away with its last reference.
         self.readers: weakref.WeakKeyDictionary[Any, asyncio.Task[Any] | None] = (
             weakref.WeakKeyDictionary()
         )
@@ -65,7 +65,11 @@ class TransactionGate:
         """``stream`` is iterated by the current task (looked up here, at the start of an
         iteration and when a stream waited for input: ``asyncio.current_task()`` makes a
         system call on Python 3.11, too much for every event)."""
-        self.readers[stream] = asyncio.current_task()
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop (iter() called outside one): found later
+            task = None
+        self.readers[stream] = task
 
     def is_idle(self) -> bool:
         """True when no stream holds an event it handed to its agent and that is not
@@ -76,7 +80,7 @@ class TransactionGate:
         readers = self.readers
         for stream, task in list(readers.items()):
             holds = _holds_event(stream)
-            if task is None or task.done():
+            if task is not None and task.done():
                 del readers[stream]
                 if holds:
                     self.interrupted = repr(stream)

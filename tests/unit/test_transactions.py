@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import faust
 from faust.exceptions import ImproperlyConfigured
@@ -230,5 +232,106 @@ async def test_a_stream_class_with_its_own_anext_waits_at_the_gate(app: faust.Ap
         gate.open()
         await channel.put(4)
         await eventually(lambda: seen == [1, 2, 4])
+    finally:
+        reader.cancel()
+
+
+# -- the gate against a model, over random interleavings --------------------------------
+
+_gate_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(1, 5)),
+        st.tuples(st.just("run"), st.integers(1, 6)),
+        st.just(("close", 0)),
+        st.just(("open", 0)),
+        st.just(("rewind", 0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_gate_ops, pauses=st.lists(st.booleans(), min_size=1, max_size=8))
+def test_the_gate_keeps_agents_out_and_drops_only_what_is_read_again(
+    ops: list[tuple[str, int]], pauses: list[bool]
+) -> None:
+    """Random puts, loop turns, commits (close, wait until idle, open) and rewinds
+    (while closed: drop what is buffered; every value not processed yet is delivered
+    again after the gate opens, as the seek to the last commit does), with an agent that
+    sometimes awaits midway through a value. Model: a commit waits for the value the
+    agent holds, and it takes no other; once the gate reports idle, the agent processes
+    nothing until it opens; at the end every value was processed exactly
+    once (one taken before a rewind and held at the gate is not processed: it comes
+    again)."""
+    asyncio.run(_gate_against_model(ops, pauses))
+
+
+async def _gate_against_model(ops: list[tuple[str, int]], pauses: list[bool]) -> None:
+    app = faust.App("gate-model")
+    gate = await _gated_app(app)
+    channel = app.channel(maxsize=10_000)
+    stream = channel.stream()
+    assert stream._gated
+    seen: list[int] = []
+    sent = 0
+
+    async def agent() -> None:
+        async for value in stream:
+            if pauses[value % len(pauses)]:
+                await asyncio.sleep(0)  # midway through the value
+            seen.append(value)
+
+    async def turns(n: int) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    reader = asyncio.ensure_future(agent())
+    rewound = False
+    frozen: int | None = None  # len(seen) when the gate reported idle
+    try:
+        await turns(2)
+        for op, n in ops:
+            if op == "put" and not rewound:  # after a rewind, nothing comes until open
+                for _ in range(n):
+                    await channel.put(sent)
+                    sent += 1
+            elif op == "run":
+                await turns(n)
+            elif op == "close" and not gate.closed:
+                before = len(seen)
+                gate.close()
+                assert await gate.wait_idle(5.0), gate.describe_busy()
+                frozen = len(seen)
+                # It finishes the value it holds, and takes no other.
+                assert frozen <= before + 1, f"{frozen - before} values taken after close"
+            elif op == "rewind" and gate.closed:
+                gate.epoch += 1
+                stream.queue.buffer.clear()
+                rewound = True
+            elif op == "open" and gate.closed:
+                assert len(seen) == frozen, "the agent processed a value while closed"
+                gate.open()
+                frozen = None
+                if rewound:
+                    done = set(seen)
+                    for value in range(sent):
+                        if value not in done:
+                            await channel.put(value)
+                    rewound = False
+            if frozen is not None:
+                assert len(seen) == frozen, "the agent processed a value while closed"
+        if gate.closed:
+            gate.open()
+            if rewound:
+                done = set(seen)
+                for value in range(sent):
+                    if value not in done:
+                        await channel.put(value)
+        for _ in range(1000):
+            if len(seen) >= sent and not stream.queue.buffer:
+                break
+            await asyncio.sleep(0)
+        await turns(5)
+        assert sorted(seen) == list(range(sent)), seen
     finally:
         reader.cancel()
