@@ -53,17 +53,11 @@ class Stream(Generic[T]):
     #: ``_sensed_class``), and what Faust's stream hooks returned for the current event.
     _sensed = False
     _sensor_state: dict[Any, Any] | None = None
-    #: True for the class a stream switches to under exactly-once (see ``_gated_class``),
-    #: and the app's gate then.
-    _gated = False
-    _gate: TransactionGate | None = None
 
     def __new__(cls, app: Any, *args: Any, **kwargs: Any) -> Stream:
         # Born in the class __aiter__ would switch it to: CPython keeps an object's
         # attributes inline only for the class it was created as, and after a switch
         # every attribute access is slower (~0.2 µs an event here).
-        if getattr(app, "txn_gate", None) is not None and not cls._gated:
-            cls = _gated_class(cls)
         sensors = getattr(app, "sensors", None)
         if sensors is not None and sensors.stream_sensors and not cls._sensed:
             cls = _sensed_class(cls)
@@ -108,6 +102,8 @@ class Stream(Generic[T]):
         #: The streams a combined stream (``s1 & s2``) reads; empty for any other.
         self._combined: list[Stream] = []
         self._closed = False
+        #: processing_guarantee='exactly_once': the app's gate (faust/transactions.py).
+        self._gate: TransactionGate | None = getattr(app, "txn_gate", None)
         #: Only events of these partitions are yielded (None: all), as in Faust; the
         #: others are acked and skipped. A processor does it: no cost when None.
         self.active_partitions = active_partitions
@@ -139,15 +135,12 @@ class Stream(Generic[T]):
         gate = getattr(self.app, "txn_gate", None)
         if gate is not None:
             # processing_guarantee='exactly_once': events wait while a commit runs.
-            if not self._gated:
-                self.__class__ = _gated_class(type(self))
             self._gate = gate
             gate.read_by(self)
         sensors = getattr(self.app, "sensors", None)
         if sensors is not None and sensors.stream_sensors and not self._sensed:
             # A sensor overrides Faust's per-event stream hooks: this stream calls them
             # from now on (decided here, once per iteration; otherwise no cost at all).
-            # (Around the gated class: the hooks see only the events agents get.)
             self.__class__ = _sensed_class(type(self))
         return self
 
@@ -164,6 +157,11 @@ class Stream(Generic[T]):
                     on_done = message.on_done
                     if on_done is not None:
                         on_done(message)
+        gate = self._gate
+        if gate is not None and gate.closed:
+            # An exactly-once commit runs: no new event until it is done. The previous
+            # one is acked, so the commit does not wait for this stream.
+            await gate.opened()
         queue = self.queue
         # Fast path: an event is buffered and no operator needs to see it first.
         buffer = queue.buffer
@@ -174,9 +172,30 @@ class Stream(Generic[T]):
             _current_event.set(event)
             self._prev = event
             return event.value
-        event = await self._take_event(None)
+        if gate is None:
+            event = await self._take_event(None)
+        else:
+            event = await self._take_event_gated(gate)
         self._prev = event
         return event.value
+
+    async def _take_event_gated(self, gate: TransactionGate) -> Event:
+        """``_take_event`` under exactly-once: an event that arrives while a commit runs
+        (it lets a delivery in progress finish) is kept here, not held by the stream,
+        until the gate opens; dropped if the worker went back meanwhile (it is read
+        again from the last commit)."""
+        while True:
+            event = await self._take_event(None)
+            if gate.closed:
+                # The epoch when it was taken, not when the wait for it began: a worker
+                # that went back during that wait delivered it afterwards (it is due).
+                epoch = gate.epoch
+                await gate.opened()
+                if gate.epoch != epoch:
+                    continue
+            # Where the task is looked up: not per event (see read_by).
+            gate.read_by(self)
+            return event
 
     async def _take_event(self, timeout: float | None) -> Event:
         """Pop the next event that passes the processors (not acked); None never returned.
@@ -335,17 +354,25 @@ class Stream(Generic[T]):
         gate = getattr(self.app, "txn_gate", None)
         while True:
             events: list[Event] = []
+            # The epoch at which the list's events were taken (see _take_event_gated).
             epoch = None if gate is None else gate.epoch
             deadline = None if within is None else loop.time() + within
             try:
                 while len(events) < max_:
                     timeout = None if deadline is None else max(deadline - loop.time(), 0.0)
                     try:
-                        events.append(await self._take_event(timeout))
+                        event = await self._take_event(timeout)
                     except TimeoutError:
                         if events:
                             break
                         deadline = None if within is None else loop.time() + within
+                        continue
+                    if gate is not None and gate.epoch != epoch:
+                        # The worker went back while this list was filling: what it has
+                        # is read again; this event came after, so it is due.
+                        events.clear()
+                        epoch = gate.epoch
+                    events.append(event)
             except StopAsyncIteration:
                 if events:
                     self._taken = events
@@ -876,83 +903,6 @@ def _sensed_class(cls: type[Stream]) -> type[Stream]:
 
 
 _sensed_classes: dict[type[Stream], type[Stream]] = {}
-
-
-async def _gated_anext(self: Stream) -> Any:
-    """``Stream.__anext__`` under exactly-once (see ``_gated_class``), as inlined: the
-    previous event is acked first, then the stream waits while the gate is closed, so a
-    stream waiting there holds no event and the commit need not wait for it."""
-    prev = self._prev
-    if prev is not None:
-        self._prev = None
-        if self.autoack and not prev.acked:
-            prev.acked = True
-            message = prev.message
-            message.refcount -= 1
-            if message.refcount == 0:
-                on_done = message.on_done
-                if on_done is not None:
-                    on_done(message)
-    gate = self._gate
-    assert gate is not None
-    if gate.closed:
-        await gate.opened()
-    queue = self.queue
-    buffer = queue.buffer
-    if buffer and not self._processors and not queue.closed:
-        event = buffer.popleft()
-        if queue._putter is not None:
-            queue.wake_putter()
-        _current_event.set(event)
-        self._prev = event
-        return event.value
-    while True:
-        epoch = gate.epoch
-        event = await self._take_event(None)
-        if gate.closed:
-            # Delivered while a commit runs (it lets a delivery in progress finish):
-            # kept here, not held by the stream, until the gate opens.
-            await gate.opened()
-            if gate.epoch != epoch:
-                continue  # dropped meanwhile (read again from the last commit)
-        gate.read_by(self)
-        self._prev = event
-        return event.value
-
-
-def _gated_class(cls: type[Stream]) -> type[Stream]:
-    """``cls`` with an ``__anext__`` that passes the app's gate (faust/transactions.py):
-    no event is handed to the agent while an exactly-once commit runs. A direct
-    subclass, so a stream's class can be switched to it; for a class with its own
-    ``__anext__``, a wrapper that holds back what it returns instead."""
-    gated = _gated_classes.get(cls)
-    if gated is not None:
-        return gated
-    if cls.__anext__ is Stream.__anext__:
-        anext = _gated_anext
-    else:
-        plain_anext = cls.__anext__
-
-        async def anext(self: Stream) -> Any:
-            gate = self._gate
-            assert gate is not None
-            while True:
-                epoch = gate.epoch
-                value = await plain_anext(self)
-                if not gate.closed:
-                    return value
-                event, self._prev = self._prev, None
-                await gate.opened()
-                if gate.epoch == epoch:
-                    self._prev = event
-                    return value
-
-    gated = type(f"Gated{cls.__name__}", (cls,), {"__anext__": anext, "_gated": True})
-    _gated_classes[cls] = gated
-    return gated
-
-
-_gated_classes: dict[type[Stream], type[Stream]] = {}
 
 
 def _hand_over(old: EventQueue, new: EventQueue, channel: Channel) -> None:

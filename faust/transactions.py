@@ -10,9 +10,8 @@ the commit waits until no stream holds an event it handed to its agent (``is_idl
 Events still in the queues stay there, unprocessed (their offsets are not committed),
 and are processed in the next transaction once the gate opens.
 
-Under ``at_least_once`` there is no gate and streams pay nothing for it: a stream
-switches to the gated class (``faust.streams._gated_class``) only when the app has a
-gate.
+Under ``at_least_once`` there is no gate: a stream pays one test per event for it
+(``Stream.__anext__``).
 """
 
 from __future__ import annotations
