@@ -104,6 +104,8 @@ class Stream(Generic[T]):
         self._closed = False
         #: processing_guarantee='exactly_once': the app's gate (faust/transactions.py).
         self._gate: TransactionGate | None = getattr(app, "txn_gate", None)
+        #: The event an async processor (filter, map, ...) is awaiting on, or None.
+        self._processing: Event | None = None
         #: Only events of these partitions are yielded (None: all), as in Faust; the
         #: others are acked and skipped. A processor does it: no cost when None.
         self.active_partitions = active_partitions
@@ -222,7 +224,13 @@ class Stream(Generic[T]):
                 for processor in processors:
                     value = processor(value)
                     if inspect.isawaitable(value):
-                        value = await value
+                        # Held meanwhile: an exactly-once commit waits for it, as for
+                        # an event an agent holds (see TransactionGate.is_idle).
+                        self._processing = event
+                        try:
+                            value = await value
+                        finally:
+                            self._processing = None
                     if value is _SKIP:
                         break
                 if value is _SKIP:

@@ -72,9 +72,10 @@ class TransactionGate:
 
     def is_idle(self) -> bool:
         """True when no stream holds an event it handed to its agent and that is not
-        acked yet. A stream whose task ended is forgotten; if it held an event (an agent
-        cancelled midway, by a stop that did not wait), ``interrupted`` names it: what
-        its agent did of that event must not commit."""
+        acked yet, or one an async processor of it awaits on. A stream whose task ended
+        is forgotten; if it held an event (an agent cancelled midway, by a stop that did
+        not wait), ``interrupted`` names it: what its agent did of that event must not
+        commit."""
         idle = True
         readers = self.readers
         for stream, task in list(readers.items()):
@@ -105,6 +106,8 @@ class TransactionGate:
 
 
 def _holds_event(stream: Any) -> bool:
+    if stream._processing is not None:
+        return True
     taken = stream._taken
     if taken:
         return any(not event.acked for event in taken)

@@ -125,6 +125,39 @@ async def test_an_event_taken_before_a_rewind_is_not_processed(app: faust.App) -
     assert seen == [0, 2]
 
 
+async def test_closing_waits_for_an_async_processor(app: faust.App) -> None:
+    """An event an async processor (here a filter) awaits on is held like one an agent
+    holds: the commit waits for it (whatever the processor sends goes with that
+    event's offset), and the agent gets it only once the gate opens."""
+    gate = await _gated_app(app)
+    topic = app.topic("processed", value_type=int)
+    release = asyncio.Event()
+    awaiting = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow_filter(value: int) -> bool:
+        awaiting.set()
+        await release.wait()
+        return True
+
+    @app.agent(topic)
+    async def work(stream):
+        async for value in stream.filter(slow_filter):
+            seen.append(value)
+
+    await app.start()
+    await topic.send(value=1)
+    await awaiting.wait()
+    gate.close()
+    assert not await gate.wait_idle(0.1), "idle while a processor awaited on an event"
+    release.set()
+    assert await gate.wait_idle(1.0), gate.describe_busy()
+    await asyncio.sleep(0.05)
+    assert seen == [], "the agent got an event while the gate was closed"
+    gate.open()
+    await eventually(lambda: seen == [1])
+
+
 async def test_take_lists_wait_at_the_gate(app: faust.App) -> None:
     gate = await _gated_app(app)
     topic = app.topic("batches", value_type=int)
