@@ -360,6 +360,8 @@ class Stream(Generic[T]):
         loop = asyncio.get_running_loop()
         # processing_guarantee='exactly_once': a list waits while a commit runs.
         gate = getattr(self.app, "txn_gate", None)
+        if gate is not None:
+            gate.read_by(self)
         while True:
             events: list[Event] = []
             # The epoch at which the list's events were taken (see _take_event_gated).
