@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import socket
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -280,26 +282,58 @@ class AsgiService(Service):
             def capture_signals(self) -> Any:
                 yield
 
-        config = uvicorn.Config(
-            self.asgi_app, host=self.host, port=self.port, **dict(self.uvicorn_options)
-        )
+        options = dict(self.uvicorn_options)
+        # Bound now, not once the app is ready: a port in use stops the worker at start
+        # with the fix (uvicorn would log it and exit the process later). Not when
+        # uvicorn is told to use a Unix socket or a file descriptor instead.
+        self._sockets: list[socket.socket] | None = None
+        if "uds" not in options and "fd" not in options:
+            sock = _listen(self.host, self.port)
+            self._sockets = [sock]
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.asgi_app, host=self.host, port=self.port, **options)
         self._server = _Server(config)
         self._serving = asyncio.ensure_future(self._serve())
 
     async def _serve(self) -> None:
         await self.app.wait_ready()
-        await self._server.serve()
+        await self._server.serve(sockets=self._sockets)
 
     async def on_stop(self) -> None:
         self._server.should_exit = True
         if not self._server.started:
             self._serving.cancel()
         await asyncio.gather(self._serving, return_exceptions=True)
+        for sock in self._sockets or ():
+            sock.close()
 
     @property
     def url(self) -> str:
         """Where the application is served."""
         return f"http://{self.host}:{self.port}"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), for uvicorn to listen
+    on; a clear ImproperlyConfigured if it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fix = "pass another to serve_asgi(app, asgi_app, port=...) (0 takes a free one)"
+            raise ImproperlyConfigured(
+                f"serve_asgi: port {port} on {host} is in use: {fix}"
+            ) from None
+        raise ImproperlyConfigured(
+            f"serve_asgi: cannot listen on {host}:{port} ({exc.strerror or exc}): check the "
+            "host and port given to serve_asgi()"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve_asgi(

@@ -21,6 +21,7 @@ import pytest
 
 import faust
 from faust.contrib.asgi import (
+    AsgiService,
     FaustLifespanMiddleware,
     LoopMismatch,
     bind_to_running_loop,
@@ -293,3 +294,57 @@ async def test_the_middleware_runs_the_app_with_the_lifespan_protocol(app: faust
     ((failed),) = sent
     assert failed["type"] == "lifespan.startup.failed"
     assert failed["message"].startswith(f"faust: Faust app {app.conf.id!r} is already running")
+
+
+ASGI_WORKER = textwrap.dedent(
+    """
+    import os
+
+    import faust
+    from fastapi import FastAPI
+
+    from faust.contrib.asgi import serve_asgi
+
+    app = faust.App("asgi-port", web_enabled=False, datadir="data")
+    serve_asgi(app, FastAPI(), port=int(os.environ["API_PORT"]), log_config=None)
+    """
+)
+
+
+def test_serve_asgi_on_a_port_in_use_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    """Bound when the worker starts (not once the app is ready, by uvicorn, which would
+    log it and exit the process later): exit 1 and one line with the fix."""
+    from .test_cli_errors import _error_line, _faust
+
+    (tmp_path / "asgiport.py").write_text(ASGI_WORKER)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _faust("-A", "asgiport", "worker", cwd=tmp_path, env={"API_PORT": str(port)})
+    _error_line(
+        result, f"serve_asgi: port {port} on 127.0.0.1 is in use", "port=...", "0 takes a free one"
+    )
+
+
+async def test_serve_asgi_on_port_0_takes_a_free_one(app: faust.App) -> None:
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    serve_asgi(app, api, port=0, log_config=None)
+    loop = asyncio.get_running_loop()
+    async with faust_app_running(app):
+        service = next(s for s in app._running_services if isinstance(s, AsgiService))
+        assert service.port != 0
+        for _ in range(100):
+            try:
+                answer = await loop.run_in_executor(None, http, "GET", f"{service.url}/ping")
+                break
+            except urllib.error.URLError:
+                await asyncio.sleep(0.05)
+        assert answer == "pong"
