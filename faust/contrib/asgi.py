@@ -282,6 +282,13 @@ class AsgiService(Service):
             def capture_signals(self) -> Any:
                 yield
 
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets=sockets)
+                if sockets and self.started:
+                    # uvicorn says where it listens ("Uvicorn running on ...") only
+                    # for a socket it bound itself.
+                    self._log_started_message(sockets)
+
         options = dict(self.uvicorn_options)
         # Bound now, not once the app is ready: a port in use stops the worker at start
         # with the fix (uvicorn would log it and exit the process later). Not when

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -327,7 +328,9 @@ def test_serve_asgi_on_a_port_in_use_stops_the_worker_with_one_line(tmp_path: Pa
     )
 
 
-async def test_serve_asgi_on_port_0_takes_a_free_one(app: faust.App) -> None:
+async def test_serve_asgi_on_port_0_takes_a_free_one(
+    app: faust.App, caplog: pytest.LogCaptureFixture
+) -> None:
     from fastapi import FastAPI
 
     api = FastAPI()
@@ -336,6 +339,7 @@ async def test_serve_asgi_on_port_0_takes_a_free_one(app: faust.App) -> None:
     def ping() -> str:
         return "pong"
 
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     serve_asgi(app, api, port=0, log_config=None)
     loop = asyncio.get_running_loop()
     async with faust_app_running(app):
@@ -348,3 +352,5 @@ async def test_serve_asgi_on_port_0_takes_a_free_one(app: faust.App) -> None:
             except urllib.error.URLError:
                 await asyncio.sleep(0.05)
         assert answer == "pong"
+    # uvicorn's own line, as when it binds the port itself.
+    assert f"Uvicorn running on {service.url} (Press CTRL+C to quit)" in caplog.text
