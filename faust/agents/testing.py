@@ -47,7 +47,8 @@ class AgentTestWrapper:
         #: here instead of being sent to the dead-letter topic.
         self.dead_letters: list[tuple[Event, BaseException]] = []
         self.processed_offset = -1
-        #: The offset the next ``put()`` gives its event (how many were put), as in Faust.
+        #: The offset the next ``put()`` gives its event (how many were put), as in Faust;
+        #: with a ``channel``, its events and those sent to the channel share the numbers.
         self.sent_offset = 0
         self._gave_up: set[int] = set()  # offsets of the events the agent gave up on
         self._yielded: set[int] = set()  # offsets of the events the agent yielded for
@@ -111,10 +112,15 @@ class AgentTestWrapper:
         loop = asyncio.get_running_loop()
         processed: asyncio.Future[None] = loop.create_future()
         topic = getattr(self.agent.channel, "name", self.agent.name)
+        offset = self.sent_offset
+        if self._channel is not None:
+            # Numbered as what is sent to the channel: results are kept per offset, and
+            # an event put here must not take the offset of one sent there.
+            offset = self.sent_offset = next(self._channel._offsets)
         message = Message(
             topic,
             partition,
-            self.sent_offset,
+            offset,
             time.time() if timestamp is None else timestamp,
             None,
             None,
