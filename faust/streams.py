@@ -54,15 +54,6 @@ class Stream(Generic[T]):
     _sensed = False
     _sensor_state: dict[Any, Any] | None = None
 
-    def __new__(cls, app: Any, *args: Any, **kwargs: Any) -> Stream:
-        # Born in the class __aiter__ would switch it to: CPython keeps an object's
-        # attributes inline only for the class it was created as, and after a switch
-        # every attribute access is slower (~0.2 µs an event here).
-        sensors = getattr(app, "sensors", None)
-        if sensors is not None and sensors.stream_sensors and not cls._sensed:
-            cls = _sensed_class(cls)
-        return super().__new__(cls)
-
     def __init__(
         self,
         app: Any,
@@ -811,10 +802,6 @@ class Stream(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel!r}>"
-
-
-# What inspect.signature(Stream) shows: __init__'s parameters, not __new__'s catch-all.
-Stream.__new__.__signature__ = inspect.signature(Stream.__init__)  # type: ignore[attr-defined]
 
 
 class CombinedStream(Stream):

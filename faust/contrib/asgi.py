@@ -339,7 +339,6 @@ def _listen(host: str, port: int) -> socket.socket:
             f"serve_asgi: cannot listen on {host}:{port} ({exc.strerror or exc}): check the "
             "host and port given to serve_asgi()"
         ) from None
-    sock.set_inheritable(True)
     return sock
 
 
